@@ -1,0 +1,153 @@
+"""Apply parsed programs to documents, with the reference policy.
+
+Document level: the first `drop_doc()` or `keep_doc()` decides; no valid
+decision keeps the document.
+
+Chunk level (the document's chunk programs joined by newlines):
+
+1. line removals are checked against the original line count: a range that
+   starts past the last line is an error and ignored, one that ends past it is
+   an error and clipped;
+2. with more than `max_errors` errors the program is ignored ("reverted");
+3. otherwise the named original lines (0-based, ``text.split("\\n")``) are
+   removed and every `normalize` is applied in program order;
+4. the word-count rules of `ChunkPolicy` may then drop the document.
+
+Normalizations run after the removals so that a replacement containing a
+newline cannot shift the line numbers the program refers to; for
+replacements within lines (all real outputs) the order makes no difference.
+"""
+
+from __future__ import annotations
+
+from prox_spark.program.calls import DropDoc, KeepDoc, Normalize, RemoveLines
+from prox_spark.program.parser import parse_program
+from prox_spark.program.policy import DEFAULT_CHUNK_POLICY, ChunkPolicy
+from prox_spark.program.results import ProgramResult
+
+
+def run_doc_program(text: str, program: str, *, keep_by_default: bool = True) -> ProgramResult:
+    """Apply a document-level program: the first valid decision wins.
+
+    Example::
+
+        run_doc_program(doc, "drop_doc()").status   # "dropped"
+    """
+    text = text or ""
+    parsed = parse_program(program)
+    keep = keep_by_default
+    for call in parsed.calls:
+        if isinstance(call, DropDoc | KeepDoc):
+            keep = isinstance(call, KeepDoc)
+            break
+    words = len(text.split())
+    messages = tuple(str(e) for e in parsed.errors)
+    if keep:
+        return ProgramResult(text, "kept", len(parsed.errors), 0, 0, words, words, messages)
+    return ProgramResult("", "dropped", len(parsed.errors), 0, 0, words, 0, messages)
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    ranges.sort()
+    merged = [ranges[0]]
+    for start, end in ranges[1:]:
+        last_start, last_end = merged[-1]
+        if start <= last_end + 1:
+            if end > last_end:
+                merged[-1] = (last_start, end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _remove(text: str, ranges: list[tuple[int, int]]) -> tuple[str, int]:
+    lines = text.split("\n")
+    kept: list[str] = []
+    cursor = 0
+    removed = 0
+    for start, end in _merge(ranges):
+        kept.extend(lines[cursor:start])
+        removed += end - start + 1
+        cursor = end + 1
+    kept.extend(lines[cursor:])
+    return "\n".join(kept), removed
+
+
+def run_chunk_program(
+    text: str,
+    program: str,
+    *,
+    max_errors: int | None = None,
+    min_kept_ratio: float | None = None,
+    min_words: int | None = None,
+    policy: ChunkPolicy | None = None,
+) -> ProgramResult:
+    """Apply a document's chunk-level programs (joined by newlines) to it.
+
+    Thresholds default to the reference policy; pass them one by one or as a
+    `ChunkPolicy`.
+
+    Example::
+
+        run_chunk_program(doc, "remove_lines(line_start=0, line_end=2)").text
+    """
+    policy = policy or DEFAULT_CHUNK_POLICY
+    if max_errors is not None or min_kept_ratio is not None or min_words is not None:
+        policy = ChunkPolicy(
+            policy.max_errors if max_errors is None else max_errors,
+            policy.min_kept_ratio if min_kept_ratio is None else min_kept_ratio,
+            policy.min_words if min_words is None else min_words,
+        )
+    text = text or ""
+    parsed = parse_program(program)
+    messages = [str(e) for e in parsed.errors]
+    last_line = text.count("\n")
+    ranges: list[tuple[int, int]] = []
+    normalizations: list[Normalize] = []
+    for call in parsed.calls:
+        if isinstance(call, Normalize):
+            normalizations.append(call)
+        elif isinstance(call, RemoveLines):
+            if call.end is None:
+                ranges.append((0, last_line))
+            elif call.start > last_line:
+                messages.append(f"{call}: starts past the last line {last_line}; ignored")
+            elif call.end > last_line:
+                messages.append(f"{call}: ends past the last line {last_line}; clipped")
+                ranges.append((call.start, last_line))
+            else:
+                ranges.append((call.start, call.end))
+    errors = len(messages)
+    words_before = len(text.split())
+
+    refined = text
+    removed = applied = 0
+    reverted = errors > policy.max_errors
+    if not reverted:
+        if ranges:
+            refined, removed = _remove(refined, ranges)
+        for norm in normalizations:
+            replaced = refined.replace(norm.source, norm.target)
+            if replaced != refined:
+                applied += 1
+                refined = replaced
+    words_after = words_before if refined is text else len(refined.split())
+
+    too_little_kept = (
+        not reverted
+        and words_before > 0
+        and words_after / words_before <= policy.min_kept_ratio
+    )
+    if too_little_kept or words_after <= policy.min_words:
+        return ProgramResult(
+            "", "dropped", errors, removed, applied, words_before, 0, tuple(messages)
+        )
+    if reverted:
+        status = "reverted"
+    elif refined != text:
+        status = "edited"
+    else:
+        status = "kept"
+    return ProgramResult(
+        refined, status, errors, removed, applied, words_before, words_after, tuple(messages)
+    )

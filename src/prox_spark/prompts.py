@@ -1,0 +1,145 @@
+"""The exact prompts the released ProX refining models were trained on.
+
+Llama-2 chat format with the models' system prompt, written out here because
+the models' tokenizers carry no chat template. Prompts are returned *without*
+the BOS token: the engine adds exactly one when it tokenizes.
+
+    >>> doc_prompt("Hello", tok)                                # doctest: +SKIP
+    '[INST] <<SYS>>\\nYou are a helpful, respectful and honest assistant.\\n<</SYS>>\\n\\nHello [/INST]'
+
+Token counts follow the reference: a prompt's length includes its one BOS; a
+chunk line counts as ``len(tokenizer.encode("[NNN]line"))``, BOS included.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+SYSTEM_PROMPT = "You are a helpful, respectful and honest assistant."
+PROMPT_HEAD = f"[INST] <<SYS>>\n{SYSTEM_PROMPT}\n<</SYS>>\n\n"
+PROMPT_TAIL = " [/INST]"
+DOC_MAX_TOKENS = 2000
+CHUNK_MAX_TOKENS = 1500
+
+# Characters of document tried first per token of budget when a long document
+# is truncated; the window doubles until it holds enough tokens.
+_CHARS_PER_TOKEN_GUESS = 6
+
+
+class Tokenizer(Protocol):
+    """The part of a Hugging Face fast tokenizer the prompt builders use."""
+
+    backend_tokenizer: Any
+
+    def encode(self, text: str, *args: Any, **kwargs: Any) -> list[int]: ...
+
+
+def chat_prompt(user: str) -> str:
+    """Wrap a user turn in the Llama-2 chat format (no BOS)."""
+    return PROMPT_HEAD + user.rstrip() + PROMPT_TAIL
+
+
+def prompt_length(prompt: str, tokenizer: Tokenizer) -> int:
+    """Tokens the engine will see for `prompt`, its BOS included."""
+    return len(tokenizer.backend_tokenizer.encode(prompt, add_special_tokens=True).ids)
+
+
+def _prefix_within(text: str, tokenizer: Tokenizer, budget: int) -> str:
+    """The longest prefix of `text` whose own tokens number at most `budget`,
+    tokenizing only a window of the text a little longer than needed."""
+    backend = tokenizer.backend_tokenizer
+    window = max(64, budget * _CHARS_PER_TOKEN_GUESS)
+    while True:
+        piece = text[:window]
+        enc = backend.encode(piece, add_special_tokens=False)
+        if len(enc.ids) > budget or window >= len(text):
+            break
+        window *= 2
+    if len(enc.ids) <= budget:
+        return piece
+    if budget <= 0:
+        return ""
+    return piece[: enc.offsets[budget - 1][1]]
+
+
+def doc_prompt(text: str, tokenizer: Tokenizer, max_tokens: int = DOC_MAX_TOKENS) -> str:
+    """The document-level prompt, truncating the document so that the whole
+    prompt (BOS included) has at most `max_tokens` tokens and still ends with
+    ``" [/INST]"``.
+    """
+    overhead = prompt_length(chat_prompt(""), tokenizer)
+    if max_tokens < overhead:
+        raise ValueError(f"max_tokens={max_tokens} cannot hold the prompt frame ({overhead})")
+    budget = max_tokens - overhead
+    # A document shorter than its budget in characters cannot need truncation
+    # by more than a token of boundary effects, which the check below handles.
+    candidate = text if len(text) <= budget else _prefix_within(text, tokenizer, budget + 1)
+    while True:
+        prompt = chat_prompt(candidate)
+        excess = prompt_length(prompt, tokenizer) - max_tokens
+        if excess <= 0:
+            return prompt
+        budget = max(0, min(budget, _token_count(candidate, tokenizer)) - excess)
+        candidate = _prefix_within(candidate, tokenizer, budget)
+
+
+def _token_count(text: str, tokenizer: Tokenizer) -> int:
+    return len(tokenizer.backend_tokenizer.encode(text, add_special_tokens=False).ids)
+
+
+def number_line(index: int, line: str) -> str:
+    """``[NNN]line``: the line index zero-padded to 3 digits, no space after ``]``."""
+    return f"[{index:03d}]{line}"
+
+
+def _shorten_line(numbered: str, tokenizer: Tokenizer, max_tokens: int) -> tuple[str, int]:
+    """Cut an over-long numbered line so it alone counts at most `max_tokens`."""
+    backend = tokenizer.backend_tokenizer
+    budget = max_tokens
+    while True:
+        cut = _prefix_within(numbered, tokenizer, budget)
+        count = len(backend.encode(cut, add_special_tokens=True).ids)
+        if count <= max_tokens:
+            return cut, count
+        budget -= count - max_tokens
+
+
+def chunk_document(
+    text: str, tokenizer: Tokenizer, max_tokens: int = CHUNK_MAX_TOKENS
+) -> list[str]:
+    """Split a document into line-numbered chunks of at most `max_tokens` tokens.
+
+    Lines (``text.split("\\n")``) are numbered ``[NNN]`` and packed greedily in
+    order, each counted as ``len(tokenizer.encode("[NNN]line"))``. A line that
+    alone exceeds the budget is shortened (its number kept) so no chunk does.
+    """
+    numbered = [number_line(i, line) for i, line in enumerate(text.split("\n"))]
+    counts = [
+        len(enc.ids)
+        for enc in tokenizer.backend_tokenizer.encode_batch_fast(
+            numbered, add_special_tokens=True
+        )
+    ]
+    chunks: list[str] = []
+    current: list[str] = []
+    total = 0
+    for line, count in zip(numbered, counts, strict=True):
+        if count > max_tokens:
+            line, count = _shorten_line(line, tokenizer, max_tokens)
+        if current and total + count > max_tokens:
+            chunks.append("\n".join(current))
+            current, total = [], 0
+        current.append(line)
+        total += count
+    if current:
+        chunks.append("\n".join(current))
+    return chunks
+
+
+def chunk_prompt(chunk: str, tokenizer: Tokenizer | None = None) -> str:
+    """The chunk-level prompt: ``[doc]\\n{chunk}\\n[/doc]`` as the user turn.
+
+    `tokenizer` is accepted for symmetry with `doc_prompt`; the chunk's bound
+    was already enforced by `chunk_document`.
+    """
+    return chat_prompt(f"[doc]\n{chunk}\n[/doc]")

@@ -1,0 +1,3 @@
+"""Helpers that build tiny models offline, for tests, smoke jobs and benchmarks."""
+
+from __future__ import annotations

@@ -1,0 +1,107 @@
+"""Build a tiny Llama model and a Llama-style tokenizer with no download.
+
+The tokenizer follows the released models' conventions (`<unk>`=0, `<s>`=1,
+`</s>`=2, one BOS added on encode) so prompt code sees what it will see in
+production; the vocabulary is a small byte-level BPE trained on the spot.
+
+    >>> path = build_tiny_llama("/tmp/tiny")          # doctest: +SKIP
+    >>> LLM(model=str(path))                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+SPECIAL_TOKENS = ("<unk>", "<s>", "</s>")
+_MARKER = "prox-tiny.json"
+
+_BASE_CORPUS = (
+    "[INST] <<SYS>>\nYou are a helpful, respectful and honest assistant.\n<</SYS>>\n\n",
+    " [/INST]",
+    "[doc]\n[000]Home | About | Contact\n[001]Cookie notice\n[/doc]",
+    "drop_doc()\nkeep_doc()\nkeep_chunk()\n",
+    'remove_lines(line_start=0, line_end=5)\nnormalize(source_str="Click here", target_str="")\n',
+    "The quick brown fox jumps over the lazy dog. 0123456789 ,.;:!?'\"()[]{}<>=+-*/_#|",
+)
+
+
+def build_tokenizer(path: str | Path, corpus: Iterable[str] = (), vocab_size: int = 512) -> Path:
+    """Train a byte-level BPE tokenizer with Llama's special tokens and save it."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    path = Path(path)
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator([*_BASE_CORPUS, *corpus], trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        add_bos_token=True,
+        add_eos_token=False,
+    )
+    fast.save_pretrained(str(path))
+    return path
+
+
+def build_tiny_llama(
+    path: str | Path,
+    corpus: Iterable[str] = (),
+    *,
+    hidden_size: int = 128,
+    layers: int = 2,
+    vocab_size: int = 512,
+    max_positions: int = 2048,
+    seed: int = 0,
+) -> Path:
+    """Write a randomly initialised tiny `LlamaForCausalLM` plus tokenizer to `path`.
+
+    head_dim is 64, the smallest vLLM's CPU attention accepts.
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    build_tokenizer(path, corpus, vocab_size)
+    from transformers import AutoTokenizer
+
+    vocab = len(AutoTokenizer.from_pretrained(str(path)))
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=hidden_size // 64,
+        num_key_value_heads=1,
+        max_position_embeddings=max_positions,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+        tie_word_embeddings=False,
+        torch_dtype="float32",
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(str(path), safe_serialization=True)
+    (path / _MARKER).write_text(json.dumps({"hidden_size": hidden_size, "layers": layers}))
+    return path
+
+
+def is_tiny_model(path: str | Path) -> bool:
+    """True when `path` holds a complete model written by this module."""
+    return (Path(path) / _MARKER).is_file()

@@ -1,0 +1,63 @@
+"""Shared fixtures: a local Spark session with Delta, per-test Delta paths,
+and tiny Llama models built offline (cached across runs in the set-up cache)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+CACHE = Path(os.environ.get("PROX_SPARK_CACHE", Path.home() / ".cache" / "prox-spark"))
+LLAMA2_TOKENIZER = Path(__file__).resolve().parents[2] / "shared" / "llama2-tokenizer"
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    from prox_spark.session import get_spark
+
+    session = get_spark("prox-spark-tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def delta_path(tmp_path: Path) -> str:
+    """A fresh location for one Delta table."""
+    return str(tmp_path / "table")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random tiny Llama (hidden 128, 2 layers, head_dim 64) with a Llama-style tokenizer."""
+    from prox_spark.testing.tiny_llama import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def trained_model() -> Callable[[Sequence[tuple[str, str]]], Path]:
+    """Factory: a tiny model trained to answer each (prompt, program) pair,
+    cached by the pairs so a warm run does not train again."""
+    from prox_spark.testing.train_tiny import pairs_key, train_tiny_refiner
+
+    def make(pairs: Sequence[tuple[str, str]], steps: int = 300) -> Path:
+        path = CACHE / "test-models" / pairs_key(pairs, steps)
+        return train_tiny_refiner(path, pairs, steps=steps)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def llama2_tokenizer() -> object:
+    """The released models' tokenizer, when the shared folder is next to the checkout."""
+    if not (LLAMA2_TOKENIZER / "tokenizer.json").is_file():
+        pytest.skip("the Llama-2 tokenizer is not available on this machine")
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(LLAMA2_TOKENIZER))
