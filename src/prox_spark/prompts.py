@@ -4,8 +4,9 @@ Llama-2 chat format with the models' system prompt, written out here because
 the models' tokenizers carry no chat template. Prompts are returned *without*
 the BOS token: the engine adds exactly one when it tokenizes.
 
-    >>> doc_prompt("Hello", tok)                                # doctest: +SKIP
-    '[INST] <<SYS>>\\nYou are a helpful, respectful and honest assistant.\\n<</SYS>>\\n\\nHello [/INST]'
+    >>> doc_prompt("Hello", tok)  # doctest: +SKIP
+    '[INST] <<SYS>>\\nYou are a helpful, respectful and honest assistant.\\n'
+    '<</SYS>>\\n\\nHello [/INST]'
 
 Token counts follow the reference: a prompt's length includes its one BOS; a
 chunk line counts as ``len(tokenizer.encode("[NNN]line"))``, BOS included.

@@ -1,0 +1,43 @@
+"""Generated web-like documents and chunk programs for benchmarks (deterministic)."""
+
+from __future__ import annotations
+
+import random
+
+NAV = ["Home | About | Contact | Blog", "Skip to content", "Menu", "Search this site",
+       "Sign in | Register", "Share on Facebook Twitter Email"]
+FOOT = ["Copyright 2024 Example Media. All rights reserved.", "Privacy Policy | Terms of Use",
+        "We use cookies to improve your experience. Accept", "Follow us on social media"]
+WORDS = ("river valley town market history people water season light winter harvest "
+         "school music road bridge garden story family letter museum station paper "
+         "science energy forest mountain coast island village festival recipe bread").split()
+
+
+def sentence(rng: random.Random) -> str:
+    words = rng.choices(WORDS, k=rng.randint(8, 22))
+    return " ".join(words).capitalize() + "."
+
+
+def document(rng: random.Random) -> tuple[str, str]:
+    """A document of tens of lines and a program of a handful of calls for it."""
+    head = rng.sample(NAV, rng.randint(1, 4))
+    body = [" ".join(sentence(rng) for _ in range(rng.randint(1, 5)))
+            for _ in range(rng.randint(15, 60))]
+    url = f"http://example.com/page?id={rng.randint(1, 10**6)}, ref=home"
+    body[rng.randrange(len(body))] += f" Source: {url}"
+    foot = rng.sample(FOOT, rng.randint(1, 3))
+    lines = head + body + foot
+    n = len(lines)
+    calls = [f"remove_lines(line_start=0, line_end={len(head) - 1})",
+             f'normalize(source_str=" Source: {url}", target_str="")',
+             f"remove_lines(line_start={n - len(foot)}, line_end={n - 1})"]
+    if rng.random() < 0.5:
+        calls.append('normalize(source_str="Click here", target_str="")')
+    if rng.random() < 0.3:
+        calls.append("keep_chunk()")
+    return "\n".join(lines), "\n".join(calls)
+
+
+def corpus(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    return [document(rng) for _ in range(n)]
