@@ -13,8 +13,30 @@ WORDS = ("river valley town market history people water season light winter harv
          "science energy forest mountain coast island village festival recipe bread").split()
 
 
+SYLLABLES = ("ka to ri men sa lo ve na tur pi gel or an es ith qu bra dem fol "
+             "hy str ow ix el um pa ro ne si").split()
+PUNCT = ["", "", "", "", ",", ".", ";", ":", "!", "?", ")", "'s"]
+
+
+def _vocabulary(size: int = 30000, seed: int = 7) -> list[str]:
+    rng = random.Random(seed)
+    words = list(WORDS)
+    while len(words) < size:
+        words.append("".join(rng.choices(SYLLABLES, k=rng.randint(1, 4))))
+    return words
+
+
+VOCABULARY = _vocabulary()
+# Zipf-like word frequencies, as in natural text.
+ZIPF = [1.0 / (rank + 1) for rank in range(len(VOCABULARY))]
+
+
 def sentence(rng: random.Random) -> str:
-    words = rng.choices(WORDS, k=rng.randint(8, 22))
+    words = rng.choices(VOCABULARY, weights=ZIPF, k=rng.randint(8, 22))
+    words = [w.capitalize() if rng.random() < 0.08 else w for w in words]
+    words = [w + rng.choice(PUNCT) for w in words]
+    if rng.random() < 0.1:
+        words.insert(rng.randrange(len(words)), str(rng.randint(0, 100000)))
     return " ".join(words).capitalize() + "."
 
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from naive_chunker import naive_chunks
+from prox_spark.testing.naive_chunker import naive_chunks
 from prox_spark.prompts import (
     PROMPT_HEAD,
     PROMPT_TAIL,
@@ -150,3 +150,24 @@ def test_line_numbers_past_999_are_written_in_full(tokenizer):
 
 def test_empty_document_is_one_empty_numbered_line(tokenizer):
     assert chunk_document("", tokenizer) == ["[000]"]
+
+
+def test_line_counts_equal_encode_on_arbitrary_lines(tokenizer):
+    """The segment-cached counter (Llama) and batch encoding (others) both give
+    exactly ``len(tokenizer.encode(line))`` on any line."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from prox_spark.prompts import _line_counter
+
+    counter = _line_counter(tokenizer)
+    pieces = st.sampled_from([" ", "  ", "\t", "<s>", "</s>", "▁", "[001]", "]", "a", "é",
+                              "東", "🙂", "\u00a0", "\u200b", "word", "Word,", "\r"])
+    lines = st.one_of(st.text(max_size=40), st.lists(pieces, max_size=20).map("".join))
+
+    @settings(max_examples=300, deadline=None)
+    @given(batch=st.lists(lines.map(lambda s: "[012]" + s), min_size=1, max_size=8))
+    def check(batch):
+        assert counter.counts(batch) == [len(tokenizer.encode(line)) for line in batch]
+
+    check()

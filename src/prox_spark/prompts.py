@@ -14,6 +14,9 @@ chunk line counts as ``len(tokenizer.encode("[NNN]line"))``, BOS included.
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 SYSTEM_PROMPT = "You are a helpful, respectful and honest assistant."
@@ -105,6 +108,114 @@ def _shorten_line(numbered: str, tokenizer: Tokenizer, max_tokens: int) -> tuple
         budget -= count - max_tokens
 
 
+_SEGMENT = re.compile(r"[^ ]+| +[^ ]*")
+_SEGMENT_CACHE_LIMIT = 500_000
+
+
+class _LineCounter:
+    """Counts ``len(tokenizer.encode(line))`` for many lines at once.
+
+    For SentencePiece-style BPE tokenizers (Llama's: Metaspace pre-tokenizer
+    without splitting, no normalizer, and no vocabulary entry with "▁" after
+    another character) no token crosses the start of a space run, so a line's
+    count is its special tokens plus the counts of its space-led segments.
+    Segments repeat across lines and documents, so they are counted once (by
+    the BPE model directly) and cached; lines holding special-token text are
+    encoded whole, as are lines holding a literal "▁". Other tokenizers get plain batch encoding. Either way the
+    counts are exactly those of `encode`; a self-check on awkward probe lines
+    at construction falls back to plain encoding if they ever differ.
+    """
+
+    _PROBES = (
+        "[000]Hello world", "[001]  two  spaces  ", "[002]\ttab\tand end ",
+        "[003]école 東京 🙂 naïve", "[004]a,b;c (x) y=z [005] ]]", "[1000]",
+        "[006]  ", "[007]x" + " " * 7 + "y", "[008]<s>literal</s> <unk>",
+    )
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.backend = tokenizer.backend_tokenizer
+        self.special = [t.content for t in self.backend.get_added_tokens_decoder().values()]
+        self.extra = len(self.backend.encode("a", add_special_tokens=True).ids) - len(
+            self.backend.encode("a", add_special_tokens=False).ids
+        )
+        self.cache: dict[str, int] = {}
+        self.segmented = self._segmentable()
+        if self.segmented and self.counts(list(self._PROBES)) != self._plain(self._PROBES):
+            self.segmented = False
+            self.cache.clear()
+
+    def _segmentable(self) -> bool:
+        try:
+            spec = json.loads(self.backend.to_str())
+        except Exception:
+            return False
+        pre = spec.get("pre_tokenizer") or {}
+        if (
+            spec.get("normalizer") is not None
+            or (spec.get("model") or {}).get("type") != "BPE"
+            or (spec.get("model") or {}).get("dropout") not in (None, 0, 0.0)
+            or pre.get("type") != "Metaspace"
+            or pre.get("split") is not False
+            or pre.get("prepend_scheme") not in ("first", "always")
+            or pre.get("replacement") != "\u2581"
+        ):
+            return False
+        return not any(
+            token[i] == "\u2581" and token[i - 1] != "\u2581"
+            for token in self.backend.get_vocab()
+            for i in range(1, len(token))
+        )
+
+    def _plain(self, lines: Sequence[str]) -> list[int]:
+        return [len(e.ids) for e in self.backend.encode_batch_fast(list(lines))]
+
+    def counts(self, lines: list[str]) -> list[int]:
+        if not self.segmented:
+            return self._plain(lines)
+        if len(self.cache) > _SEGMENT_CACHE_LIMIT:
+            self.cache.clear()
+        special = self.special
+        tokenize = self.backend.model.tokenize
+        cache = self.cache
+        get = cache.get
+        findall = _SEGMENT.findall
+        out: list[int] = []
+        for line in lines:
+            segments = findall(line)
+            if (
+                not segments
+                or "\u2581" in line
+                or ("<" in line and any(s in line for s in special))
+            ):
+                out.append(len(self.backend.encode(line, add_special_tokens=True).ids))
+                continue
+            head = segments[0].replace(" ", "\u2581")
+            if head[0] != "\u2581":
+                head = "\u2581" + head
+            total = self.extra + len(tokenize(head))
+            for segment in segments[1:]:
+                count = get(segment)
+                if count is None:
+                    count = cache[segment] = len(tokenize(segment.replace(" ", "\u2581")))
+                total += count
+            out.append(total)
+        return out
+
+
+_COUNTERS: dict[int, tuple[Any, _LineCounter]] = {}
+
+
+def _line_counter(tokenizer: Tokenizer) -> _LineCounter:
+    backend = tokenizer.backend_tokenizer
+    held = _COUNTERS.get(id(backend))
+    if held is None or held[0] is not backend:
+        if len(_COUNTERS) > 8:
+            _COUNTERS.clear()
+        held = (backend, _LineCounter(tokenizer))
+        _COUNTERS[id(backend)] = held
+    return held[1]
+
+
 def chunk_document(
     text: str, tokenizer: Tokenizer, max_tokens: int = CHUNK_MAX_TOKENS
 ) -> list[str]:
@@ -115,12 +226,7 @@ def chunk_document(
     alone exceeds the budget is shortened (its number kept) so no chunk does.
     """
     numbered = [number_line(i, line) for i, line in enumerate(text.split("\n"))]
-    counts = [
-        len(enc.ids)
-        for enc in tokenizer.backend_tokenizer.encode_batch_fast(
-            numbered, add_special_tokens=True
-        )
-    ]
+    counts = _line_counter(tokenizer).counts(numbered)
     chunks: list[str] = []
     current: list[str] = []
     total = 0
