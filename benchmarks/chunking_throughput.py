@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workload import corpus  # noqa: E402
+from workload import corpus
 
-from prox_spark.prompts import _COUNTERS, chunk_document  # noqa: E402
-from prox_spark.testing.naive_chunker import naive_chunks  # noqa: E402
+from prox_spark.prompts import _COUNTERS, chunk_document
+from prox_spark.testing.naive_chunker import naive_chunks
 
 
 def load_tokenizer(path: str | None):

@@ -6,7 +6,6 @@ import random
 
 import pytest
 
-from prox_spark.testing.naive_chunker import naive_chunks
 from prox_spark.prompts import (
     PROMPT_HEAD,
     PROMPT_TAIL,
@@ -15,6 +14,7 @@ from prox_spark.prompts import (
     doc_prompt,
     prompt_length,
 )
+from prox_spark.testing.naive_chunker import naive_chunks
 
 HEAD = (
     "[INST] <<SYS>>\nYou are a helpful, respectful and honest assistant.\n<</SYS>>\n\n"

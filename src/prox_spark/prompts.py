@@ -120,10 +120,11 @@ class _LineCounter:
     another character) no token crosses the start of a space run, so a line's
     count is its special tokens plus the counts of its space-led segments.
     Segments repeat across lines and documents, so they are counted once (by
-    the BPE model directly) and cached; lines holding special-token text are
-    encoded whole, as are lines holding a literal "▁". Other tokenizers get plain batch encoding. Either way the
-    counts are exactly those of `encode`; a self-check on awkward probe lines
-    at construction falls back to plain encoding if they ever differ.
+    the BPE model directly) and cached; lines holding special-token text or a
+    literal "▁" are encoded whole. Other tokenizers get plain batch encoding.
+    Either way the counts are exactly those of `encode`; a self-check on
+    awkward probe lines at construction falls back to plain encoding if they
+    ever differ.
     """
 
     _PROBES = (
