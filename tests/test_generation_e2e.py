@@ -24,7 +24,7 @@ def refiner_config(trained_model) -> EngineConfig:
 def test_trained_model_answers_its_prompts_directly(refiner_config):
     engine = get_engine(refiner_config)
     prompts = [p for p, _ in training_pairs()]
-    answers = [g.text for g in engine.generate(prompts, max_new_tokens=64)]
+    answers = [g.text.strip() for g in engine.generate(prompts, max_new_tokens=64)]
     assert answers == [c for _, c in training_pairs()]
 
 

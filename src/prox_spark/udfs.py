@@ -76,6 +76,12 @@ def _generate_safely(
         return results
 
 
+def _program_text(gen: Generation) -> str | None:
+    # Llama-style models start their answer with a word-initial "▁", which
+    # decodes as a leading space; programs are stored without it.
+    return None if gen.text is None else gen.text.strip()
+
+
 def doc_programs(
     texts: Sequence[Any],
     engine_for: Callable[[], Engine],
@@ -101,7 +107,7 @@ def doc_programs(
             errors[i] = f"prompt failed: {exc}"
     if engine is not None:
         for i, gen in zip(rows, _generate_safely(engine, prompts, max_new_tokens), strict=True):
-            programs[i], errors[i] = gen.text, gen.error
+            programs[i], errors[i] = _program_text(gen), gen.error
     return programs, errors
 
 
@@ -145,7 +151,7 @@ def chunk_programs(
         for i, gen in zip(owners, _generate_safely(engine, prompts, max_new_tokens), strict=True):
             row = programs[i]
             assert row is not None
-            row.append(gen.text or "")
+            row.append(_program_text(gen) or "")
             if gen.error is not None:
                 note = f"chunk {len(row) - 1}: {gen.error}"
                 errors[i] = note if errors[i] is None else f"{errors[i]}; {note}"

@@ -1,8 +1,9 @@
 """Build a tiny Llama model and a Llama-style tokenizer with no download.
 
 The tokenizer follows the released models' conventions (`<unk>`=0, `<s>`=1,
-`</s>`=2, one BOS added on encode) so prompt code sees what it will see in
-production; the vocabulary is a small byte-level BPE trained on the spot.
+`</s>`=2, one BOS added on encode, SentencePiece-style BPE with byte
+fallback) so prompt code sees what it will see in production; only the
+vocabulary is small and trained on the spot.
 
     >>> path = build_tiny_llama("/tmp/tiny")          # doctest: +SKIP
     >>> LLM(model=str(path))                           # doctest: +SKIP
@@ -28,21 +29,45 @@ _BASE_CORPUS = (
 
 
 def build_tokenizer(path: str | Path, corpus: Iterable[str] = (), vocab_size: int = 512) -> Path:
-    """Train a byte-level BPE tokenizer with Llama's special tokens and save it."""
+    """Train a SentencePiece-style BPE tokenizer shaped like Llama-2's and save it.
+
+    Same pipeline as the released models' tokenizer: no normalizer, a
+    Metaspace pre-tokenizer (``▁`` for spaces, prepended once, no splitting),
+    BPE with byte fallback (ids 3..258 are ``<0x00>``..``<0xFF>``), Llama's
+    decoder, and one ``<s>`` added on encode. Merges are learnt within words,
+    so, as in Llama's vocabulary, ``▁`` only ever starts a token.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     path = Path(path)
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
+    texts = [*_BASE_CORPUS, *corpus]
+    learner = Tokenizer(models.BPE(unk_token="<unk>"))
+    learner.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="first", split=True)
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
+        vocab_size=max(vocab_size - 256, 64),
         special_tokens=list(SPECIAL_TOKENS),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator([*_BASE_CORPUS, *corpus], trainer=trainer)
+    learner.train_from_iterator(texts, trainer=trainer)
+    learnt = json.loads(learner.to_str())["model"]
+    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
+    for byte in range(256):
+        vocab[f"<0x{byte:02X}>"] = len(vocab)
+    for token, _ in sorted(learnt["vocab"].items(), key=lambda item: item[1]):
+        vocab.setdefault(token, len(vocab))
+    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in learnt["merges"]]
+
+    tok = Tokenizer(
+        models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True,
+                   fuse_unk=True)
+    )
+    tok.add_special_tokens(list(SPECIAL_TOKENS))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="first", split=False)
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+         decoders.Strip(" ", 1, 0)]
+    )
     tok.post_processor = processors.TemplateProcessing(
         single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)]
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from prox_spark.testing.tiny_llama import build_tiny_llama, is_tiny_model
 
-TRAINING_VERSION = 1
+TRAINING_VERSION = 2
 
 
 def pairs_key(pairs: Sequence[tuple[str, str]], steps: int) -> str:
