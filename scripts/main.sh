@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job. Sets up (or reuses) the cached environment, then runs it.
-# Extra arguments go to the job.
+# The main job: refine the sample corpus with conf/local.yaml into output/refined.
+# Sets up (or reuses) the cached environment first. Extra arguments go to
+# `prox-spark run`, e.g. --doc-model DIR --chunk-model DIR --limit 50.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/setup.sh
 set -euo pipefail
-python jobs/smoke.py "$@"
+prox-spark run conf/local.yaml "$@"

@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/setup.sh
 set -euo pipefail
-ruff check src tests benchmarks jobs
+ruff check src tests benchmarks jobs scripts
 python -m pytest -m "" "$@"

@@ -185,7 +185,20 @@ class Engine:
 
 _LOCK = threading.Lock()
 _ENGINES: dict[EngineConfig, Engine] = {}
+_TOKENIZERS: dict[str, Any] = {}
 _CREATED = 0
+
+
+def get_tokenizer(name: str) -> Any:
+    """The Hugging Face tokenizer of a model directory or id, cached per process
+    (loads no model weights)."""
+    with _LOCK:
+        tok = _TOKENIZERS.get(name)
+        if tok is None:
+            from transformers import AutoTokenizer
+
+            tok = _TOKENIZERS[name] = AutoTokenizer.from_pretrained(name)
+        return tok
 
 
 def get_engine(config: EngineConfig) -> Engine:

@@ -251,3 +251,13 @@ def chunk_prompt(chunk: str, tokenizer: Tokenizer | None = None) -> str:
     was already enforced by `chunk_document`.
     """
     return chat_prompt(f"[doc]\n{chunk}\n[/doc]")
+
+
+def token_counts(texts: Sequence[str], tokenizer: Tokenizer) -> list[int]:
+    """Tokens of each text without special tokens, exactly as ``encode`` counts them.
+
+    Uses the same cached segment counting as `chunk_document`, so counting a
+    corpus costs a fraction of tokenizing it.
+    """
+    counter = _line_counter(tokenizer)
+    return [max(0, n - counter.extra) for n in counter.counts(list(texts))]

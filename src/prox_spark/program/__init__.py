@@ -20,6 +20,7 @@ from prox_spark.program.calls import (
     RemoveLines,
     quote,
 )
+from prox_spark.program.combine import refine_document
 from prox_spark.program.interpreter import run_chunk_program, run_doc_program
 from prox_spark.program.parser import ParsedProgram, ProgramError, parse_program
 from prox_spark.program.policy import DEFAULT_CHUNK_POLICY, ChunkPolicy
@@ -42,6 +43,7 @@ __all__ = [
     "Status",
     "parse_program",
     "quote",
+    "refine_document",
     "run_chunk_program",
     "run_doc_program",
 ]

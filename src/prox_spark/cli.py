@@ -1,0 +1,58 @@
+"""`prox-spark run CONFIG [...]`: the command-line entry point.
+
+Exit codes: 0 success, 1 the job failed, 2 the configuration is wrong (nothing
+was written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from prox_spark.config import FORMATS, ConfigError, load_config
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="prox-spark", description="Refine a text corpus the ProX way on Spark."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the refinement job of a YAML config")
+    run.add_argument("config", help="YAML file, e.g. conf/local.yaml")
+    run.add_argument("--input", help="source table path (overrides input.path)")
+    run.add_argument("--input-format", choices=FORMATS, help="overrides input.format")
+    run.add_argument("--output", help="refined Delta table path (overrides output.path)")
+    run.add_argument("--doc-model", help="doc-level model directory or hub id")
+    run.add_argument("--chunk-model", help="chunk-level model directory or hub id")
+    run.add_argument("--limit", type=int, help="refine at most N documents")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[prox-spark] %(message)s", stream=sys.stderr)
+    overrides = {
+        "input": args.input, "input_format": args.input_format, "output": args.output,
+        "doc_model": args.doc_model, "chunk_model": args.chunk_model, "limit": args.limit,
+    }
+    try:
+        config = load_config(args.config, overrides)
+    except ConfigError as exc:
+        print(f"prox-spark: configuration error: {exc}", file=sys.stderr)
+        return 2
+    from prox_spark.pipeline import run_pipeline
+
+    try:
+        summary = run_pipeline(config)
+    except ValueError as exc:
+        print(f"prox-spark: {exc}", file=sys.stderr)
+        return 2
+    print(summary.render())
+    print(f"refined table: {config.output}\nmetrics table: {config.metrics}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,322 @@
+"""Pipeline configuration: YAML in, validated dataclasses out.
+
+Every problem is reported as one `ConfigError` naming the field, before any
+Spark work starts: unknown keys, wrong types, a model that cannot be found,
+an unreadable input, an output that is not a Delta location.
+
+    >>> cfg = load_config("conf/local.yaml", {"limit": 20})  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prox_spark.delta import TableRef
+from prox_spark.engine import CHUNK_MAX_NEW_TOKENS, DOC_MAX_NEW_TOKENS, EngineConfig
+from prox_spark.program import ChunkPolicy
+from prox_spark.prompts import CHUNK_MAX_TOKENS, DOC_MAX_TOKENS
+from prox_spark.udfs import DEFAULT_MAX_DOC_CHARS
+
+FORMATS = ("delta", "parquet", "jsonl")
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
+_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:/")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the dotted name of the field at fault."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    ref: TableRef
+    format: str = "delta"
+    id_column: str | None = "id"
+    text_column: str = "text"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    engine: EngineConfig
+    max_new_tokens: int
+    max_prompt_tokens: int
+    max_doc_chars: int = DEFAULT_MAX_DOC_CHARS
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    input: InputConfig
+    output: TableRef
+    metrics: TableRef
+    doc_model: ModelConfig | None
+    chunk_model: ModelConfig | None
+    policy: ChunkPolicy = field(default_factory=ChunkPolicy)
+    partitions: int = 2
+    spark_conf: Mapping[str, str] = field(default_factory=dict)
+    limit: int | None = None
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(where, f"expected a mapping, got {type(value).__name__}")
+    return dict(value)
+
+
+def _check_keys(section: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    for key in section:
+        if key not in allowed:
+            raise ConfigError(
+                f"{where}.{key}" if where else str(key),
+                f"unknown key; expected one of {', '.join(allowed)}",
+            )
+
+
+def _typed(section: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str,
+           default: Any = None) -> Any:
+    value = section.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise ConfigError(f"{where}.{key}", f"expected a number, got {value!r}")
+    if not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ConfigError(f"{where}.{key}", f"expected {names}, got {value!r}")
+    return value
+
+
+def _positive(value: Any, where: str) -> Any:
+    if value is not None and value <= 0:
+        raise ConfigError(where, f"must be positive, got {value}")
+    return value
+
+
+def _table_ref(section: Mapping[str, Any], where: str) -> TableRef:
+    path = _typed(section, "path", str, where)
+    table = _typed(section, "table", str, where)
+    if (path is None) == (table is None):
+        raise ConfigError(where, "give exactly one of `path` or `table`")
+    if table is not None and not _TABLE_NAME.match(table):
+        raise ConfigError(f"{where}.table", f"{table!r} is not a valid table name")
+    if path is not None:
+        if not path.strip() or "\x00" in path:
+            raise ConfigError(f"{where}.path", f"{path!r} is not a valid path")
+        if not _URI.match(path):
+            path = str(Path(path).expanduser().resolve())
+    return TableRef(path=path, table=table)
+
+
+def _is_local(path: str) -> bool:
+    return not _URI.match(path) or path.startswith("file:/")
+
+
+def _local(path: str) -> Path:
+    return Path(path[5:] if path.startswith("file:") else path)
+
+
+def _check_input(inp: InputConfig) -> None:
+    if inp.ref.path is None or not _is_local(inp.ref.path):
+        return
+    path = _local(inp.ref.path)
+    if not path.exists():
+        raise ConfigError("input.path", f"{path} does not exist")
+    if not os.access(path, os.R_OK):
+        raise ConfigError("input.path", f"{path} is not readable")
+    if inp.format == "delta" and not (path / "_delta_log").is_dir():
+        raise ConfigError("input.path", f"{path} is not a Delta table (no _delta_log)")
+
+
+def _check_output(ref: TableRef, where: str) -> None:
+    if ref.path is None or not _is_local(ref.path):
+        return
+    path = _local(ref.path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{where}.path", f"{path} is a file, not a Delta location")
+    if path.is_dir() and any(path.iterdir()) and not (path / "_delta_log").is_dir():
+        raise ConfigError(
+            f"{where}.path", f"{path} exists, is not empty and is not a Delta table"
+        )
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"{where}.path", f"{parent} is not writable")
+
+
+def check_model_available(name: str, where: str) -> None:
+    """Fail with a helpful message when a model is neither a local directory
+    nor downloadable (the hub is unreachable, or offline mode is on)."""
+    hint = (
+        f"Point the job at a local copy instead, e.g. `prox-spark run CONFIG "
+        f"--{where.split('.')[0].replace('_', '-')} /path/to/model_dir` (a directory "
+        "holding config.json, the weights and the tokenizer)."
+    )
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ConfigError(where, f"directory {path} has no config.json. {hint}")
+        return
+    if not _HUB_ID.match(name):
+        raise ConfigError(where, f"{name!r} is neither a model directory nor a hub id. {hint}")
+    try:
+        from huggingface_hub import snapshot_download
+
+        snapshot_download(name, allow_patterns=["config.json"],
+                          local_files_only=os.environ.get("HF_HUB_OFFLINE") == "1",
+                          etag_timeout=10)
+    except Exception as exc:
+        raise ConfigError(
+            where,
+            f"cannot find model {name!r}: it is not a local directory and it could not be "
+            f"fetched from the Hugging Face hub ({type(exc).__name__}). {hint}",
+        ) from None
+
+
+_MODEL_KEYS = ("model", "tokenizer", "dtype", "max_model_len", "kv_cache_gib",
+               "cpu_kv_cache_gib", "gpu_memory_utilization", "tensor_parallel_size",
+               "max_num_seqs", "enforce_eager", "seed", "max_new_tokens",
+               "max_prompt_tokens", "max_doc_chars")
+
+
+def _model(raw: Any, where: str, new_tokens: int, prompt_tokens: int,
+           check: bool) -> ModelConfig | None:
+    if raw is None:
+        return None
+    section = _mapping(raw, where)
+    _check_keys(section, _MODEL_KEYS, where)
+    name = _typed(section, "model", str, where)
+    if not name:
+        raise ConfigError(f"{where}.model", "a model directory or hub id is required")
+    engine_args: dict[str, Any] = {"model": name}
+    for key, kind in (("tokenizer", str), ("dtype", str), ("max_model_len", int),
+                      ("kv_cache_gib", (int, float)), ("cpu_kv_cache_gib", (int, float)),
+                      ("gpu_memory_utilization", (int, float)),
+                      ("tensor_parallel_size", int), ("max_num_seqs", int),
+                      ("enforce_eager", bool), ("seed", int)):
+        value = _typed(section, key, kind, where)
+        if value is not None:
+            engine_args[key] = value
+    try:
+        engine = EngineConfig(**engine_args)
+    except ValueError as exc:
+        raise ConfigError(where, str(exc)) from None
+    if check:
+        check_model_available(name, f"{where}.model")
+    return ModelConfig(
+        engine=engine,
+        max_new_tokens=_positive(_typed(section, "max_new_tokens", int, where, new_tokens),
+                                 f"{where}.max_new_tokens"),
+        max_prompt_tokens=_positive(
+            _typed(section, "max_prompt_tokens", int, where, prompt_tokens),
+            f"{where}.max_prompt_tokens"),
+        max_doc_chars=_positive(
+            _typed(section, "max_doc_chars", int, where, DEFAULT_MAX_DOC_CHARS),
+            f"{where}.max_doc_chars"),
+    )
+
+
+TOP_KEYS = ("input", "output", "metrics", "doc_model", "chunk_model", "policy", "spark", "limit")
+
+
+def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = True
+                 ) -> PipelineConfig:
+    """Validate a configuration mapping (as read from YAML)."""
+    top = _mapping(raw, "config")
+    _check_keys(top, TOP_KEYS, "")
+    inp_raw = _mapping(top.get("input"), "input")
+    _check_keys(inp_raw, ("path", "table", "format", "id_column", "text_column"), "input")
+    fmt = _typed(inp_raw, "format", str, "input", "delta")
+    if fmt not in FORMATS:
+        raise ConfigError("input.format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
+    id_column = _typed(inp_raw, "id_column", str, "input", "id")
+    text_column = _typed(inp_raw, "text_column", str, "input", "text")
+    for key, col in (("id_column", id_column), ("text_column", text_column)):
+        if col is not None and not _COLUMN.match(col):
+            raise ConfigError(f"input.{key}", f"{col!r} is not a plain column name")
+    inp = InputConfig(_table_ref(inp_raw, "input"), fmt, id_column, text_column)
+
+    out_raw = _mapping(top.get("output"), "output")
+    _check_keys(out_raw, ("path", "table"), "output")
+    output = _table_ref(out_raw, "output")
+    if "metrics" in top:
+        met_raw = _mapping(top.get("metrics"), "metrics")
+        _check_keys(met_raw, ("path", "table"), "metrics")
+        metrics = _table_ref(met_raw, "metrics")
+    elif output.path is not None:
+        metrics = TableRef(path=output.path.rstrip("/") + "_metrics")
+    else:
+        metrics = TableRef(table=f"{output.table}_metrics")
+
+    pol_raw = _mapping(top.get("policy"), "policy")
+    _check_keys(pol_raw, ("max_errors", "min_kept_ratio", "min_words"), "policy")
+    try:
+        policy = ChunkPolicy(**pol_raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError("policy", str(exc)) from None
+
+    spark_raw = _mapping(top.get("spark"), "spark")
+    _check_keys(spark_raw, ("partitions", "conf"), "spark")
+    partitions = _positive(_typed(spark_raw, "partitions", int, "spark", 2), "spark.partitions")
+    conf = _mapping(spark_raw.get("conf"), "spark.conf")
+    limit = _positive(_typed(top, "limit", int, "config"), "limit")
+
+    doc = _model(top.get("doc_model"), "doc_model", DOC_MAX_NEW_TOKENS, DOC_MAX_TOKENS,
+                 check_models)
+    chunk = _model(top.get("chunk_model"), "chunk_model", CHUNK_MAX_NEW_TOKENS,
+                   CHUNK_MAX_TOKENS, check_models)
+    if doc is None and chunk is None:
+        raise ConfigError("doc_model", "configure doc_model, chunk_model or both")
+    if check_paths:
+        _check_input(inp)
+        _check_output(output, "output")
+        _check_output(metrics, "metrics")
+    return PipelineConfig(inp, output, metrics, doc, chunk, policy, partitions,
+                          {str(k): str(v) for k, v in conf.items()}, limit)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Command-line overrides onto a raw config: input, input_format, output,
+    doc_model, chunk_model, limit (None values are ignored)."""
+    raw = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in raw.items()}
+    if overrides.get("input") is not None:
+        raw["input"] = {**_mapping(raw.get("input"), "input"), "path": overrides["input"]}
+        raw["input"].pop("table", None)
+    if overrides.get("input_format") is not None:
+        raw["input"] = {**_mapping(raw.get("input"), "input"),
+                        "format": overrides["input_format"]}
+    if overrides.get("output") is not None:
+        raw["output"] = {"path": overrides["output"]}
+        raw.pop("metrics", None)
+    for key in ("doc_model", "chunk_model"):
+        if overrides.get(key) is not None:
+            raw[key] = {**_mapping(raw.get(key), key), "model": overrides[key]}
+    if overrides.get("limit") is not None:
+        raw["limit"] = overrides["limit"]
+    return raw
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None,
+                **checks: bool) -> PipelineConfig:
+    """Read a YAML file, apply overrides, validate. Relative paths in the file
+    are taken relative to the current directory."""
+    import yaml
+
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError("config", f"{file} does not exist or is not a file")
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError("config", f"{file} is not valid YAML: {exc}") from None
+    return parse_config(apply_overrides(_mapping(raw, "config"), overrides or {}), **checks)

@@ -1,0 +1,13 @@
+"""Spark stages: DataFrame in, DataFrame out (`df.transform(stage)`).
+
+    >>> refined = (df.transform(DocRefiner(doc_engine))            # doctest: +SKIP
+    ...              .transform(ChunkRefiner(chunk_engine)))
+"""
+
+from __future__ import annotations
+
+from prox_spark.stages.apply import ProgramApplier
+from prox_spark.stages.base import Stage
+from prox_spark.stages.model_stages import ChunkRefiner, DocRefiner
+
+__all__ = ["ChunkRefiner", "DocRefiner", "ProgramApplier", "Stage"]

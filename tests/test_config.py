@@ -1,0 +1,145 @@
+"""Configuration errors: one clear message naming the field, exit code 2,
+nothing written, no Spark started."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from prox_spark.cli import main
+from prox_spark.config import ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "model"
+    path.mkdir()
+    (path / "config.json").write_text("{}")
+    return path
+
+
+@pytest.fixture
+def base(tmp_path: Path, model_dir: Path) -> dict:
+    corpus = tmp_path / "in.jsonl"
+    corpus.write_text('{"id": 1, "text": "hello"}\n')
+    return {
+        "input": {"path": str(corpus), "format": "jsonl"},
+        "output": {"path": str(tmp_path / "out")},
+        "doc_model": {"model": str(model_dir)},
+        "chunk_model": {"model": str(model_dir)},
+    }
+
+
+def write(tmp_path: Path, raw: object, text: str | None = None) -> Path:
+    path = tmp_path / "conf.yaml"
+    path.write_text(text if text is not None else yaml.safe_dump(raw))
+    return path
+
+
+def test_the_shipped_configs_are_valid():
+    for name in ("local.yaml", "gpu_cluster.yaml"):
+        cfg = load_config(ROOT / "conf" / name, check_models=False, check_paths=False)
+        assert cfg.doc_model is not None and cfg.chunk_model is not None
+    local = load_config(ROOT / "conf" / "local.yaml", check_models=False, check_paths=False)
+    assert local.doc_model.engine.model == "gair-prox/web-doc-refining-lm"
+    assert local.chunk_model.engine.model == "gair-prox/web-chunk-refining-lm"
+    assert local.policy.max_errors == 1 and local.policy.min_words == 10
+
+
+def test_a_valid_config_loads(tmp_path, base):
+    cfg = load_config(write(tmp_path, base))
+    assert cfg.input.format == "jsonl"
+    assert cfg.metrics.path == cfg.output.path + "_metrics"
+
+
+def _break(base: dict, tmp_path: Path, case: str) -> tuple[dict, str | None]:
+    raw = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    if case == "unknown-key":
+        raw["outptu"] = {"path": "x"}
+        return raw, "outptu: unknown key"
+    if case == "unknown-nested-key":
+        raw["doc_model"]["modle"] = "x"
+        return raw, "doc_model.modle: unknown key"
+    if case == "missing-model":
+        raw["doc_model"]["model"] = "gair-prox/no-such-refining-lm"
+        return raw, "doc_model.model: cannot find model 'gair-prox/no-such-refining-lm'"
+    if case == "model-dir-without-config":
+        empty = tmp_path / "empty-model"
+        empty.mkdir()
+        raw["chunk_model"]["model"] = str(empty)
+        return raw, "chunk_model.model: directory"
+    if case == "unreadable-input":
+        raw["input"]["path"] = str(tmp_path / "nope.jsonl")
+        return raw, "input.path:"
+    if case == "input-not-delta":
+        raw["input"]["format"] = "delta"
+        return raw, "input.path: "
+    if case == "output-not-delta":
+        target = tmp_path / "not-delta"
+        target.mkdir()
+        (target / "data.csv").write_text("a,b\n")
+        raw["output"] = {"path": str(target)}
+        return raw, "is not a Delta table"
+    if case == "bad-format":
+        raw["input"]["format"] = "csv"
+        return raw, "input.format: 'csv' is not one of"
+    if case == "bad-table-name":
+        raw["output"] = {"table": "main.corpus; DROP TABLE x"}
+        return raw, "output.table:"
+    if case == "wrong-type":
+        raw["limit"] = "ten"
+        return raw, "limit: expected int"
+    if case == "bad-policy":
+        raw["policy"] = {"min_kept_ratio": 2}
+        return raw, "policy: min_kept_ratio must be within"
+    if case == "no-models":
+        del raw["doc_model"], raw["chunk_model"]
+        return raw, "doc_model: configure doc_model, chunk_model or both"
+    if case == "bad-kv":
+        raw["doc_model"]["kv_cache_gib"] = -1
+        return raw, "doc_model: kv_cache_gib must be positive"
+    raise AssertionError(case)
+
+
+CASES = ["unknown-key", "unknown-nested-key", "missing-model", "model-dir-without-config",
+         "unreadable-input", "input-not-delta", "output-not-delta", "bad-format",
+         "bad-table-name", "wrong-type", "bad-policy", "no-models", "bad-kv"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_malformed_config_gives_its_message_and_exit_code_2(case, tmp_path, base, capsys):
+    raw, expected = _break(base, tmp_path, case)
+    path = write(tmp_path, raw)
+    with pytest.raises(ConfigError):
+        load_config(path)
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err, err
+    assert err.count("\n") == 1  # one message
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out_metrics").exists()
+
+
+def test_invalid_yaml_and_missing_file(tmp_path, capsys):
+    assert main(["run", str(write(tmp_path, None, "input: [unclosed"))]) == 2
+    assert "config:" in capsys.readouterr().err
+    assert main(["run", str(tmp_path / "missing.yaml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_missing_model_message_says_how_to_use_a_local_directory(tmp_path, base, capsys):
+    raw, _ = _break(base, tmp_path, "missing-model")
+    main(["run", str(write(tmp_path, raw))])
+    assert "--doc-model /path/to/model_dir" in capsys.readouterr().err
+
+
+def test_command_line_overrides(tmp_path, base, model_dir):
+    raw = dict(base, doc_model={"model": "gair-prox/unreachable"})
+    cfg = load_config(write(tmp_path, raw),
+                      {"doc_model": str(model_dir), "limit": 7, "output": str(tmp_path / "o2")})
+    assert cfg.doc_model.engine.model == str(model_dir)
+    assert cfg.limit == 7 and cfg.output.path == str(tmp_path / "o2")

@@ -1,0 +1,143 @@
+"""The refinement job end to end: JSONL in, refined Delta table out, idempotent;
+the program applier; the console script and jobs/refine.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from prox_spark.config import load_config
+from prox_spark.delta import TableRef, read_table, table_version
+from prox_spark.pipeline import run_pipeline
+from refiner_cases import GOOD, NOISY, NOISY_REFINED, SPAM, training_pairs
+
+pytestmark = [pytest.mark.spark, pytest.mark.vllm]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model_dir(trained_model) -> str:
+    return str(trained_model(training_pairs()))
+
+
+def write_corpus(path: Path) -> Path:
+    rows = [
+        {"id": "spam", "text": SPAM},
+        {"id": "good", "text": GOOD},
+        {"id": "noisy", "text": NOISY},
+        {"id": "null", "text": None},
+        {"id": "empty", "text": "   "},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def write_config(tmp: Path, model: str, **extra) -> Path:
+    engine = {"model": model, "dtype": "float32", "kv_cache_gib": 0.25,
+              "enforce_eager": True, "max_num_seqs": 32}
+    raw = {
+        "input": {"path": str(write_corpus(tmp / "corpus.jsonl")), "format": "jsonl"},
+        "output": {"path": str(tmp / "refined")},
+        "doc_model": {**engine, "max_new_tokens": 16},
+        "chunk_model": {**engine, "max_new_tokens": 64},
+        "spark": {"partitions": 2},
+        **extra,
+    }
+    path = tmp / "job.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def snapshot(spark, ref: TableRef) -> dict[str, tuple]:
+    rows = read_table(spark, ref).collect()
+    return {
+        r.id: (r.text, r.status, r.doc_program, tuple(r.chunk_programs or ()), r.errors,
+               r.fingerprint, r.refined_at)
+        for r in rows
+    }
+
+
+def test_jsonl_to_refined_delta_table_and_rerun_changes_nothing(spark, model_dir, tmp_path):
+    config = load_config(write_config(tmp_path, model_dir))
+    summary = run_pipeline(config, spark)
+
+    table = {r.id: r for r in read_table(spark, config.output).collect()}
+    assert sorted(table) == ["empty", "good", "noisy", "null", "spam"]
+    assert (table["spam"].status, table["spam"].text) == ("dropped", None)
+    assert table["spam"].doc_program == "drop_doc()"
+    assert table["spam"].chunk_programs is None
+    assert (table["good"].status, table["good"].text) == ("kept", GOOD)
+    assert table["good"].chunk_programs == ["keep_chunk()"]
+    assert (table["noisy"].status, table["noisy"].text) == ("edited", NOISY_REFINED)
+    assert table["noisy"].lines_removed == 2 and table["noisy"].normalizations == 1
+    assert table["noisy"].tokens_after < table["noisy"].tokens_before
+    assert (table["null"].status, table["null"].text) == ("dropped", None)
+    assert "null" in table["null"].error
+    assert table["empty"].status == "dropped"
+    assert len({r.fingerprint for r in table.values()}) == 1
+
+    assert (summary.documents_in, summary.refined, summary.already_refined) == (5, 5, 0)
+    assert (summary.kept, summary.edited, summary.dropped, summary.reverted) == (1, 1, 3, 0)
+    assert summary.tokens_after < summary.tokens_before
+
+    before, version = snapshot(spark, config.output), table_version(spark, config.output)
+    again = run_pipeline(config, spark)
+    assert (again.documents_in, again.refined, again.already_refined) == (5, 0, 5)
+    assert snapshot(spark, config.output) == before
+    assert table_version(spark, config.output) - version <= 1
+    metrics = read_table(spark, config.metrics).orderBy("run_at").collect()
+    assert [m.refined for m in metrics] == [5, 0]
+
+
+def test_program_applier_reruns_stored_programs_without_a_model(spark, model_dir, tmp_path):
+    from prox_spark.engine import engines_created
+    from prox_spark.program import ChunkPolicy, refine_document
+    from prox_spark.stages import ProgramApplier
+
+    config = load_config(write_config(tmp_path, model_dir))
+    run_pipeline(config, spark)
+    source = spark.read.json(str(tmp_path / "corpus.jsonl")).selectExpr("id", "text")
+    stored = read_table(spark, config.output).select("id", "doc_program", "chunk_programs")
+    joined = source.join(stored, "id")
+    strict = ChunkPolicy(max_errors=0, min_kept_ratio=0.5, min_words=30)
+    created = engines_created()
+    rows = joined.transform(ProgramApplier(strict)).collect()
+    assert engines_created() == created
+    assert len(rows) == 5
+    for r in rows:
+        direct = refine_document(r.text, r.doc_program, r.chunk_programs, strict)
+        assert r.status == direct.status
+        assert r.refined_text == (None if direct.status == "dropped" else direct.text)
+        assert r.errors == direct.errors
+    # min_words=30 drops the refined NOISY document (26 words) under the new policy.
+    assert {r.id: r.status for r in rows}["noisy"] == "dropped"
+
+
+def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("PYSPARK_GATEWAY_PORT", None)
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.parametrize("entry", ["console", "spark-job"])
+def test_entry_points_run_the_pipeline(entry, model_dir, tmp_path):
+    # One partition: a single Python worker builds a single engine.
+    config = write_config(tmp_path, "unused/unused", limit=3, spark={"partitions": 1})
+    out = tmp_path / "cli-out"
+    overrides = ["--doc-model", model_dir, "--chunk-model", model_dir, "--output", str(out)]
+    if entry == "console":
+        cmd = [str(Path(sys.executable).with_name("prox-spark")), "run", str(config), *overrides]
+    else:
+        cmd = [sys.executable, str(ROOT / "jobs" / "refine.py"), str(config), *overrides]
+    done = run_cli(cmd, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "prox-spark run summary" in done.stdout
+    assert "documents in               3" in done.stdout
+    assert (out / "_delta_log").is_dir()
+    assert (tmp_path / "cli-out_metrics" / "_delta_log").is_dir()
