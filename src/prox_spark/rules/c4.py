@@ -1,0 +1,81 @@
+"""C4 quality rules (Raffel et al. 2020) as datatrove applies them: line-level
+removals plus whole-document drops, with datatrove's defaults and reason codes.
+
+Lines are the document's ``"\\n"``-separated lines, so the emitted
+`remove_lines` calls address the same lines as every other program (datatrove
+splits on all of Python's line boundaries, which differs only for texts
+holding \\r, \\v, \\f or Unicode line separators).
+"""
+
+from __future__ import annotations
+
+import re
+
+from prox_spark.program.calls import Normalize
+from prox_spark.rules.result import RuleResult, line_ranges
+from prox_spark.rules.text import count_sentences
+
+CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
+END_PUNCTUATION = (".", "?", "!", '"', "'")
+POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies",
+                  "use of cookies", "use cookies")
+
+
+def c4_quality(
+    text: str,
+    *,
+    remove_citations: bool = True,
+    filter_no_terminal_punct: bool = True,
+    min_num_sentences: int | None = 5,
+    min_words_per_line: int | None = 3,
+    max_word_length: int | None = 1000,
+    filter_lorem_ipsum: bool = True,
+    filter_javascript: bool = True,
+    filter_curly_bracket: bool = True,
+    filter_policy: bool = True,
+) -> RuleResult:
+    """Remove lines without terminal punctuation, with few words, mentioning
+    javascript or cookie/terms policies; drop pages with lorem ipsum, curly
+    brackets or fewer than `min_num_sentences` sentences left."""
+    removed: list[int] = []
+    citations: set[str] = set()
+    sentences = 0
+    for index, raw in enumerate(text.split("\n")):
+        line = raw.strip()
+        words = line.split()
+        if max_word_length is not None and any(len(w) > max_word_length for w in words):
+            removed.append(index)
+            continue
+        if remove_citations:
+            found = CITATION.findall(line)
+            if found:
+                line = CITATION.sub("", line)
+        else:
+            found = []
+        if filter_no_terminal_punct and (
+            not line.endswith(END_PUNCTUATION) or line.endswith("...")
+        ):
+            removed.append(index)
+            continue
+        if min_words_per_line is not None and len(words) < min_words_per_line:
+            removed.append(index)
+            continue
+        lowered = line.lower()
+        if filter_lorem_ipsum and "lorem ipsum" in lowered:
+            return RuleResult("lorem_ipsum")
+        if filter_javascript and "javascript" in lowered:
+            removed.append(index)
+            continue
+        if filter_curly_bracket and "{" in line:
+            return RuleResult("curly_bracket")
+        if filter_policy and any(p in lowered for p in POLICY_PHRASES):
+            removed.append(index)
+            continue
+        if min_num_sentences is not None:
+            sentences += count_sentences(line)
+        citations.update(c for c in found if c.strip())
+    if min_num_sentences is not None and sentences < min_num_sentences:
+        return RuleResult("too_few_sentences")
+    return RuleResult(
+        None, line_ranges(removed), tuple(Normalize(c, "") for c in sorted(citations))
+    )

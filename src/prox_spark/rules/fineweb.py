@@ -1,0 +1,46 @@
+"""FineWeb quality rules (Penedo et al. 2024) with datatrove's defaults and codes."""
+
+from __future__ import annotations
+
+from prox_spark.rules.result import KEEP, RuleResult
+from prox_spark.rules.text import is_terminal_punctuation, split_words
+
+
+def fineweb_quality(
+    text: str,
+    *,
+    line_punct_thr: float | None = 0.12,
+    line_punct_exclude_zero: bool = False,
+    short_line_thr: float | None = 0.67,
+    short_line_length: int = 30,
+    char_duplicates_ratio: float | None = 0.01,
+    new_line_ratio: float | None = 0.3,
+) -> RuleResult:
+    """Drop documents where few lines end in terminal punctuation, most lines
+    are short, lines repeat, or newlines outnumber words (lists)."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    if not lines:
+        return RuleResult("empty")
+    if line_punct_thr is not None:
+        ratio = sum(is_terminal_punctuation(line[-1]) for line in lines) / len(lines)
+        if ratio < line_punct_thr and not (ratio == 0 and line_punct_exclude_zero):
+            return RuleResult("line_punct_ratio")
+    if short_line_thr is not None:
+        ratio = sum(len(line) <= short_line_length for line in lines) / len(lines)
+        if ratio > short_line_thr:
+            return RuleResult("short_line_ratio")
+    if char_duplicates_ratio is not None:
+        seen: set[str] = set()
+        repeated = 0
+        for line in lines:
+            if line in seen:
+                repeated += len(line)
+            else:
+                seen.add(line)
+        if repeated / len(text.replace("\n", "")) > char_duplicates_ratio:
+            return RuleResult("char_dup_ratio")
+    if new_line_ratio is not None:
+        words = split_words(text)
+        if not words or text.count("\n") / len(words) > new_line_ratio:
+            return RuleResult("list_ratio")
+    return KEEP
