@@ -8,6 +8,16 @@ from __future__ import annotations
 
 from prox_spark.stages.apply import ProgramApplier
 from prox_spark.stages.base import Stage
+from prox_spark.stages.dedup import ExactDedup, NearDedup
 from prox_spark.stages.model_stages import ChunkRefiner, DocRefiner
+from prox_spark.stages.rule_stages import RuleStage
 
-__all__ = ["ChunkRefiner", "DocRefiner", "ProgramApplier", "Stage"]
+__all__ = [
+    "ChunkRefiner",
+    "DocRefiner",
+    "ExactDedup",
+    "NearDedup",
+    "ProgramApplier",
+    "RuleStage",
+    "Stage",
+]
