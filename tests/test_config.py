@@ -98,7 +98,7 @@ def _break(base: dict, tmp_path: Path, case: str) -> tuple[dict, str | None]:
         return raw, "policy: min_kept_ratio must be within"
     if case == "no-models":
         del raw["doc_model"], raw["chunk_model"]
-        return raw, "doc_model: configure doc_model, chunk_model or both"
+        return raw, "doc_model: configure doc_model, chunk_model or a stages list"
     if case == "bad-kv":
         raw["doc_model"]["kv_cache_gib"] = -1
         return raw, "doc_model: kv_cache_gib must be positive"

@@ -53,6 +53,20 @@ class ModelConfig:
     max_doc_chars: int = DEFAULT_MAX_DOC_CHARS
 
 
+MODEL_STAGES = ("prox_doc", "prox_chunk")
+RULE_STAGES = ("gopher_quality", "gopher_repetition", "c4_quality", "fineweb_quality")
+DEDUP_STAGES = ("exact_dedup", "near_dedup")
+STAGE_NAMES = (*MODEL_STAGES, *RULE_STAGES, *DEDUP_STAGES)
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One entry of `stages:`: a stage name and its keyword parameters."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     input: InputConfig
@@ -64,6 +78,7 @@ class PipelineConfig:
     partitions: int = 2
     spark_conf: Mapping[str, str] = field(default_factory=dict)
     limit: int | None = None
+    stages: tuple[StageConfig, ...] = ()
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -226,7 +241,57 @@ def _model(raw: Any, where: str, new_tokens: int, prompt_tokens: int,
     )
 
 
-TOP_KEYS = ("input", "output", "metrics", "doc_model", "chunk_model", "policy", "spark", "limit")
+TOP_KEYS = ("input", "output", "metrics", "doc_model", "chunk_model", "policy", "spark",
+            "limit", "stages")
+
+
+def _stages(raw: Any, has_doc: bool, has_chunk: bool) -> tuple[StageConfig, ...]:
+    """Validate `stages:` (names, or one-key mappings of name to parameters)."""
+    if raw is None:
+        return tuple(StageConfig(n) for n, on in zip(MODEL_STAGES, (has_doc, has_chunk),
+                                                     strict=True) if on)
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("stages", "expected a non-empty list of stage names")
+    stages = []
+    for i, item in enumerate(raw):
+        where = f"stages[{i}]"
+        if isinstance(item, str):
+            name, params = item, {}
+        elif isinstance(item, Mapping) and len(item) == 1:
+            name, params = next(iter(item.items()))
+            params = _mapping(params, f"{where}.{name}")
+        else:
+            raise ConfigError(where, "expected a stage name or {name: {parameters}}")
+        if name not in STAGE_NAMES:
+            raise ConfigError(where, f"unknown stage {name!r}; expected one of "
+                              f"{', '.join(STAGE_NAMES)}")
+        if name == "prox_doc" and not has_doc:
+            raise ConfigError(where, "prox_doc needs a doc_model section")
+        if name == "prox_chunk" and not has_chunk:
+            raise ConfigError(where, "prox_chunk needs a chunk_model section")
+        if name in MODEL_STAGES and params:
+            raise ConfigError(where, f"{name} takes its settings from its model section")
+        try:
+            _build_stage_check(name, params)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}.{name}", str(exc)) from None
+        stages.append(StageConfig(name, params))
+    names = [s.name for s in stages]
+    for name in MODEL_STAGES:
+        if names.count(name) > 1:
+            raise ConfigError("stages", f"{name} appears more than once")
+    return tuple(stages)
+
+
+def _build_stage_check(name: str, params: Mapping[str, Any]) -> None:
+    from prox_spark.stages import ExactDedup, NearDedup, RuleStage
+
+    if name in RULE_STAGES:
+        RuleStage(name, dict(params))
+    elif name == "exact_dedup":
+        ExactDedup(**params)
+    elif name == "near_dedup":
+        NearDedup(**params)
 
 
 def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = True
@@ -275,14 +340,15 @@ def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = Tru
                  check_models)
     chunk = _model(top.get("chunk_model"), "chunk_model", CHUNK_MAX_NEW_TOKENS,
                    CHUNK_MAX_TOKENS, check_models)
-    if doc is None and chunk is None:
-        raise ConfigError("doc_model", "configure doc_model, chunk_model or both")
+    stages = _stages(top.get("stages"), doc is not None, chunk is not None)
+    if not stages:
+        raise ConfigError("doc_model", "configure doc_model, chunk_model or a stages list")
     if check_paths:
         _check_input(inp)
         _check_output(output, "output")
         _check_output(metrics, "metrics")
     return PipelineConfig(inp, output, metrics, doc, chunk, policy, partitions,
-                          {str(k): str(v) for k, v in conf.items()}, limit)
+                          {str(k): str(v) for k, v in conf.items()}, limit, stages)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,9 +16,26 @@ REFINED_SCHEMA = (
     "id string, text string, status string, doc_program string, "
     "chunk_programs array<string>, errors int, lines_removed int, normalizations int, "
     "words_before int, words_after int, tokens_before int, tokens_after int, error string, "
-    "content_hash string, fingerprint string, refined_at timestamp"
+    "rule_edits array<struct<stage:string,program:string,reason:string,words_removed:int>>, "
+    "duplicate_of string, content_hash string, fingerprint string, refined_at timestamp"
 )
-REFINED_COLUMNS = tuple(part.strip().split(" ")[0] for part in REFINED_SCHEMA.split(", "))
+
+def _columns(schema: str) -> dict[str, str]:
+    """Top-level "name type" pairs of a DDL schema string (types may nest commas)."""
+    out: dict[str, str] = {}
+    depth, start = 0, 0
+    for i, ch in enumerate(schema + ","):
+        depth += ch == "<"
+        depth -= ch == ">"
+        if ch == "," and depth == 0:
+            name, kind = schema[start:i].strip().split(" ", 1)
+            out[name] = kind
+            start = i + 1
+    return out
+
+
+REFINED_TYPES = _columns(REFINED_SCHEMA)
+REFINED_COLUMNS = tuple(REFINED_TYPES)
 
 
 @dataclass(frozen=True)

@@ -19,15 +19,24 @@ from typing import TYPE_CHECKING, Any
 
 from prox_spark.config import ModelConfig, PipelineConfig
 from prox_spark.delta import (
-    REFINED_COLUMNS,
+    REFINED_TYPES,
     append_row,
     merge_refined,
     read_source,
     read_table,
     table_exists,
 )
-from prox_spark.stages import ChunkRefiner, DocRefiner, ProgramApplier
-from prox_spark.stages.base import CHUNK_ERROR, DOC_ERROR, REFINED_TEXT
+from prox_spark.stages import (
+    ChunkRefiner,
+    DocRefiner,
+    ExactDedup,
+    NearDedup,
+    ProgramApplier,
+    RuleStage,
+    Stage,
+)
+from prox_spark.stages.base import CHUNK_ERROR, DOC_ERROR, DOC_PROGRAM, REFINED_TEXT
+from prox_spark.stages.rule_stages import RULE_EDITS
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -38,7 +47,7 @@ METRICS_SCHEMA = (
     "run_at timestamp, fingerprint string, documents_in long, already_refined long, "
     "refined long, kept long, edited long, dropped long, reverted long, program_errors long, "
     "rows_with_errors long, tokens_before long, tokens_after long, words_before long, "
-    "words_after long, wall_seconds double, documents_per_second double"
+    "words_after long, wall_seconds double, documents_per_second double, rule_stats string"
 )
 
 
@@ -61,6 +70,8 @@ class RunSummary:
     words_before: int
     words_after: int
     wall_seconds: float
+    # Per rule or dedup stage: (stage, documents dropped, documents edited, words removed).
+    by_stage: tuple[tuple[str, int, int, int], ...] = ()
 
     @property
     def documents_per_second(self) -> float:
@@ -83,6 +94,8 @@ class RunSummary:
             f"  tokens after      {self.tokens_after:>10,}   ({kept_share:.1f}% kept)",
             f"  wall time         {self.wall_seconds:>10.1f} s"
             f"   ({self.documents_per_second:.2f} documents/s)",
+            *[f"  {stage:<17} {dropped:>10,} dropped, {edited:,} edited, "
+              f"{words:,} words removed" for stage, dropped, edited, words in self.by_stage],
             f"  fingerprint       {self.fingerprint}",
         ])
 
@@ -96,39 +109,67 @@ def fingerprint(config: PipelineConfig) -> str:
         return [model.engine.model, model.engine.tokenizer, model.max_new_tokens,
                 model.max_prompt_tokens]
 
+    stages = [[s.name, dict(s.params)] for s in config.stages]
     blob = json.dumps(
         [PROMPT_FORMAT_VERSION, model_part(config.doc_model), model_part(config.chunk_model),
-         asdict(config.policy)],
-        sort_keys=True,
+         asdict(config.policy), stages],
+        sort_keys=True, default=str,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def build_stages(config: PipelineConfig) -> list[Stage]:
+    """The configured stages, in order, as DataFrame -> DataFrame callables."""
+    stages: list[Stage] = []
+    for item in config.stages:
+        if item.name == "prox_doc" and config.doc_model is not None:
+            m = config.doc_model
+            stages.append(DocRefiner(m.engine, m.max_prompt_tokens, m.max_new_tokens))
+        elif item.name == "prox_chunk" and config.chunk_model is not None:
+            m = config.chunk_model
+            stages.append(ChunkRefiner(m.engine, config.policy, m.max_prompt_tokens,
+                                       m.max_new_tokens, m.max_doc_chars))
+        elif item.name == "exact_dedup":
+            stages.append(ExactDedup(**item.params))
+        elif item.name == "near_dedup":
+            stages.append(NearDedup(**item.params))
+        else:
+            stages.append(RuleStage(item.name, dict(item.params)))
+    return stages
 
 
 def refine(df: DataFrame, config: PipelineConfig) -> DataFrame:
     """Apply the configured stages to (id, text, ...) and return the refined columns."""
     from pyspark.sql import functions as F
 
-    if config.doc_model is not None:
-        m = config.doc_model
-        df = df.transform(DocRefiner(m.engine, m.max_prompt_tokens, m.max_new_tokens))
-    if config.chunk_model is not None:
-        m = config.chunk_model
-        df = df.transform(ChunkRefiner(m.engine, config.policy, m.max_prompt_tokens,
-                                       m.max_new_tokens, m.max_doc_chars))
-    else:
-        engine = config.doc_model.engine if config.doc_model is not None else None
-        tokenizer = (engine.tokenizer or engine.model) if engine is not None else None
-        df = df.transform(ProgramApplier(config.policy, tokenizer))
+    for stage in build_stages(config):
+        df = df.transform(stage)
+    if REFINED_TEXT not in df.columns:
+        if DOC_PROGRAM in df.columns:
+            engine = config.doc_model.engine if config.doc_model is not None else None
+            tokenizer = (engine.tokenizer or engine.model) if engine is not None else None
+            df = df.transform(ProgramApplier(config.policy, tokenizer))
+        else:
+            df = df.withColumn(REFINED_TEXT, F.col("text"))
+    if "status" not in df.columns:
+        df = df.withColumn("status", F.when(F.col(REFINED_TEXT).isNull(), "dropped")
+                           .otherwise("kept"))
+    if RULE_EDITS in df.columns:
+        # A rule's line edits make an otherwise untouched document "edited".
+        line_edit = F.exists(F.col(RULE_EDITS), lambda e: e["reason"].isNull())
+        df = df.withColumn("status", F.when((F.col("status") == "kept") & line_edit, "edited")
+                           .otherwise(F.col("status")))
     errors = F.concat_ws("; ", *[F.col(c) for c in (DOC_ERROR, CHUNK_ERROR) if c in df.columns])
-    return df.select(
-        "id",
-        F.col(REFINED_TEXT).alias("text"),
-        "status",
-        *[c for c in REFINED_COLUMNS
-          if c in df.columns and c not in ("id", "text", "status", "error", "content_hash")],
-        F.when(errors != "", errors).alias("error"),
-        "content_hash",
-    )
+    computed = {
+        "text": F.col(REFINED_TEXT),
+        "error": F.when(errors != "", errors),
+        "fingerprint": F.lit(None), "refined_at": F.lit(None),
+    }
+    return df.select(*[
+        (computed[name] if name in computed else
+         F.col(name) if name in df.columns else F.lit(None)).cast(kind).alias(name)
+        for name, kind in REFINED_TYPES.items()
+    ])
 
 
 def _pending(spark: SparkSession, source: DataFrame, config: PipelineConfig,
@@ -165,6 +206,7 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
     log.info("%d documents in, %d to refine, %d already refined with fingerprint %s",
              documents_in, pending, documents_in - pending, fp)
     totals: dict[str, int] = {}
+    by_stage: tuple[tuple[str, int, int, int], ...] = ()
     if pending:
         refined = (
             refine(todo.repartition(config.partitions), config)
@@ -181,6 +223,15 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
                                           "words_before", "words_after")],
         ).collect()[0]
         totals = {k: int(v or 0) for k, v in row.asDict().items()}
+        by_stage = tuple(
+            (r.stage, int(r.dropped or 0), int(r.edited or 0), int(r.words or 0))
+            for r in refined.select(F.explode(RULE_EDITS).alias("e"))
+            .groupBy(F.col("e.stage").alias("stage"))
+            .agg(F.sum(F.col("e.reason").isNotNull().cast("long")).alias("dropped"),
+                 F.sum(F.col("e.reason").isNull().cast("long")).alias("edited"),
+                 F.sum("e.words_removed").alias("words"))
+            .orderBy("stage").collect()
+        )
         log.info("writing %s", config.output)
         merge_refined(spark, refined, config.output)
         refined.unpersist()
@@ -194,10 +245,14 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
         rows_with_errors=totals.get("rows_with_errors", 0),
         tokens_before=totals.get("tokens_before", 0), tokens_after=totals.get("tokens_after", 0),
         words_before=totals.get("words_before", 0), words_after=totals.get("words_after", 0),
-        wall_seconds=time.monotonic() - started,
+        wall_seconds=time.monotonic() - started, by_stage=by_stage,
     )
-    metrics = {k: v for k, v in asdict(summary).items()}
-    metrics.update(run_at=_now(), documents_per_second=summary.documents_per_second)
+    metrics = {k: v for k, v in asdict(summary).items() if k != "by_stage"}
+    metrics.update(
+        run_at=_now(), documents_per_second=summary.documents_per_second,
+        rule_stats=json.dumps({s: {"dropped": d, "edited": e, "words_removed": w}
+                               for s, d, e, w in by_stage}),
+    )
     append_row(spark, metrics, METRICS_SCHEMA, config.metrics)
     return summary
 

@@ -13,7 +13,9 @@ pytestmark = pytest.mark.spark
 PROSE = ("The river runs through the old town and past the market square, where people "
          "have met to trade bread and cheese with their neighbours for as long as anyone "
          "can remember.")
-C4_DOC = "\n".join(["Home | About"] + [f"The sentence number {i} of a page and more." for i in range(6)])
+C4_DOC = "\n".join(
+    ["Home | About"] + [f"The sentence number {i} of a page and more." for i in range(6)]
+)
 
 
 def frame(spark, rows):
