@@ -75,11 +75,49 @@ EMPTY = ["404 Not Found", "Please enable JavaScript to view this page.", "Loadin
          "Access denied"]
 
 
+OPENERS = ["In recent years", "According to local records", "As many readers know",
+           "Surprisingly", "For beginners", "In practice", "Over the last decade",
+           "Every spring", "Among experts", "Not long ago"]
+LINKS_WORDS = ["which explains why", "and that is how", "so it is no wonder that",
+               "while at the same time", "because"]
+CLOSERS = ["the results speak for themselves", "the details matter more than the tools",
+           "patience pays off in the end", "small changes add up over time",
+           "the old methods still work well", "visitors keep coming back each year"]
+
+
+SUBJECTS = ["the old baker", "our neighbour", "a visiting teacher", "the town council",
+            "my grandmother", "a young engineer", "the local club", "an amateur observer",
+            "the museum guide", "a retired sailor", "the school choir", "two students"]
+VERBS = ["noticed", "wrote about", "measured", "argued about", "photographed", "explained",
+         "described", "compared", "recorded", "questioned", "celebrated", "repaired"]
+OBJECTS = ["the changing seasons", "a forgotten map", "the price of grain", "an unusual storm",
+           "the northern bridge", "a box of letters", "the evening light", "the first harvest",
+           "a broken clock", "the village archive", "an early railway ticket", "the river mist"]
+TIMES = ["last winter", "in 1887", "after the flood", "during the fair", "every Sunday",
+         "before dawn", "at the end of the war", "in early autumn", "for three years"]
+
+
+def sentence(rng: random.Random, topic: str) -> str:
+    if rng.random() < 0.3:
+        base = rng.choice(TOPICS[topic]).rstrip(".")
+    else:
+        base = " ".join([rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(OBJECTS),
+                         rng.choice(TIMES)])
+        base = base[0].upper() + base[1:]
+    form = rng.randrange(4)
+    if form == 0:
+        return f"{rng.choice(OPENERS)}, {base[0].lower()}{base[1:]}."
+    if form == 1:
+        return f"{base}, {rng.choice(LINKS_WORDS)} {rng.choice(CLOSERS)}."
+    if form == 2:
+        return f"{base} ({rng.randint(2, 40)} examples were noted in {rng.randint(1990, 2024)})."
+    return f"{base}."
+
+
 def article(rng: random.Random, topic: str) -> list[str]:
-    sentences = TOPICS[topic]
     return [
-        " ".join(rng.sample(sentences, rng.randint(2, 4)))
-        for _ in range(rng.randint(3, 8))
+        " ".join(sentence(rng, topic) for _ in range(rng.randint(2, 3)))
+        for _ in range(rng.randint(2, 5))
     ]
 
 

@@ -44,6 +44,8 @@ def test_the_shipped_configs_are_valid():
     for name in ("local.yaml", "gpu_cluster.yaml"):
         cfg = load_config(ROOT / "conf" / name, check_models=False, check_paths=False)
         assert cfg.doc_model is not None and cfg.chunk_model is not None
+    rules = load_config(ROOT / "conf" / "rules_only.yaml", check_paths=False)
+    assert [s.name for s in rules.stages][:2] == ["exact_dedup", "near_dedup"]
     local = load_config(ROOT / "conf" / "local.yaml", check_models=False, check_paths=False)
     assert local.doc_model.engine.model == "gair-prox/web-doc-refining-lm"
     assert local.chunk_model.engine.model == "gair-prox/web-chunk-refining-lm"

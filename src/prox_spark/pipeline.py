@@ -90,8 +90,11 @@ class RunSummary:
             f"    reverted        {self.reverted:>10,}",
             f"  program errors    {self.program_errors:>10,}"
             f"   (rows with generation errors: {self.rows_with_errors:,})",
-            f"  tokens before     {self.tokens_before:>10,}",
-            f"  tokens after      {self.tokens_after:>10,}   ({kept_share:.1f}% kept)",
+            *([f"  tokens before     {self.tokens_before:>10,}",
+               f"  tokens after      {self.tokens_after:>10,}   ({kept_share:.1f}% kept)"]
+              if self.tokens_before else []),
+            f"  words before      {self.words_before:>10,}",
+            f"  words after       {self.words_after:>10,}",
             f"  wall time         {self.wall_seconds:>10.1f} s"
             f"   ({self.documents_per_second:.2f} documents/s)",
             *[f"  {stage:<17} {dropped:>10,} dropped, {edited:,} edited, "
