@@ -67,10 +67,12 @@ def apply_batch(
 class ProgramApplier(Stage):
     """Re-run the interpreter over stored `doc_program` / `chunk_programs`.
 
-    Needs the original `text`; writes `refined_text` (null when dropped) and
-    the result columns. Loads no model: use it to try another policy on a
-    refined table joined back to its source. `tokenizer` (a model directory or
-    id) only adds token counts.
+    Needs the text the model stages saw as `text` (the source text, or, when
+    line-editing rule stages such as C4 ran before the models, the text after
+    them: replay their `rule_edits` programs first); writes `refined_text`
+    (null when dropped) and the result columns. Loads no model: use it to try
+    another policy on a refined table joined back to its source. `tokenizer`
+    (a model directory or id) only adds token counts.
 
     Example::
 
