@@ -49,8 +49,9 @@ def test_rules_only_pipeline_records_every_decision(spark, tmp_path):
     assert [e.stage for e in table["c"].rule_edits] == ["c4_quality"]
     assert table["d"].status == "dropped"
     assert table["d"].rule_edits[0].reason == "gopher_short_doc"
+    assert table["d"].rule_edits[0].tokens_removed is None  # no tokenizer configured
     assert table["a"].doc_program is None and table["a"].chunk_programs is None
-    by_stage = {s: (d, e) for s, d, e, _ in summary.by_stage}
+    by_stage = {s: (d, e) for s, d, e, *_ in summary.by_stage}
     assert by_stage == {"exact_duplicate": (1, 0), "gopher_quality": (1, 0),
                         "c4_quality": (0, 1)}
     assert "gopher_quality" in summary.render()
@@ -77,6 +78,8 @@ def test_rules_run_before_and_after_the_model_stages(spark, trained_model, tmp_p
     assert spam.status == "dropped" and spam.doc_program is None
     assert [(e.stage, e.reason) for e in spam.rule_edits] == [
         ("fineweb_quality", "line_punct_ratio")]
+    # With a model configured, rule stages count tokens with its tokenizer.
+    assert spam.rule_edits[0].tokens_removed > spam.rule_edits[0].words_removed > 0
     assert (table["good"].status, table["good"].text) == ("kept", GOOD)
     assert table["good"].doc_program == "keep_doc()"
     assert (table["noisy"].status, table["noisy"].text) == ("edited", NOISY_REFINED)

@@ -16,7 +16,8 @@ REFINED_SCHEMA = (
     "id string, text string, status string, doc_program string, "
     "chunk_programs array<string>, errors int, lines_removed int, normalizations int, "
     "words_before int, words_after int, tokens_before int, tokens_after int, error string, "
-    "rule_edits array<struct<stage:string,program:string,reason:string,words_removed:int>>, "
+    "rule_edits array<struct<stage:string,program:string,reason:string,words_removed:int,"
+    "tokens_removed:int>>, "
     "duplicate_of string, content_hash string, fingerprint string, refined_at timestamp"
 )
 

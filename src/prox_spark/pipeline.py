@@ -70,8 +70,9 @@ class RunSummary:
     words_before: int
     words_after: int
     wall_seconds: float
-    # Per rule or dedup stage: (stage, documents dropped, documents edited, words removed).
-    by_stage: tuple[tuple[str, int, int, int], ...] = ()
+    # Per rule or dedup stage: (stage, documents dropped, documents edited,
+    # words removed, tokens removed -- 0 without a model tokenizer).
+    by_stage: tuple[tuple[str, int, int, int, int], ...] = ()
 
     @property
     def documents_per_second(self) -> float:
@@ -98,7 +99,8 @@ class RunSummary:
             f"  wall time         {self.wall_seconds:>10.1f} s"
             f"   ({self.documents_per_second:.2f} documents/s)",
             *[f"  {stage:<17} {dropped:>10,} dropped, {edited:,} edited, "
-              f"{words:,} words removed" for stage, dropped, edited, words in self.by_stage],
+              f"{words:,} words" + (f" / {tokens:,} tokens" if tokens else "") + " removed"
+              for stage, dropped, edited, words, tokens in self.by_stage],
             f"  fingerprint       {self.fingerprint}",
         ])
 
@@ -124,6 +126,9 @@ def fingerprint(config: PipelineConfig) -> str:
 def build_stages(config: PipelineConfig) -> list[Stage]:
     """The configured stages, in order, as DataFrame -> DataFrame callables."""
     stages: list[Stage] = []
+    # Rule stages count the tokens they remove with a model's tokenizer, if any.
+    model = config.chunk_model or config.doc_model
+    tokenizer = (model.engine.tokenizer or model.engine.model) if model is not None else None
     for item in config.stages:
         if item.name == "prox_doc" and config.doc_model is not None:
             m = config.doc_model
@@ -137,7 +142,7 @@ def build_stages(config: PipelineConfig) -> list[Stage]:
         elif item.name == "near_dedup":
             stages.append(NearDedup(**item.params))
         else:
-            stages.append(RuleStage(item.name, dict(item.params)))
+            stages.append(RuleStage(item.name, dict(item.params), tokenizer))
     return stages
 
 
@@ -209,7 +214,7 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
     log.info("%d documents in, %d to refine, %d already refined with fingerprint %s",
              documents_in, pending, documents_in - pending, fp)
     totals: dict[str, int] = {}
-    by_stage: tuple[tuple[str, int, int, int], ...] = ()
+    by_stage: tuple[tuple[str, int, int, int, int], ...] = ()
     if pending:
         refined = (
             refine(todo.repartition(config.partitions), config)
@@ -227,12 +232,14 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
         ).collect()[0]
         totals = {k: int(v or 0) for k, v in row.asDict().items()}
         by_stage = tuple(
-            (r.stage, int(r.dropped or 0), int(r.edited or 0), int(r.words or 0))
+            (r.stage, int(r.dropped or 0), int(r.edited or 0), int(r.words or 0),
+             int(r.tokens or 0))
             for r in refined.select(F.explode(RULE_EDITS).alias("e"))
             .groupBy(F.col("e.stage").alias("stage"))
             .agg(F.sum(F.col("e.reason").isNotNull().cast("long")).alias("dropped"),
                  F.sum(F.col("e.reason").isNull().cast("long")).alias("edited"),
-                 F.sum("e.words_removed").alias("words"))
+                 F.sum("e.words_removed").alias("words"),
+                 F.sum("e.tokens_removed").alias("tokens"))
             .orderBy("stage").collect()
         )
         log.info("writing %s", config.output)
@@ -253,8 +260,8 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
     metrics = {k: v for k, v in asdict(summary).items() if k != "by_stage"}
     metrics.update(
         run_at=_now(), documents_per_second=summary.documents_per_second,
-        rule_stats=json.dumps({s: {"dropped": d, "edited": e, "words_removed": w}
-                               for s, d, e, w in by_stage}),
+        rule_stats=json.dumps({s: {"dropped": d, "edited": e, "words_removed": w,
+                                   "tokens_removed": t} for s, d, e, w, t in by_stage}),
     )
     append_row(spark, metrics, METRICS_SCHEMA, config.metrics)
     return summary

@@ -38,6 +38,7 @@ def _mark(df, stage: str, duplicate_of, column: str):  # type: ignore[no-untyped
     return record_edit(
         df, stage, column, F.when(is_dup, F.lit(None).cast("string")).otherwise(F.col(column)),
         program, F.when(is_dup, F.lit(f"{stage}")), is_dup, F.when(is_dup, words).otherwise(0),
+        F.lit(None),
     )
 
 

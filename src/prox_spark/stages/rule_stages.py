@@ -3,7 +3,7 @@
 Each stage reads the current text (`refined_text` after the model stages,
 `text` before them), asks its rule for a program, applies it with the same
 interpreter as the model programs, and appends what it did to `rule_edits`
-(stage, program, reason code, words removed). Dropped documents keep their
+(stage, program, reason code, words and tokens removed). Dropped documents keep their
 row with a null text and status "dropped", so every decision stays auditable.
 
     >>> df.transform(RuleStage("gopher_quality")).transform(ExactDedup())  # doctest: +SKIP
@@ -22,9 +22,12 @@ from prox_spark.rules import QUALITY_RULES
 from prox_spark.stages.base import REFINED_TEXT, TEXT, Stage
 
 RULE_EDITS = "rule_edits"
-EDIT_TYPE = "struct<stage:string,program:string,reason:string,words_removed:int>"
+EDIT_TYPE = (
+    "struct<stage:string,program:string,reason:string,words_removed:int,tokens_removed:int>"
+)
 RULE_RESULT_SCHEMA = (
-    "text string, program string, reason string, changed boolean, words_removed int"
+    "text string, program string, reason string, changed boolean, words_removed int, "
+    "tokens_removed int"
 )
 # Rule line edits are exact, so none of the model policy's safety nets apply.
 _APPLY_ALL = {"max_errors": 10**9, "min_kept_ratio": 0.0, "min_words": 0}
@@ -35,8 +38,12 @@ def current_text_column(columns: list[str]) -> str:
     return REFINED_TEXT if REFINED_TEXT in columns else TEXT
 
 
-def apply_rule_batch(texts: pd.Series, rule: str, params: Mapping[str, Any]) -> pd.DataFrame:
-    """One Arrow batch through one rule (plain pandas, testable without Spark)."""
+def apply_rule_batch(texts: pd.Series, rule: str, params: Mapping[str, Any],
+                     tokenizer: str | None = None) -> pd.DataFrame:
+    """One Arrow batch through one rule (plain pandas, testable without Spark).
+
+    With a `tokenizer` (model directory or id), also counts tokens removed.
+    """
     fn = QUALITY_RULES[rule]
     rows = []
     for text in texts:
@@ -53,11 +60,25 @@ def apply_rule_batch(texts: pd.Series, rule: str, params: Mapping[str, Any]) -> 
                          len(text.split()) - len(new.split())))
         else:
             rows.append((text, None, None, False, 0))
-    return pd.DataFrame(rows, columns=["text", "program", "reason", "changed", "words_removed"])
+    out = pd.DataFrame(rows, columns=["text", "program", "reason", "changed", "words_removed"])
+    out["tokens_removed"] = None
+    changed = [i for i, row in enumerate(rows) if row[3]]
+    if tokenizer is not None and changed:
+        from prox_spark.engine import get_tokenizer
+        from prox_spark.prompts import token_counts
+
+        tok = get_tokenizer(tokenizer)
+        before = token_counts([texts.iloc[i] for i in changed], tok)
+        after = token_counts([rows[i][0] or "" for i in changed], tok)
+        removed = pd.Series(None, index=out.index, dtype="object")
+        for i, b, a in zip(changed, before, after, strict=True):
+            removed[i] = b - a
+        out["tokens_removed"] = removed
+    return out
 
 
 def record_edit(df: Any, stage: str, column: str, new_text: Any, program: Any, reason: Any,
-                changed: Any, words_removed: Any) -> Any:
+                changed: Any, words_removed: Any, tokens_removed: Any) -> Any:
     """Replace the current text and append an edit entry where the row changed."""
     from pyspark.sql import functions as F
 
@@ -66,6 +87,7 @@ def record_edit(df: Any, stage: str, column: str, new_text: Any, program: Any, r
     edit = F.struct(
         F.lit(stage).alias("stage"), program.alias("program"), reason.alias("reason"),
         words_removed.cast("int").alias("words_removed"),
+        tokens_removed.cast("int").alias("tokens_removed"),
     )
     dropped = reason.isNotNull()
     df = df.withColumn(
@@ -94,6 +116,7 @@ class RuleStage(Stage):
 
     rule: str
     params: Mapping[str, Any] = field(default_factory=dict)
+    tokenizer: str | None = None
 
     def __post_init__(self) -> None:
         if self.rule not in QUALITY_RULES:
@@ -114,16 +137,16 @@ class RuleStage(Stage):
         from pyspark.sql import functions as F
         from pyspark.sql.functions import pandas_udf
 
-        rule, params = self.rule, dict(self.params)
+        rule, params, tokenizer = self.rule, dict(self.params), self.tokenizer
 
         @pandas_udf(RULE_RESULT_SCHEMA)  # type: ignore[call-overload]
         def prox_rule(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
             for texts in batches:
-                yield apply_rule_batch(texts, rule, params)
+                yield apply_rule_batch(texts, rule, params, tokenizer)
 
         column = current_text_column(df.columns)
         out = df.withColumn("_rule", prox_rule(F.col(column)))
         r = lambda name: F.col(f"_rule.{name}")  # noqa: E731
         out = record_edit(out, rule, column, r("text"), r("program"), r("reason"),
-                          r("changed"), r("words_removed"))
+                          r("changed"), r("words_removed"), r("tokens_removed"))
         return out.drop("_rule")
