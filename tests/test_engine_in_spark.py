@@ -48,20 +48,25 @@ def test_engine_is_created_once_per_worker_and_reused(spark, tiny_model):
     ).repartition(2)
     assert df.rdd.getNumPartitions() == 2
 
-    first = df.select("id", udf("prompt").alias("g")).select("id", "g.*").toPandas()
-    second = df.select("id", udf("prompt").alias("g")).select("id", "g.*").toPandas()
-
-    for run in (first, second):
+    # Spark hands out idle Python workers in FIFO order, and earlier tests may
+    # have left idle workers without an engine; run jobs until one lands in a
+    # worker that served an earlier job.
+    runs: list[pd.DataFrame] = []
+    seen: set[int] = set()
+    reused: set[int] = set()
+    while len(runs) < 8 and not reused:
+        run = df.select("id", udf("prompt").alias("g")).select("id", "g.*").toPandas()
         assert len(run) == 8
         assert run["text"].map(lambda t: isinstance(t, str)).all()
-    # Every worker built exactly one engine, even across two Spark jobs.
-    assert set(first["engines"]) == {1}
-    assert set(second["engines"]) == {1}
-    # The second job ran in workers that already held an engine.
-    assert set(second["pid"]) <= set(first["pid"]) | set(second["pid"])
-    assert set(second["pid"]) & set(first["pid"])
+        # Every worker built exactly one engine, whatever job it served before.
+        assert set(run["engines"]) == {1}
+        reused = set(run["pid"]) & seen
+        seen |= set(run["pid"])
+        runs.append(run)
+    assert reused, "no Spark job ever reused a Python worker"
+    assert len(runs) >= 2
     # Greedy decoding is reproducible across jobs and workers.
-    merged = first.merge(second, on="id", suffixes=("_1", "_2"))
+    merged = runs[0].merge(runs[-1], on="id", suffixes=("_1", "_2"))
     assert (merged["text_1"] == merged["text_2"]).all()
 
 
