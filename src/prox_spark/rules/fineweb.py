@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prox_spark.rules.result import KEEP, RuleResult
-from prox_spark.rules.text import is_terminal_punctuation, split_words
+from prox_spark.rules.text import duplicates, is_terminal_punctuation, split_words
 
 
 def fineweb_quality(
@@ -30,13 +30,7 @@ def fineweb_quality(
         if ratio > short_line_thr:
             return RuleResult("short_line_ratio")
     if char_duplicates_ratio is not None:
-        seen: set[str] = set()
-        repeated = 0
-        for line in lines:
-            if line in seen:
-                repeated += len(line)
-            else:
-                seen.add(line)
+        repeated = duplicates(lines)[1]
         if repeated / len(text.replace("\n", "")) > char_duplicates_ratio:
             return RuleResult("char_dup_ratio")
     if new_line_ratio is not None:

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from prox_spark.rules.result import KEEP, RuleResult
-from prox_spark.rules.text import is_punctuation, split_words
+from prox_spark.rules.text import duplicates, is_punctuation, split_words
 
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
 
@@ -72,19 +72,6 @@ _PARAGRAPHS = re.compile(r"\n{2,}")
 _LINES = re.compile(r"\n+")
 
 
-def _duplicates(items: Sequence[str]) -> tuple[int, int]:
-    """(number of repeated items, characters in the repeats) after first sight."""
-    seen: set[str] = set()
-    count = chars = 0
-    for item in items:
-        if item in seen:
-            count += 1
-            chars += len(item)
-        else:
-            seen.add(item)
-    return count, chars
-
-
 def _top_ngram_chars(words: Sequence[str], n: int) -> int:
     grams = Counter(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
     gram, count = grams.most_common(1)[0]
@@ -123,13 +110,13 @@ def gopher_repetition(
     if not text:
         return RuleResult("empty")
     paragraphs = _PARAGRAPHS.split(text.strip())
-    dups, chars = _duplicates(paragraphs)
+    dups, chars = duplicates(paragraphs)
     if dup_para_frac and dups / len(paragraphs) > dup_para_frac:
         return RuleResult("dup_para_frac")
     if dup_para_char_frac and chars / len(text) > dup_para_char_frac:
         return RuleResult("dup_para_char_frac")
     lines = _LINES.split(text)
-    dups, chars = _duplicates(lines)
+    dups, chars = duplicates(lines)
     if dup_line_frac and dups / len(lines) > dup_line_frac:
         return RuleResult("dup_line_frac")
     if dup_line_char_frac and chars / len(text) > dup_line_char_frac:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Sequence
 from functools import lru_cache
 
 import regex
@@ -135,3 +136,17 @@ def count_sentences(text: str) -> int:
         if is_end:
             pending_end = True
     return count + (1 if open_sentence else 0)
+
+
+def duplicates(items: Sequence[str]) -> tuple[int, int]:
+    """(number of repeated items, characters in the repeats), counting from
+    each item's second sight."""
+    seen: set[str] = set()
+    count = chars = 0
+    for item in items:
+        if item in seen:
+            count += 1
+            chars += len(item)
+        else:
+            seen.add(item)
+    return count, chars
