@@ -66,3 +66,18 @@ def test_agreement_with_datatrove(docs, name):
     for d in disagreements[:5]:
         print("   datatrove:", d[0], "| ours:", d[1], "|", repr(d[2]))
     assert share >= 0.99
+
+
+def test_known_answer_examples_get_the_same_codes_from_datatrove():
+    from datatrove.pipeline.filters import FineWebQualityFilter
+    from tests.rules.test_reason_codes import FINEWEB_CASES, GOPHER_CASES, REPETITION_CASES
+
+    filters = _datatrove_filters()
+    for cases, name in ((GOPHER_CASES, "gopher_quality"),
+                        (REPETITION_CASES, "gopher_repetition")):
+        for text, code in cases:
+            assert _theirs(filters[name][0], text) == (False, code)
+    for text, code in FINEWEB_CASES:
+        flt = FineWebQualityFilter(short_line_thr=10.0) if code == "list_ratio" else \
+            filters["fineweb_quality"][0]
+        assert _theirs(flt, text) == (False, code)

@@ -16,21 +16,21 @@ def words(n: int) -> str:
     return " ".join(f"word{i % 50}x" for i in range(n))
 
 
-@pytest.mark.parametrize(
-    ("text", "code"),
-    [
-        ("The cat and the dog.", "gopher_short_doc"),
-        (PROSE * 6000, "gopher_long_doc"),
-        ("the of an to a is " * 20, "gopher_below_avg_threshold"),
-        ("the of " + "extraordinarily " * 60, "gopher_above_avg_threshold"),
-        (PROSE * 2 + " #tag" * 30, "gopher_too_many_hashes"),
-        (PROSE * 2 + " ..." * 30, "gopher_too_many_ellipsis"),
-        ("\n".join("- " + PROSE for _ in range(12)), "gopher_too_many_bullets"),
-        ("\n".join(PROSE + "..." for _ in range(4)) + "\n" + PROSE, "gopher_too_many_end_ellipsis"),
-        (PROSE + " 1999" * 40, "gopher_below_alpha_threshold"),
-        (words(80) + ".", "gopher_enough_stop_words"),
-    ],
-)
+GOPHER_CASES = [
+    ("The cat and the dog.", "gopher_short_doc"),
+    (PROSE * 6000, "gopher_long_doc"),
+    ("the of an to a is " * 20, "gopher_below_avg_threshold"),
+    ("the of " + "extraordinarily " * 60, "gopher_above_avg_threshold"),
+    (PROSE * 2 + " #tag" * 30, "gopher_too_many_hashes"),
+    (PROSE * 2 + " ..." * 30, "gopher_too_many_ellipsis"),
+    ("\n".join("- " + PROSE for _ in range(12)), "gopher_too_many_bullets"),
+    ("\n".join(PROSE + "..." for _ in range(4)) + "\n" + PROSE, "gopher_too_many_end_ellipsis"),
+    (PROSE + " 1999" * 40, "gopher_below_alpha_threshold"),
+    (words(80) + ".", "gopher_enough_stop_words"),
+]
+
+
+@pytest.mark.parametrize(("text", "code"), GOPHER_CASES)
 def test_gopher_quality_codes(text, code):
     result = gopher_quality(text)
     assert result.reason == code
@@ -43,20 +43,20 @@ def test_gopher_quality_keeps_prose_and_thresholds_can_be_disabled():
                           min_stop_words=None).reason is None
 
 
-@pytest.mark.parametrize(
-    ("text", "code"),
-    [
-        ("", "empty"),
-        ("\n\n".join(["Same paragraph here."] * 3 + ["Other one."]), "dup_para_frac"),
-        ("\n\n".join(["A long repeated paragraph " * 5] * 2 + [PROSE]
-                       + [f"p{i}" for i in range(5)]),
-         "dup_para_char_frac"),
-        ("\n".join(["Same line."] * 3 + ["Other line."]), "dup_line_frac"),
-        ("\n".join(["A long repeated line " * 8] * 2 + [f"unique line {i}" for i in range(8)]),
-         "dup_line_char_frac"),
-        ("buy now " * 40 + PROSE, "top_2_gram"),
-    ],
-)
+REPETITION_CASES = [
+    ("", "empty"),
+    ("\n\n".join(["Same paragraph here."] * 3 + ["Other one."]), "dup_para_frac"),
+    ("\n\n".join(["A long repeated paragraph " * 5] * 2 + [PROSE]
+                   + [f"p{i}" for i in range(5)]),
+     "dup_para_char_frac"),
+    ("\n".join(["Same line."] * 3 + ["Other line."]), "dup_line_frac"),
+    ("\n".join(["A long repeated line " * 8] * 2 + [f"unique line {i}" for i in range(8)]),
+     "dup_line_char_frac"),
+    ("buy now " * 40 + PROSE, "top_2_gram"),
+]
+
+
+@pytest.mark.parametrize(("text", "code"), REPETITION_CASES)
 def test_gopher_repetition_codes(text, code):
     assert gopher_repetition(text).reason == code
 
@@ -112,17 +112,17 @@ def test_c4_line_removals_are_programs_the_interpreter_applies():
     ]
 
 
-@pytest.mark.parametrize(
-    ("text", "code"),
-    [
-        ("  \n \n", "empty"),
-        ("\n".join(f"line {i} without an end mark but long enough to count" for i in range(10)),
-         "line_punct_ratio"),
-        ("\n".join(f"Short {i}." for i in range(10)), "short_line_ratio"),
-        ("\n".join([PROSE.strip()] * 3), "char_dup_ratio"),
-        ("\n".join(f"{i}." for i in range(30)) + "\n" + PROSE, "list_ratio"),
-    ],
-)
+FINEWEB_CASES = [
+    ("  \n \n", "empty"),
+    ("\n".join(f"line {i} without an end mark but long enough to count" for i in range(10)),
+     "line_punct_ratio"),
+    ("\n".join(f"Short {i}." for i in range(10)), "short_line_ratio"),
+    ("\n".join([PROSE.strip()] * 3), "char_dup_ratio"),
+    ("\n".join(f"{i}." for i in range(30)) + "\n" + PROSE, "list_ratio"),
+]
+
+
+@pytest.mark.parametrize(("text", "code"), FINEWEB_CASES)
 def test_fineweb_codes(text, code):
     result = fineweb_quality(text, **({"short_line_thr": None} if code == "list_ratio" else {}))
     assert result.reason == code
