@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prox_spark.delta import TableRef
+from prox_spark.delta import TableRef, is_delta_dir
 from prox_spark.engine import CHUNK_MAX_NEW_TOKENS, DOC_MAX_NEW_TOKENS, EngineConfig
 from prox_spark.program import ChunkPolicy
 from prox_spark.prompts import CHUNK_MAX_TOKENS, DOC_MAX_TOKENS
@@ -148,7 +148,7 @@ def _check_input(inp: InputConfig) -> None:
         raise ConfigError("input.path", f"{path} does not exist")
     if not os.access(path, os.R_OK):
         raise ConfigError("input.path", f"{path} is not readable")
-    if inp.format == "delta" and not (path / "_delta_log").is_dir():
+    if inp.format == "delta" and not is_delta_dir(path):
         raise ConfigError("input.path", f"{path} is not a Delta table (no _delta_log)")
 
 
@@ -158,7 +158,7 @@ def _check_output(ref: TableRef, where: str) -> None:
     path = _local(ref.path)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{where}.path", f"{path} is a file, not a Delta location")
-    if path.is_dir() and any(path.iterdir()) and not (path / "_delta_log").is_dir():
+    if path.is_dir() and any(path.iterdir()) and not is_delta_dir(path):
         raise ConfigError(
             f"{where}.path", f"{path} exists, is not empty and is not a Delta table"
         )

@@ -7,6 +7,7 @@ The only module that knows about Delta. A table is named by a `TableRef`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -86,6 +87,11 @@ def read_source(
     return df.select(
         ident.alias("id"), text.alias("text"), content_hash.alias("content_hash")
     )
+
+
+def is_delta_dir(path: Path) -> bool:
+    """True when a local directory holds a Delta table (has a transaction log)."""
+    return (path / "_delta_log").is_dir()
 
 
 def table_exists(spark: SparkSession, ref: TableRef) -> bool:

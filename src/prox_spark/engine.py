@@ -62,6 +62,11 @@ class EngineConfig:
         if self.tensor_parallel_size < 1 or self.max_num_seqs < 1:
             raise ValueError("tensor_parallel_size and max_num_seqs must be >= 1")
 
+    @property
+    def tokenizer_name(self) -> str:
+        """The tokenizer the engine uses: `tokenizer`, else the model's own."""
+        return self.tokenizer or self.model
+
 
 @dataclass(frozen=True, slots=True)
 class Generation:
@@ -113,7 +118,7 @@ class Engine:
 
         kwargs: dict[str, Any] = {
             "model": config.model,
-            "tokenizer": config.tokenizer or config.model,
+            "tokenizer": config.tokenizer_name,
             "dtype": config.dtype,
             "max_model_len": config.max_model_len,
             "tensor_parallel_size": config.tensor_parallel_size,

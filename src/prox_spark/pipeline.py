@@ -128,7 +128,7 @@ def build_stages(config: PipelineConfig) -> list[Stage]:
     stages: list[Stage] = []
     # Rule stages count the tokens they remove with a model's tokenizer, if any.
     model = config.chunk_model or config.doc_model
-    tokenizer = (model.engine.tokenizer or model.engine.model) if model is not None else None
+    tokenizer = model.engine.tokenizer_name if model is not None else None
     for item in config.stages:
         if item.name == "prox_doc" and config.doc_model is not None:
             m = config.doc_model
@@ -154,9 +154,10 @@ def refine(df: DataFrame, config: PipelineConfig) -> DataFrame:
         df = df.transform(stage)
     if REFINED_TEXT not in df.columns:
         if DOC_PROGRAM in df.columns:
-            engine = config.doc_model.engine if config.doc_model is not None else None
-            tokenizer = (engine.tokenizer or engine.model) if engine is not None else None
-            df = df.transform(ProgramApplier(config.policy, tokenizer))
+            doc = config.doc_model
+            df = df.transform(
+                ProgramApplier(config.policy, doc.engine.tokenizer_name if doc else None)
+            )
         else:
             df = df.withColumn(REFINED_TEXT, F.col("text"))
     if "status" not in df.columns:

@@ -100,5 +100,5 @@ class ChunkRefiner(Stage):
             F.col("_chunk.programs").alias(CHUNK_PROGRAMS),
             F.when(~dropped, F.col("_chunk.error")).alias(CHUNK_ERROR),
         ).drop("_chunk")
-        tokenizer = (self.engine.tokenizer or self.engine.model) if self.count_tokens else None
+        tokenizer = self.engine.tokenizer_name if self.count_tokens else None
         return out.transform(ProgramApplier(self.policy, tokenizer))
