@@ -104,10 +104,30 @@ def _break(base: dict, tmp_path: Path, case: str) -> tuple[dict, str | None]:
     if case == "bad-kv":
         raw["doc_model"]["kv_cache_gib"] = -1
         return raw, "doc_model: kv_cache_gib must be positive"
+    if case == "bad-duplicate-rule":
+        raw["input"]["on_duplicate_id"] = "newest"
+        return raw, "input.on_duplicate_id: 'newest' is not one of error, first"
+    if case == "bad-last-by":
+        raw["input"]["on_duplicate_id"] = {"last_by": "a b"}
+        return raw, "input.on_duplicate_id: last_by needs a plain column name"
+    if case == "bad-delete-rule":
+        raw["input"]["on_source_delete"] = "purge"
+        return raw, "input.on_source_delete: 'purge' is not one of delete, keep"
+    if case == "zero-commit-every":
+        raw["commit_every"] = 0
+        return raw, "commit_every: must be positive"
+    if case == "change-feed-on-jsonl":
+        raw["input"]["change_feed"] = True
+        return raw, "input.change_feed: needs a Delta source, not jsonl"
+    if case == "cast-text-not-bool":
+        raw["input"]["cast_text"] = "yes"
+        return raw, "input.cast_text: expected bool"
     raise AssertionError(case)
 
 
-CASES = ["unknown-key", "unknown-nested-key", "missing-model", "model-dir-without-config",
+CASES = ["bad-duplicate-rule", "bad-last-by", "bad-delete-rule", "zero-commit-every",
+         "change-feed-on-jsonl", "cast-text-not-bool",
+         "unknown-key", "unknown-nested-key", "missing-model", "model-dir-without-config",
          "unreadable-input", "input-not-delta", "output-not-delta", "bad-format",
          "bad-table-name", "wrong-type", "bad-policy", "no-models", "bad-kv"]
 
@@ -145,3 +165,6 @@ def test_command_line_overrides(tmp_path, base, model_dir):
                       {"doc_model": str(model_dir), "limit": 7, "output": str(tmp_path / "o2")})
     assert cfg.doc_model.engine.model == str(model_dir)
     assert cfg.limit == 7 and cfg.output.path == str(tmp_path / "o2")
+    assert cfg.commit_every == 50_000
+    cfg = load_config(write(tmp_path, base), {"commit_every": 10, "doc_model": str(model_dir)})
+    assert cfg.commit_every == 10

@@ -55,7 +55,7 @@ def test_rules_only_pipeline_records_every_decision(spark, tmp_path):
     assert by_stage == {"exact_duplicate": (1, 0), "gopher_quality": (1, 0),
                         "c4_quality": (0, 1)}
     assert "gopher_quality" in summary.render()
-    stats = read_table(spark, config.metrics).collect()[0].rule_stats
+    stats = read_table(spark, config.metrics).where("kind = 'run'").collect()[0].rule_stats
     assert json.loads(stats)["gopher_quality"]["dropped"] == 1
 
 

@@ -1,7 +1,8 @@
 """`prox-spark run CONFIG [...]`: the command-line entry point.
 
-Exit codes: 0 success, 1 the job failed, 2 the configuration is wrong (nothing
-was written).
+Exit codes: 0 success, 1 the job failed (the cause is printed), 2 the
+configuration is wrong (nothing was written), 3 concurrent writers kept
+winning the commit of a batch (committed batches are kept; run again).
 """
 
 from __future__ import annotations
@@ -26,7 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", help="refined Delta table path (overrides output.path)")
     run.add_argument("--doc-model", help="doc-level model directory or hub id")
     run.add_argument("--chunk-model", help="chunk-level model directory or hub id")
-    run.add_argument("--limit", type=int, help="refine at most N documents")
+    run.add_argument("--limit", type=int,
+                     help="refine at most N of the pending documents (those not yet refined)")
+    run.add_argument("--commit-every", type=int,
+                     help="commit to the refined table every N documents (overrides "
+                          "commit_every)")
     return parser
 
 
@@ -36,19 +41,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {
         "input": args.input, "input_format": args.input_format, "output": args.output,
         "doc_model": args.doc_model, "chunk_model": args.chunk_model, "limit": args.limit,
+        "commit_every": args.commit_every,
     }
     try:
         config = load_config(args.config, overrides)
     except ConfigError as exc:
         print(f"prox-spark: configuration error: {exc}", file=sys.stderr)
         return 2
+    from prox_spark.delta import CommitConflict
     from prox_spark.pipeline import run_pipeline
 
     try:
         summary = run_pipeline(config)
-    except ValueError as exc:
-        print(f"prox-spark: {exc}", file=sys.stderr)
+    except ConfigError as exc:
+        print(f"prox-spark: configuration error: {exc}", file=sys.stderr)
         return 2
+    except CommitConflict as exc:
+        print(f"prox-spark: {exc}", file=sys.stderr)
+        return 3
+    except Exception as exc:
+        logging.getLogger("prox_spark").debug("the job failed", exc_info=True)
+        cause = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else ""
+        print(f"prox-spark: the job failed: {type(exc).__name__}: {cause} (batches committed "
+              "before the failure are kept; run again to resume)", file=sys.stderr)
+        return 1
     print(summary.render())
     print(f"refined table: {config.output}\nmetrics table: {config.metrics}")
     return 0

@@ -19,8 +19,7 @@ from typing import Any
 from prox_spark.delta import TableRef, is_delta_dir
 from prox_spark.engine import CHUNK_MAX_NEW_TOKENS, DOC_MAX_NEW_TOKENS, EngineConfig
 from prox_spark.program import ChunkPolicy
-from prox_spark.prompts import CHUNK_MAX_TOKENS, DOC_MAX_TOKENS
-from prox_spark.udfs import DEFAULT_MAX_DOC_CHARS
+from prox_spark.prompts import CHUNK_MAX_TOKENS, DEFAULT_MAX_DOC_CHARS, DOC_MAX_TOKENS
 
 FORMATS = ("delta", "parquet", "jsonl")
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
@@ -37,12 +36,30 @@ class ConfigError(ValueError):
         self.field = field_name
 
 
+DUPLICATE_ID_RULES = ("error", "first", "last_by")
+SOURCE_DELETE_RULES = ("delete", "keep")
+DEFAULT_COMMIT_EVERY = 50_000
+
+
 @dataclass(frozen=True)
 class InputConfig:
+    """Where the documents come from and how bad or repeated records are handled.
+
+    `on_duplicate_id`: records sharing an id with different texts become one
+    error row (`error`), or the first read wins (`first`), or the one with the
+    largest `last_by` column wins. `on_source_delete`: what a document that
+    left the source does to its refined row (`delete` it, or `keep` it).
+    """
+
     ref: TableRef
     format: str = "delta"
     id_column: str | None = "id"
     text_column: str = "text"
+    cast_text: bool = False
+    on_duplicate_id: str = "error"
+    last_by: str | None = None
+    change_feed: bool = False
+    on_source_delete: str = "delete"
 
 
 @dataclass(frozen=True)
@@ -79,6 +96,8 @@ class PipelineConfig:
     spark_conf: Mapping[str, str] = field(default_factory=dict)
     limit: int | None = None
     stages: tuple[StageConfig, ...] = ()
+    commit_every: int = DEFAULT_COMMIT_EVERY
+    commit_retries: int = 3
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -242,7 +261,26 @@ def _model(raw: Any, where: str, new_tokens: int, prompt_tokens: int,
 
 
 TOP_KEYS = ("input", "output", "metrics", "doc_model", "chunk_model", "policy", "spark",
-            "limit", "stages")
+            "limit", "stages", "commit_every", "commit_retries")
+_INPUT_KEYS = ("path", "table", "format", "id_column", "text_column", "cast_text",
+               "on_duplicate_id", "change_feed", "on_source_delete")
+
+
+def _duplicate_rule(value: Any) -> tuple[str, str | None]:
+    """`error`, `first`, `last_by: COLUMN` (mapping) or "last_by:COLUMN" (string)."""
+    where = "input.on_duplicate_id"
+    if isinstance(value, Mapping) and list(value) == ["last_by"]:
+        value = f"last_by:{value['last_by']}"
+    if not isinstance(value, str):
+        raise ConfigError(where, f"expected error, first or last_by: COLUMN, got {value!r}")
+    if value.startswith("last_by:"):
+        column = value.split(":", 1)[1].strip()
+        if not _COLUMN.match(column):
+            raise ConfigError(where, f"last_by needs a plain column name, got {column!r}")
+        return "last_by", column
+    if value not in ("error", "first"):
+        raise ConfigError(where, f"{value!r} is not one of error, first, last_by: COLUMN")
+    return value, None
 
 
 def _stages(raw: Any, has_doc: bool, has_chunk: bool) -> tuple[StageConfig, ...]:
@@ -300,7 +338,7 @@ def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = Tru
     top = _mapping(raw, "config")
     _check_keys(top, TOP_KEYS, "")
     inp_raw = _mapping(top.get("input"), "input")
-    _check_keys(inp_raw, ("path", "table", "format", "id_column", "text_column"), "input")
+    _check_keys(inp_raw, _INPUT_KEYS, "input")
     fmt = _typed(inp_raw, "format", str, "input", "delta")
     if fmt not in FORMATS:
         raise ConfigError("input.format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
@@ -309,7 +347,17 @@ def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = Tru
     for key, col in (("id_column", id_column), ("text_column", text_column)):
         if col is not None and not _COLUMN.match(col):
             raise ConfigError(f"input.{key}", f"{col!r} is not a plain column name")
-    inp = InputConfig(_table_ref(inp_raw, "input"), fmt, id_column, text_column)
+    rule, last_by = _duplicate_rule(inp_raw.get("on_duplicate_id", "error"))
+    on_delete = _typed(inp_raw, "on_source_delete", str, "input", "delete")
+    if on_delete not in SOURCE_DELETE_RULES:
+        raise ConfigError("input.on_source_delete",
+                          f"{on_delete!r} is not one of {', '.join(SOURCE_DELETE_RULES)}")
+    change_feed = bool(_typed(inp_raw, "change_feed", bool, "input", False))
+    if change_feed and fmt != "delta":
+        raise ConfigError("input.change_feed", f"needs a Delta source, not {fmt}")
+    inp = InputConfig(_table_ref(inp_raw, "input"), fmt, id_column, text_column,
+                      bool(_typed(inp_raw, "cast_text", bool, "input", False)), rule, last_by,
+                      change_feed, on_delete)
 
     out_raw = _mapping(top.get("output"), "output")
     _check_keys(out_raw, ("path", "table"), "output")
@@ -335,6 +383,11 @@ def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = Tru
     partitions = _positive(_typed(spark_raw, "partitions", int, "spark", 2), "spark.partitions")
     conf = _mapping(spark_raw.get("conf"), "spark.conf")
     limit = _positive(_typed(top, "limit", int, "config"), "limit")
+    commit_every = _positive(_typed(top, "commit_every", int, "config", DEFAULT_COMMIT_EVERY),
+                             "commit_every")
+    retries = _typed(top, "commit_retries", int, "config", 3)
+    if retries < 0:
+        raise ConfigError("commit_retries", f"must be 0 or more, got {retries}")
 
     doc = _model(top.get("doc_model"), "doc_model", DOC_MAX_NEW_TOKENS, DOC_MAX_TOKENS,
                  check_models)
@@ -348,12 +401,13 @@ def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = Tru
         _check_output(output, "output")
         _check_output(metrics, "metrics")
     return PipelineConfig(inp, output, metrics, doc, chunk, policy, partitions,
-                          {str(k): str(v) for k, v in conf.items()}, limit, stages)
+                          {str(k): str(v) for k, v in conf.items()}, limit, stages,
+                          commit_every, retries)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Command-line overrides onto a raw config: input, input_format, output,
-    doc_model, chunk_model, limit (None values are ignored)."""
+    doc_model, chunk_model, limit, commit_every (None values are ignored)."""
     raw = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in raw.items()}
     if overrides.get("input") is not None:
         raw["input"] = {**_mapping(raw.get("input"), "input"), "path": overrides["input"]}
@@ -367,8 +421,9 @@ def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[s
     for key in ("doc_model", "chunk_model"):
         if overrides.get(key) is not None:
             raw[key] = {**_mapping(raw.get(key), key), "model": overrides[key]}
-    if overrides.get("limit") is not None:
-        raw["limit"] = overrides["limit"]
+    for key in ("limit", "commit_every"):
+        if overrides.get(key) is not None:
+            raw[key] = overrides[key]
     return raw
 
 

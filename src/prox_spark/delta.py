@@ -6,9 +6,13 @@ The only module that knows about Delta. A table is named by a `TableRef`
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -19,7 +23,8 @@ REFINED_SCHEMA = (
     "words_before int, words_after int, tokens_before int, tokens_after int, error string, "
     "rule_edits array<struct<stage:string,program:string,reason:string,words_removed:int,"
     "tokens_removed:int>>, "
-    "duplicate_of string, content_hash string, fingerprint string, refined_at timestamp"
+    "duplicate_of string, dedup_hash string, minhash array<bigint>, "
+    "content_hash string, fingerprint string, refined_at timestamp"
 )
 
 def _columns(schema: str) -> dict[str, str]:
@@ -37,6 +42,7 @@ def _columns(schema: str) -> dict[str, str]:
 
 
 REFINED_TYPES = _columns(REFINED_SCHEMA)
+T = TypeVar("T")
 REFINED_COLUMNS = tuple(REFINED_TYPES)
 
 
@@ -49,44 +55,6 @@ class TableRef:
 
     def __str__(self) -> str:
         return self.path or self.table or "?"
-
-
-def read_source(
-    spark: SparkSession,
-    ref: TableRef,
-    fmt: str,
-    id_column: str | None,
-    text_column: str,
-) -> DataFrame:
-    """Read a Delta, Parquet or JSONL source as (id string, text string, content_hash).
-
-    Without an id column the id is derived from the content (sha256 of the
-    text), so re-reading the same corpus gives the same ids.
-    """
-    from pyspark.sql import functions as F
-
-    if ref.table is not None:
-        df = spark.read.table(ref.table)
-    elif fmt == "jsonl":
-        df = spark.read.json(ref.path)
-    else:
-        df = spark.read.format(fmt).load(ref.path)
-    if text_column not in df.columns:
-        raise ValueError(
-            f"input.text_column: column {text_column!r} not found in {ref}; "
-            f"columns are {', '.join(df.columns)}"
-        )
-    text = F.col(text_column).cast("string")
-    content_hash = F.sha2(F.coalesce(text, F.lit("")), 256)
-    if id_column and id_column in df.columns:
-        ident = F.col(id_column).cast("string")
-    elif id_column and id_column != "id":
-        raise ValueError(f"input.id_column: column {id_column!r} not found in {ref}")
-    else:
-        ident = content_hash
-    return df.select(
-        ident.alias("id"), text.alias("text"), content_hash.alias("content_hash")
-    )
 
 
 def is_delta_dir(path: Path) -> bool:
@@ -108,55 +76,222 @@ def read_table(spark: SparkSession, ref: TableRef) -> DataFrame:
     return spark.read.format("delta").load(ref.path)
 
 
-def _write_new(df: DataFrame, ref: TableRef, mode: str = "errorifexists") -> None:
-    writer = df.write.format("delta").mode(mode)
+def _delta_table(spark: SparkSession, ref: TableRef) -> Any:
+    from delta.tables import DeltaTable
+
+    if ref.table is not None:
+        return DeltaTable.forName(spark, ref.table)
+    return DeltaTable.forPath(spark, ref.path)
+
+
+def sql_identifier(ref: TableRef) -> str:
+    """The table in SQL: a validated catalog name, or delta.`path` with backticks escaped."""
+    if ref.table is not None:
+        return ref.table
+    return "delta.`" + str(ref.path).replace("`", "``") + "`"
+
+
+_CONFLICTS = (
+    "ConcurrentAppendException", "ConcurrentDeleteReadException",
+    "ConcurrentDeleteDeleteException", "ConcurrentTransactionException",
+    "ConcurrentWriteException", "MetadataChangedException", "ProtocolChangedException",
+    "DeltaConcurrentModificationException", "FileAlreadyExistsException",
+    "DELTA_CONCURRENT", "DELTA_PROTOCOL_CHANGED", "DELTA_METADATA_CHANGED",
+    "DELTA_TABLE_ALREADY_EXISTS", "DELTA_PATH_EXISTS",
+    # Seen by the loser of two first runs while the winner is mid-creation.
+    "DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION",
+)
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """True for Delta's optimistic-concurrency conflicts (another writer won).
+
+    delta-spark's Python package does not ship its exception classes for the
+    classic (non-Connect) API, so the Java class or error class is matched by name.
+    """
+    text = f"{type(exc).__name__}: {exc}"
+    return any(name in text for name in _CONFLICTS)
+
+
+def with_conflict_retries(action: Callable[[int], T], *, retries: int, what: str,
+                          log: Callable[[str], None] = print) -> T:
+    """Run `action(attempt)`; on a Delta conflict, wait a little and run it again.
+
+    After `retries` retries the last conflict is raised as `CommitConflict`.
+    """
+    for attempt in range(retries + 1):
+        try:
+            return action(attempt)
+        except Exception as exc:
+            if not is_conflict(exc):
+                raise
+            if attempt == retries:
+                raise CommitConflict(
+                    f"{what}: another writer kept committing to the same table; gave up after "
+                    f"{retries} retries ({_first_line(exc)}). Nothing of this batch was "
+                    "written; run the job again (committed batches are kept)."
+                ) from None
+            log(f"{what}: conflict with a concurrent writer ({_first_line(exc)}); "
+                f"retry {attempt + 1} of {retries}")
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+class CommitConflict(RuntimeError):
+    """Concurrent writers kept winning: the batch could not be committed."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:240] if text else type(exc).__name__
+
+
+def _struct(spark: SparkSession, schema: str) -> Any:
+    return spark.createDataFrame([], schema).schema
+
+
+def ensure_table(spark: SparkSession, ref: TableRef, schema: str,
+                 properties: Mapping[str, str] | None = None) -> None:
+    """Create the Delta table if missing and add any column of `schema` it lacks.
+
+    Safe when several jobs start at once: a concurrent creation or schema
+    change is re-checked, never raised. Adding columns is a metadata-only
+    commit (no data file is rewritten); existing rows read them as null.
+    """
+    from delta.tables import DeltaTable
+
+    key = (str(ref), schema)
+    if key in _ENSURED and table_exists(spark, ref):
+        return
+    wanted = _columns(schema)
+
+    def create(_: int) -> None:
+        if table_exists(spark, ref):
+            return
+        builder = DeltaTable.createIfNotExists(spark).addColumns(_struct(spark, schema))
+        builder = builder.tableName(ref.table) if ref.table else builder.location(str(ref.path))
+        for key, value in (properties or {}).items():
+            builder = builder.property(key, value)
+        builder.execute()
+
+    def evolve(_: int) -> None:
+        have = {f.name for f in read_table(spark, ref).schema.fields}
+        missing = [f"`{name}` {kind}" for name, kind in wanted.items() if name not in have]
+        if missing:
+            spark.sql(f"ALTER TABLE {sql_identifier(ref)} ADD COLUMNS ({', '.join(missing)})")
+
+    with_conflict_retries(create, retries=5, what=f"creating {ref}", log=_log)
+    with_conflict_retries(evolve, retries=5, what=f"adding columns to {ref}", log=_log)
+    _ENSURED.add(key)
+
+
+# Tables this process has already created or upgraded (schema, location).
+_ENSURED: set[tuple[str, str]] = set()
+
+
+def _log(message: str) -> None:
+    import logging
+
+    logging.getLogger("prox_spark").warning(message)
+
+
+@contextmanager
+def _session_confs(spark: SparkSession, confs: Mapping[str, str | None]) -> Iterator[None]:
+    for key, value in confs.items():
+        if value is not None:
+            spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key in confs:
+            spark.conf.unset(key)
+
+
+TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
+TXN_VERSION = "spark.databricks.delta.write.txnVersion"
+USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+
+
+def merge_batch(spark: SparkSession, df: DataFrame, ref: TableRef, *, app_id: str,
+                txn_version: int, metadata: Mapping[str, Any]) -> None:
+    """Upsert one batch of refined rows by `id`, exactly once.
+
+    The commit carries `(app_id, txn_version)`: Delta skips a MERGE whose pair
+    it has already committed, so a retried batch is never applied twice. The
+    batch's figures ride in the same commit (`userMetadata`), so the metrics
+    can always be rebuilt from the table's history (`committed_batches`).
+    """
+    df = df.select(*REFINED_COLUMNS)
+    with _session_confs(spark, {TXN_APP_ID: app_id, TXN_VERSION: str(txn_version),
+                                USER_METADATA: json.dumps(dict(metadata), sort_keys=True)}):
+        (
+            _delta_table(spark, ref).alias("t")
+            .merge(df.alias("s"), "t.id = s.id")
+            .whenMatchedUpdateAll()
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+
+
+def delete_ids(spark: SparkSession, ref: TableRef, ids: DataFrame, *,
+               metadata: Mapping[str, Any]) -> None:
+    """Delete the rows whose `id` is in `ids` (one commit, with `metadata`)."""
+    with _session_confs(spark, {USER_METADATA: json.dumps(dict(metadata), sort_keys=True)}):
+        (
+            _delta_table(spark, ref).alias("t")
+            .merge(ids.select("id").distinct().alias("s"), "t.id = s.id")
+            .whenMatchedDelete()
+            .execute()
+        )
+
+
+def committed_metadata(spark: SparkSession, ref: TableRef, after_version: int
+                       ) -> list[tuple[int, dict[str, Any]]]:
+    """(version, userMetadata as a dict) of the commits after `after_version`
+    whose metadata is a JSON object (what `merge_batch`/`delete_ids` wrote)."""
+    from pyspark.sql import functions as F
+
+    if not table_exists(spark, ref):
+        return []
+    rows = (_delta_table(spark, ref).history()
+            .where(F.col("version") > after_version)
+            .where(F.col("userMetadata").isNotNull())
+            .select("version", "userMetadata").orderBy("version").collect())
+    out = []
+    for row in rows:
+        try:
+            meta = json.loads(row.userMetadata)
+        except ValueError:
+            continue
+        if isinstance(meta, dict):
+            out.append((int(row.version), meta))
+    return out
+
+
+def append_rows(spark: SparkSession, rows: list[dict[str, Any]], schema: str, ref: TableRef,
+                *, app_id: str | None = None, txn_version: int | None = None) -> None:
+    """Append rows to a Delta table (created or upgraded first); with
+    `app_id`/`txn_version`, an append already committed is skipped."""
+    ensure_table(spark, ref, schema)
+    writer = spark.createDataFrame(rows, schema).write.format("delta").mode("append")
+    if app_id is not None and txn_version is not None:
+        writer = writer.option("txnAppId", app_id).option("txnVersion", txn_version)
     if ref.table is not None:
         writer.saveAsTable(ref.table)
     else:
         writer.save(ref.path)
 
 
-def merge_refined(spark: SparkSession, df: DataFrame, ref: TableRef) -> None:
-    """Upsert refined rows by `id`: new ids are inserted; an existing id is
-    updated only when its content or fingerprint changed. Re-running the same
-    job therefore leaves the table as it was."""
-    from delta.tables import DeltaTable
-
-    df = df.select(*REFINED_COLUMNS)
+def table_properties(spark: SparkSession, ref: TableRef) -> dict[str, str]:
+    """The table properties of a Delta table ({} if it does not exist)."""
     if not table_exists(spark, ref):
-        _write_new(df, ref)
-        return
-    target = (
-        DeltaTable.forName(spark, ref.table)
-        if ref.table is not None
-        else DeltaTable.forPath(spark, ref.path)
-    )
-    (
-        target.alias("t")
-        .merge(df.alias("s"), "t.id = s.id")
-        .whenMatchedUpdateAll(
-            condition="t.content_hash <> s.content_hash OR t.fingerprint <> s.fingerprint"
-        )
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
-
-
-def append_row(spark: SparkSession, row: dict[str, Any], schema: str, ref: TableRef) -> None:
-    """Append one row (run metrics) to a Delta table, creating it if needed."""
-    df = spark.createDataFrame([row], schema)
-    _write_new(df, ref, mode="append")
+        return {}
+    row = _delta_table(spark, ref).detail().select("properties").collect()[0]
+    return dict(row.properties or {})
 
 
 def table_version(spark: SparkSession, ref: TableRef) -> int | None:
     """The latest Delta version of a table, or None if it does not exist."""
-    from delta.tables import DeltaTable
-
     if not table_exists(spark, ref):
         return None
-    table = (
-        DeltaTable.forName(spark, ref.table)
-        if ref.table is not None
-        else DeltaTable.forPath(spark, ref.path)
-    )
-    return int(table.history(1).collect()[0]["version"])
+    return int(_delta_table(spark, ref).history(1).collect()[0]["version"])

@@ -15,10 +15,6 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-# Keep vLLM's engine core inside the calling process: Spark Python workers
-# have no `__main__` guard for vLLM's spawned process.
-os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-
 DOC_MAX_NEW_TOKENS = 15
 CHUNK_MAX_NEW_TOKENS = 256
 GiB = 1024**3
@@ -114,6 +110,10 @@ class Engine:
     @classmethod
     def create(cls, config: EngineConfig) -> Engine:
         bind_task_gpus()
+        # Keep vLLM's engine core inside the calling process: Spark Python
+        # workers have no `__main__` guard for vLLM's spawned process. Set
+        # here, when an engine is built, not when this module is imported.
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         from vllm import LLM
 
         kwargs: dict[str, Any] = {

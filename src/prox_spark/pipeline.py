@@ -1,10 +1,14 @@
-"""The refinement job: source table -> doc stage -> chunk stage -> refined Delta table.
+"""The refinement job: source table -> stages -> refined Delta table, in
+bounded, exactly-once batches.
 
     >>> summary = run_pipeline(load_config("conf/local.yaml"))  # doctest: +SKIP
 
-Documents already in the refined table with the same content hash and the
-same fingerprint (models, prompt format, policy) are not sent to a model
-again, so re-running a job is cheap and leaves the table unchanged.
+A run reads the source, decides what is pending (`refresh.plan`), deletes
+refined rows whose documents left the source, then refines and commits the
+pending documents `commit_every` at a time, one MERGE per batch. Documents
+already in the refined table with the same content hash and fingerprint are
+not refined again, so a killed run started again redoes at most the batch
+that was in flight, and a second run of the same job changes nothing.
 """
 
 from __future__ import annotations
@@ -13,19 +17,36 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
-from datetime import UTC
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 
 from prox_spark.config import ModelConfig, PipelineConfig
 from prox_spark.delta import (
+    REFINED_SCHEMA,
     REFINED_TYPES,
-    append_row,
-    merge_refined,
-    read_source,
+    append_rows,
+    delete_ids,
+    ensure_table,
+    merge_batch,
     read_table,
-    table_exists,
+    with_conflict_retries,
 )
+from prox_spark.metrics import (
+    METRICS_SCHEMA,
+    BatchStats,
+    RunSummary,
+    batch_metadata,
+    batch_stats,
+    delete_metadata,
+    run_row,
+    sync_metrics,
+)
+from prox_spark.refresh import Plan, plan
+from prox_spark.sources import SOURCE_ERROR
 from prox_spark.stages import (
     ChunkRefiner,
     DocRefiner,
@@ -43,66 +64,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("prox_spark")
 PROMPT_FORMAT_VERSION = "llama2-chat/prox-v1"
-METRICS_SCHEMA = (
-    "run_at timestamp, fingerprint string, documents_in long, already_refined long, "
-    "refined long, kept long, edited long, dropped long, reverted long, program_errors long, "
-    "rows_with_errors long, tokens_before long, tokens_after long, words_before long, "
-    "words_after long, wall_seconds double, documents_per_second double, rule_stats string"
-)
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """What a run did. `refined` counts documents that went through the stages now."""
-
-    fingerprint: str
-    documents_in: int
-    already_refined: int
-    refined: int
-    kept: int
-    edited: int
-    dropped: int
-    reverted: int
-    program_errors: int
-    rows_with_errors: int
-    tokens_before: int
-    tokens_after: int
-    words_before: int
-    words_after: int
-    wall_seconds: float
-    # Per rule or dedup stage: (stage, documents dropped, documents edited,
-    # words removed, tokens removed -- 0 without a model tokenizer).
-    by_stage: tuple[tuple[str, int, int, int, int], ...] = ()
-
-    @property
-    def documents_per_second(self) -> float:
-        return self.refined / self.wall_seconds if self.wall_seconds > 0 else 0.0
-
-    def render(self) -> str:
-        kept_share = (self.tokens_after / self.tokens_before * 100) if self.tokens_before else 0
-        return "\n".join([
-            "prox-spark run summary",
-            f"  documents in      {self.documents_in:>10,}"
-            f"   (already refined, skipped: {self.already_refined:,})",
-            f"  refined now       {self.refined:>10,}",
-            f"    kept            {self.kept:>10,}",
-            f"    edited          {self.edited:>10,}",
-            f"    dropped         {self.dropped:>10,}",
-            f"    reverted        {self.reverted:>10,}",
-            f"  program errors    {self.program_errors:>10,}"
-            f"   (rows with generation errors: {self.rows_with_errors:,})",
-            *([f"  tokens before     {self.tokens_before:>10,}",
-               f"  tokens after      {self.tokens_after:>10,}   ({kept_share:.1f}% kept)"]
-              if self.tokens_before else []),
-            f"  words before      {self.words_before:>10,}",
-            f"  words after       {self.words_after:>10,}",
-            f"  wall time         {self.wall_seconds:>10.1f} s"
-            f"   ({self.documents_per_second:.2f} documents/s)",
-            *[f"  {stage:<17} {dropped:>10,} dropped, {edited:,} edited, "
-              f"{words:,} words" + (f" / {tokens:,} tokens" if tokens else "") + " removed"
-              for stage, dropped, edited, words, tokens in self.by_stage],
-            f"  fingerprint       {self.fingerprint}",
-        ])
+# The metrics table is brought up to date from the commits at the start and
+# end of a run, and after a batch when this long has passed since the last
+# time (each batch's figures are in its own commit either way).
+METRICS_EVERY_SECONDS = 60.0
+__all__ = ["METRICS_SCHEMA", "RunSummary", "build_stages", "fingerprint", "refine",
+           "run_pipeline"]
 
 
 def fingerprint(config: PipelineConfig) -> str:
@@ -123,8 +90,11 @@ def fingerprint(config: PipelineConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def build_stages(config: PipelineConfig) -> list[Stage]:
-    """The configured stages, in order, as DataFrame -> DataFrame callables."""
+def build_stages(config: PipelineConfig, existing: DataFrame | None = None) -> list[Stage]:
+    """The configured stages, in order, as DataFrame -> DataFrame callables.
+
+    `existing` (rows already refined) is what the dedup stages compare new
+    documents with, beside each other."""
     stages: list[Stage] = []
     # Rule stages count the tokens they remove with a model's tokenizer, if any.
     model = config.chunk_model or config.doc_model
@@ -138,63 +108,197 @@ def build_stages(config: PipelineConfig) -> list[Stage]:
             stages.append(ChunkRefiner(m.engine, config.policy, m.max_prompt_tokens,
                                        m.max_new_tokens, m.max_doc_chars))
         elif item.name == "exact_dedup":
-            stages.append(ExactDedup(**item.params))
+            stages.append(ExactDedup(**item.params, existing=existing))
         elif item.name == "near_dedup":
-            stages.append(NearDedup(**item.params))
+            stages.append(NearDedup(**item.params, existing=existing))
         else:
             stages.append(RuleStage(item.name, dict(item.params), tokenizer))
     return stages
 
 
-def refine(df: DataFrame, config: PipelineConfig) -> DataFrame:
-    """Apply the configured stages to (id, text, ...) and return the refined columns."""
+def refine(df: DataFrame, config: PipelineConfig, existing: DataFrame | None = None
+           ) -> DataFrame:
+    """Apply the configured stages to (id, text, ...) and return the refined columns.
+
+    Rows with a `source_error` (unreadable records) skip the stages and come
+    out as dropped rows carrying that error. The result has `REFINED_TYPES`
+    plus `invalid` (the row was a source error).
+    """
     from pyspark.sql import functions as F
 
-    for stage in build_stages(config):
-        df = df.transform(stage)
-    if REFINED_TEXT not in df.columns:
-        if DOC_PROGRAM in df.columns:
+    has_errors = SOURCE_ERROR in df.columns
+    valid = df.where(F.col(SOURCE_ERROR).isNull()) if has_errors else df
+    valid = valid.withColumn("_original_text", F.col("text"))
+    for stage in build_stages(config, existing):
+        valid = valid.transform(stage)
+    if REFINED_TEXT not in valid.columns:
+        if DOC_PROGRAM in valid.columns:
             doc = config.doc_model
-            df = df.transform(
+            valid = valid.transform(
                 ProgramApplier(config.policy, doc.engine.tokenizer_name if doc else None)
             )
         else:
-            df = df.withColumn(REFINED_TEXT, F.col("text"))
-    if "status" not in df.columns:
-        df = df.withColumn("status", F.when(F.col(REFINED_TEXT).isNull(), "dropped")
-                           .otherwise("kept"))
-    if RULE_EDITS in df.columns:
+            valid = valid.transform(_rules_only_result)
+    if RULE_EDITS in valid.columns:
         # A rule's line edits make an otherwise untouched document "edited".
         line_edit = F.exists(F.col(RULE_EDITS), lambda e: e["reason"].isNull())
-        df = df.withColumn("status", F.when((F.col("status") == "kept") & line_edit, "edited")
-                           .otherwise(F.col("status")))
-    errors = F.concat_ws("; ", *[F.col(c) for c in (DOC_ERROR, CHUNK_ERROR) if c in df.columns])
+        valid = valid.withColumn(
+            "status", F.when((F.col("status") == "kept") & line_edit, "edited")
+            .otherwise(F.col("status")))
+    errors = F.concat_ws("; ", *[F.col(c) for c in (DOC_ERROR, CHUNK_ERROR)
+                                 if c in valid.columns])
     computed = {
         "text": F.col(REFINED_TEXT),
         "error": F.when(errors != "", errors),
         "fingerprint": F.lit(None), "refined_at": F.lit(None),
     }
-    return df.select(*[
+    out = valid.select(*[
         (computed[name] if name in computed else
-         F.col(name) if name in df.columns else F.lit(None)).cast(kind).alias(name)
+         F.col(name) if name in valid.columns else F.lit(None)).cast(kind).alias(name)
         for name, kind in REFINED_TYPES.items()
-    ])
+    ], F.lit(False).alias("invalid"))
+    if not has_errors:
+        return out
+    bad = df.where(F.col(SOURCE_ERROR).isNotNull())
+    fixed = {"status": F.lit("dropped"), "error": F.col(SOURCE_ERROR), "errors": F.lit(0),
+             "text": F.lit(None)}
+    bad = bad.select(*[
+        (fixed[name] if name in fixed else F.col(name) if name in bad.columns
+         else F.lit(None)).cast(kind).alias(name)
+        for name, kind in REFINED_TYPES.items()
+    ], F.lit(True).alias("invalid"))
+    return out.unionByName(bad)
 
 
-def _pending(spark: SparkSession, source: DataFrame, config: PipelineConfig,
-             fp: str) -> DataFrame:
-    if not table_exists(spark, config.output):
-        return source
-    done = read_table(spark, config.output).select("id", "content_hash", "fingerprint")
-    done = done.filter(done.fingerprint == fp).drop("fingerprint")
-    return source.join(done, on=["id", "content_hash"], how="left_anti")
+def _rules_only_result(df: DataFrame) -> DataFrame:
+    """Status and word counts when no model stage ran (text as the rules left it)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.functions import pandas_udf
+
+    @pandas_udf("int")  # type: ignore[call-overload]
+    def prox_words(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        for texts in batches:
+            yield pd.Series([len(t.split()) if isinstance(t, str) else 0 for t in texts])
+
+    original = "_original_text"
+    out = df.withColumn(REFINED_TEXT, F.col("text"))
+    if "status" not in out.columns:
+        out = out.withColumn("status", F.when(F.col(REFINED_TEXT).isNull(), "dropped")
+                             .otherwise("kept"))
+    source_text = F.col(original) if original in out.columns else F.col("text")
+    return (out.withColumn("words_after", prox_words(F.col(REFINED_TEXT)))
+            .withColumn("words_before", prox_words(source_text))
+            .withColumn("errors", F.lit(0)))
+
+
+def _existing(spark: SparkSession, config: PipelineConfig, later: DataFrame) -> DataFrame:
+    """Refined rows new documents are deduplicated against: the table, minus
+    the pending documents this run has not committed yet (`later`)."""
+    table = read_table(spark, config.output)
+    keep = [c for c in ("id", "dedup_hash", "minhash", "duplicate_of") if c in table.columns]
+    return table.select(*keep).join(later.select("id"), "id", "left_anti")
+
+
+def _not_done_since(spark: SparkSession, config: PipelineConfig, rows: DataFrame, fp: str,
+                    since: Any) -> DataFrame:
+    """`rows` minus those another run committed (same content and fingerprint)
+    after this run planned its work."""
+    from pyspark.sql import functions as F
+
+    done = (read_table(spark, config.output)
+            .where((F.col("fingerprint") == fp) & (F.col("refined_at") >= F.lit(since)))
+            .select("id", "content_hash"))
+    return rows.join(done, ["id", "content_hash"], "left_anti")
+
+
+def _eta(done: int, total: int, seconds: float) -> str:
+    if not done or done >= total:
+        return "0s"
+    left = seconds / done * (total - done)
+    return f"{int(left // 60)}m{int(left % 60):02d}s" if left >= 60 else f"{left:.0f}s"
+
+
+def _delete_gone(spark: SparkSession, config: PipelineConfig, work: Plan, run_id: str,
+                 fp: str) -> None:
+    if work.deleted is None:
+        return
+    log.info("deleting %d refined rows whose documents left the source", work.deleted_count)
+    with_conflict_retries(
+        lambda _: delete_ids(spark, config.output, work.deleted,
+                             metadata=delete_metadata(run_id, fp, work.deleted_count)),
+        retries=config.commit_retries, what="deleting rows gone from the source",
+        log=log.warning)
+
+
+def _commit_batches(spark: SparkSession, config: PipelineConfig, work: Plan, run_id: str,
+                    fp: str, planned_at: Any) -> tuple[BatchStats, int]:
+    """Refine and commit every batch; returns the totals and batches skipped."""
+    from pyspark.sql import functions as F
+
+    total, skipped, done, started = BatchStats(), 0, 0, time.monotonic()
+    synced = started
+    n = len(work.bounds)
+    for k in range(n):
+        batch_started = time.monotonic()
+        rows = _not_done_since(spark, config, work.batch(k), fp, planned_at)
+        later = work.pending.where(F.col("id") >= F.lit(work.bounds[k]))
+        refined = (
+            refine(rows.repartition(config.partitions), config,
+                   _existing(spark, config, later))
+            .withColumn("fingerprint", F.lit(fp))
+            .withColumn("refined_at", F.current_timestamp())
+            # Model output must never be computed twice, even after this
+            # session writes to a table the plan reads.
+            .localCheckpoint(eager=True)
+        )
+        stats = batch_stats(refined)
+        if stats.refined == 0:
+            skipped += 1
+            log.info("batch %d of %d: already committed by another run, skipped", k + 1, n)
+            continue
+
+        def commit(attempt: int, refined: DataFrame = refined, k: int = k,
+                   stats: BatchStats = stats, batch_started: float = batch_started
+                   ) -> BatchStats:
+            todo = refined
+            if attempt:
+                # Another writer won: keep only what it has not committed.
+                todo = _not_done_since(spark, config, refined, fp, planned_at)
+                stats = batch_stats(todo)
+                if stats.refined == 0:
+                    return stats
+            meta = batch_metadata(run_id, k + 1, n, fp, stats,
+                                  time.monotonic() - batch_started)
+            log.info("batch %d of %d: writing %d documents", k + 1, n, stats.refined)
+            merge_batch(spark, todo, config.output, app_id=f"prox-spark:{run_id}",
+                        txn_version=k + 1, metadata=meta)
+            return stats
+
+        stats = with_conflict_retries(commit, retries=config.commit_retries,
+                                      what=f"batch {k + 1} of {n}", log=log.warning)
+        total = total + stats
+        done += work.batch(k).count() if stats.refined == 0 else stats.refined
+        elapsed = time.monotonic() - started
+        log.info("batch %d of %d committed: %d documents, %.1f documents/s, tokens in %d / "
+                 "out %d, ETA %s", k + 1, n, stats.refined,
+                 stats.refined / max(time.monotonic() - batch_started, 1e-9),
+                 stats.tokens_before, stats.tokens_after,
+                 _eta(done, work.pending_count, elapsed))
+        if time.monotonic() - synced >= METRICS_EVERY_SECONDS:
+            _sync(spark, config)
+            synced = time.monotonic()
+    return total, skipped
+
+
+def _sync(spark: SparkSession, config: PipelineConfig) -> None:
+    with_conflict_retries(lambda _: sync_metrics(spark, config.output, config.metrics),
+                          retries=5, what="recording metrics", log=log.warning)
 
 
 def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> RunSummary:
-    """Run the whole job and write the refined and metrics tables."""
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
-
+    """Run the whole job: plan, delete what left the source, refine and commit
+    in batches, record metrics."""
+    from prox_spark.metrics import now
     from prox_spark.session import get_spark
 
     started = time.monotonic()
@@ -202,73 +306,35 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
                   "spark.ui.showConsoleProgress": "true", **config.spark_conf}
     spark = spark or get_spark("prox-spark-refine", conf=local_conf)
     fp = fingerprint(config)
+    run_id = uuid.uuid4().hex[:12]
+    planned_at = now()
+    _sync(spark, config)
     log.info("reading %s (%s)", config.input.ref, config.input.format)
-    source = read_source(spark, config.input.ref, config.input.format,
-                         config.input.id_column, config.input.text_column)
-    source = source.dropDuplicates(["id"])
-    if config.limit is not None:
-        source = source.orderBy("id").limit(config.limit)
-    source = source.persist(StorageLevel.MEMORY_AND_DISK)
-    documents_in = source.count()
-    todo = _pending(spark, source, config, fp).persist(StorageLevel.MEMORY_AND_DISK)
-    pending = todo.count()
-    log.info("%d documents in, %d to refine, %d already refined with fingerprint %s",
-             documents_in, pending, documents_in - pending, fp)
-    totals: dict[str, int] = {}
-    by_stage: tuple[tuple[str, int, int, int, int], ...] = ()
-    if pending:
-        refined = (
-            refine(todo.repartition(config.partitions), config)
-            .withColumn("fingerprint", F.lit(fp))
-            .withColumn("refined_at", F.current_timestamp())
-            .persist(StorageLevel.MEMORY_AND_DISK)
-        )
-        row = refined.agg(
-            *[F.sum((F.col("status") == s).cast("long")).alias(s)
-              for s in ("kept", "edited", "dropped", "reverted")],
-            F.sum("errors").alias("program_errors"),
-            F.sum(F.col("error").isNotNull().cast("long")).alias("rows_with_errors"),
-            *[F.sum(c).alias(c) for c in ("tokens_before", "tokens_after",
-                                          "words_before", "words_after")],
-        ).collect()[0]
-        totals = {k: int(v or 0) for k, v in row.asDict().items()}
-        by_stage = tuple(
-            (r.stage, int(r.dropped or 0), int(r.edited or 0), int(r.words or 0),
-             int(r.tokens or 0))
-            for r in refined.select(F.explode(RULE_EDITS).alias("e"))
-            .groupBy(F.col("e.stage").alias("stage"))
-            .agg(F.sum(F.col("e.reason").isNotNull().cast("long")).alias("dropped"),
-                 F.sum(F.col("e.reason").isNull().cast("long")).alias("edited"),
-                 F.sum("e.words_removed").alias("words"),
-                 F.sum("e.tokens_removed").alias("tokens"))
-            .orderBy("stage").collect()
-        )
-        log.info("writing %s", config.output)
-        merge_refined(spark, refined, config.output)
-        refined.unpersist()
-    todo.unpersist()
-    source.unpersist()
-    summary = RunSummary(
-        fingerprint=fp, documents_in=documents_in, already_refined=documents_in - pending,
-        refined=pending, kept=totals.get("kept", 0), edited=totals.get("edited", 0),
-        dropped=totals.get("dropped", 0), reverted=totals.get("reverted", 0),
-        program_errors=totals.get("program_errors", 0),
-        rows_with_errors=totals.get("rows_with_errors", 0),
-        tokens_before=totals.get("tokens_before", 0), tokens_after=totals.get("tokens_after", 0),
-        words_before=totals.get("words_before", 0), words_after=totals.get("words_after", 0),
-        wall_seconds=time.monotonic() - started, by_stage=by_stage,
+    work = plan(spark, config, fp)
+    log.info("%d documents in (%s), %d to refine in %d batch(es) of up to %d, %d to delete; "
+             "fingerprint %s", work.documents_in, work.mode, work.pending_count,
+             len(work.bounds), config.commit_every, work.deleted_count, fp)
+    if work.pending_count or work.deleted is not None:
+        ensure_table(spark, config.output, REFINED_SCHEMA)
+    _delete_gone(spark, config, work, run_id, fp)
+    totals, skipped = _commit_batches(spark, config, work, run_id, fp, planned_at)
+    work.unpersist()
+    if work.deleted is not None:
+        work.deleted.unpersist()
+    notes = []
+    if work.documents_in == 0:
+        notes.append(f"the input {config.input.ref} holds no documents")
+    summary = RunSummary.of(
+        totals, fingerprint=fp, documents_in=work.documents_in,
+        already_refined=work.documents_in - work.pending_count,
+        wall_seconds=time.monotonic() - started,
+        duplicate_records=work.duplicate_records, conflicting_ids=work.conflicting_ids,
+        deleted=work.deleted_count, batches=len(work.bounds), skipped_batches=skipped,
+        source_version=work.source_version, run_id=run_id, notes=tuple(notes),
     )
-    metrics = {k: v for k, v in asdict(summary).items() if k != "by_stage"}
-    metrics.update(
-        run_at=_now(), documents_per_second=summary.documents_per_second,
-        rule_stats=json.dumps({s: {"dropped": d, "edited": e, "words_removed": w,
-                                   "tokens_removed": t} for s, d, e, w, t in by_stage}),
-    )
-    append_row(spark, metrics, METRICS_SCHEMA, config.metrics)
+    _sync(spark, config)
+    with_conflict_retries(
+        lambda _: append_rows(spark, [run_row(summary)], METRICS_SCHEMA, config.metrics),
+        retries=5, what="recording the run", log=log.warning)
     return summary
 
-
-def _now() -> Any:
-    from datetime import datetime
-
-    return datetime.now(UTC).replace(tzinfo=None)

@@ -24,6 +24,9 @@ PROMPT_HEAD = f"[INST] <<SYS>>\n{SYSTEM_PROMPT}\n<</SYS>>\n\n"
 PROMPT_TAIL = " [/INST]"
 DOC_MAX_TOKENS = 2000
 CHUNK_MAX_TOKENS = 1500
+# Chunking tokenizes the whole document; past this size a document is refused
+# with an error rather than holding a worker for minutes.
+DEFAULT_MAX_DOC_CHARS = 2_000_000
 
 # Characters of document tried first per token of budget when a long document
 # is truncated; the window doubles until it holds enough tokens.

@@ -26,6 +26,7 @@ from prox_spark.engine import (
 )
 from prox_spark.prompts import (
     CHUNK_MAX_TOKENS,
+    DEFAULT_MAX_DOC_CHARS,
     DOC_MAX_TOKENS,
     chunk_document,
     chunk_prompt,
@@ -34,9 +35,6 @@ from prox_spark.prompts import (
 
 DOC_RESULT_SCHEMA = "program string, error string"
 CHUNK_RESULT_SCHEMA = "programs array<string>, error string"
-# Chunking tokenizes the whole document; past this size a document is refused
-# with an error rather than holding a worker for minutes.
-DEFAULT_MAX_DOC_CHARS = 2_000_000
 
 
 def clean_text(text: Any) -> tuple[str | None, str | None]:

@@ -3,29 +3,63 @@
 A duplicate keeps its row: its text becomes null, its status "dropped", and
 `duplicate_of` names the document it duplicates (the one kept in its group,
 chosen by `priority`, then by id). Only Spark and Delta are needed.
+
+Both stages compare the same simplified text (`simplify`: lower case, every
+character that is not a letter, digit or space replaced by a space,
+whitespace collapsed) and store what they compared (`dedup_hash`,
+`minhash`) with the row. Given `existing` (rows already refined, e.g. the
+refined table), documents are also compared with those, and an existing
+document always wins: a new copy of last week's page is the one dropped.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import regex
 
 from prox_spark.stages.base import ID, Stage
 from prox_spark.stages.rule_stages import current_text_column, record_edit
 
 DUPLICATE_OF = "duplicate_of"
-_NON_WORD = re.compile(r"[^\w\s]+")
-_SPACES = re.compile(r"\s+")
+DEDUP_HASH = "dedup_hash"
+MINHASH = "minhash"
+_NON_WORD = regex.compile(r"[^\p{L}\p{N}\s]+")
+_SPACES = regex.compile(r"\s+")
 
 
 def simplify(text: str) -> str:
-    """Lower case, punctuation removed, whitespace collapsed: the text compared."""
+    """Lower case, every non-letter/digit/space turned into a space, whitespace
+    collapsed: the text both dedup stages compare.
+
+        >>> simplify("Hello,  World! 42")
+        'hello world 42'
+    """
     return _SPACES.sub(" ", _NON_WORD.sub(" ", text.lower())).strip()
+
+
+def dedup_hash(text: str | None) -> str | None:
+    """sha256 of the simplified text (None for null text)."""
+    if not isinstance(text, str):
+        return None
+    return hashlib.sha256(simplify(text).encode("utf-8", "replace")).hexdigest()
+
+
+def _keepers(existing, column: str):  # type: ignore[no-untyped-def]
+    """Rows of `existing` that a new document may duplicate: not duplicates themselves."""
+    from pyspark.sql import functions as F
+
+    if column not in existing.columns:
+        return None
+    keep = existing.where(F.col(column).isNotNull())
+    if DUPLICATE_OF in existing.columns:
+        keep = keep.where(F.col(DUPLICATE_OF).isNull())
+    return keep.select(F.col(ID), F.col(column))
 
 
 def _mark(df, stage: str, duplicate_of, column: str):  # type: ignore[no-untyped-def]
@@ -34,7 +68,8 @@ def _mark(df, stage: str, duplicate_of, column: str):  # type: ignore[no-untyped
     is_dup = duplicate_of.isNotNull()
     program = F.when(is_dup, F.concat(F.lit("drop_doc()  # duplicate of "), duplicate_of))
     words = F.size(F.split(F.trim(F.coalesce(F.col(column), F.lit(""))), r"\s+"))
-    df = df.withColumn(DUPLICATE_OF, duplicate_of)
+    earlier = F.col(DUPLICATE_OF) if DUPLICATE_OF in df.columns else F.lit(None)
+    df = df.withColumn(DUPLICATE_OF, F.coalesce(earlier, duplicate_of).cast("string"))
     return record_edit(
         df, stage, column, F.when(is_dup, F.lit(None).cast("string")).otherwise(F.col(column)),
         program, F.when(is_dup, F.lit(f"{stage}")), is_dup, F.when(is_dup, words).otherwise(0),
@@ -44,27 +79,55 @@ def _mark(df, stage: str, duplicate_of, column: str):  # type: ignore[no-untyped
 
 @dataclass
 class ExactDedup(Stage):
-    """Keep one document per normalized-text hash; `priority` is a column
-    (lower value kept first; default: the id)."""
+    """Keep one document per simplified-text hash; `priority` is a column
+    (lower value kept first; default: the id). Rows of `existing` (with a
+    `dedup_hash` column) are compared too and always kept.
+
+    Example::
+
+        df.transform(ExactDedup(existing=spark.read.format("delta").load(refined)))
+    """
 
     priority: str | None = None
+    existing: Any = None
 
     def transform(self, df):  # type: ignore[no-untyped-def]
         from pyspark.sql import Window
         from pyspark.sql import functions as F
+        from pyspark.sql.functions import pandas_udf
 
+        @pandas_udf("string")  # type: ignore[call-overload]
+        def prox_dedup_hash(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+            for texts in batches:
+                yield pd.Series([dedup_hash(t) for t in texts], dtype="object")
+
+        if self.priority is not None and self.priority not in df.columns:
+            raise ValueError(f"exact_dedup.priority: column {self.priority!r} not in the data")
         column = current_text_column(df.columns)
-        norm = F.trim(F.regexp_replace(
-            F.regexp_replace(F.lower(F.col(column)), r"[^\p{L}\p{N}\s]+", " "), r"\s+", " "))
-        key = F.when(F.col(column).isNotNull(), F.sha2(norm, 256))
-        order = [F.col(self.priority).asc_nulls_last()] if self.priority else []
-        window = Window.partitionBy("_dedup_key").orderBy(*order, F.col(ID).asc())
-        df = df.withColumn("_dedup_key", key)
+        df = df.withColumn(DEDUP_HASH, prox_dedup_hash(F.col(column))).withColumn(
+            "_new", F.lit(1))
+        both = df
+        old = _keepers(self.existing, DEDUP_HASH) if self.existing is not None else None
+        if old is not None:
+            # Materialize once: the batch is read twice below (its keys pick
+            # the old rows to compare), and may carry model columns that must
+            # not be computed again.
+            df = both = df.localCheckpoint()
+            keys = F.broadcast(df.select(DEDUP_HASH).where(F.col(DEDUP_HASH).isNotNull())
+                               .distinct())
+            old = old.join(keys, DEDUP_HASH, "left_semi").withColumn("_new", F.lit(0))
+            both = df.unionByName(old, allowMissingColumns=True)
+        # One row per key; a null hash (null text) is compared with nothing.
+        key = F.coalesce(F.col(DEDUP_HASH), F.concat(F.lit("\u0000"), F.col(ID)))
+        order = [F.col("_new").asc()]
+        if self.priority:
+            order.append(F.col(self.priority).asc_nulls_last())
+        window = Window.partitionBy(key).orderBy(*order, F.col(ID).asc())
         first = F.first(F.col(ID)).over(window)
-        duplicate_of = F.when(
-            F.col("_dedup_key").isNotNull() & (first != F.col(ID)), first
-        )
-        return _mark(df, "exact_duplicate", duplicate_of, column).drop("_dedup_key")
+        duplicate_of = F.when(F.col(DEDUP_HASH).isNotNull() & (first != F.col(ID)), first)
+        marked = (both.withColumn("_dup_of", duplicate_of)
+                  .where(F.col("_new") == 1).drop("_new"))
+        return _mark(marked, "exact_duplicate", F.col("_dup_of"), column).drop("_dup_of")
 
 
 _PRIME = 4_294_967_291  # largest prime below 2**32: a*h + b stays within uint64
@@ -99,7 +162,9 @@ def minhash_signature(text: str | None, ngram: int, a: np.ndarray, b: np.ndarray
 class NearDedup(Stage):
     """MinHash + LSH banding over word 5-gram shingles; documents whose
     estimated Jaccard similarity reaches `threshold` are duplicates of the
-    best-priority document they match."""
+    best-priority document they match. Rows of `existing` (with a `minhash`
+    column made with the same bands, rows and seed) are matched too and
+    always kept."""
 
     threshold: float = 0.8
     ngram: int = 5
@@ -107,6 +172,7 @@ class NearDedup(Stage):
     rows: int = 8
     seed: int = 1
     priority: str | None = None
+    existing: Any = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -118,6 +184,8 @@ class NearDedup(Stage):
         from pyspark.sql import functions as F
         from pyspark.sql.functions import pandas_udf
 
+        if self.priority is not None and self.priority not in df.columns:
+            raise ValueError(f"near_dedup.priority: column {self.priority!r} not in the data")
         column = current_text_column(df.columns)
         num_perm = self.bands * self.rows
         a, b = _hash_params(num_perm, self.seed)
@@ -130,27 +198,38 @@ class NearDedup(Stage):
 
         # Materialize once: the input is read twice below, and may carry
         # non-deterministic model columns that must not be computed again.
-        df = df.localCheckpoint()
-        prio = F.col(self.priority) if self.priority else F.lit(0)
+        df = df.withColumn(MINHASH, prox_minhash(F.col(column))).localCheckpoint()
+        prio = F.col(self.priority).cast("double") if self.priority else F.lit(0.0)
         sigs = df.select(
-            F.col(ID).alias("_id"), prio.alias("_prio"), prox_minhash(F.col(column)).alias("_sig")
+            F.col(ID).alias("_id"), prio.alias("_prio"), F.col(MINHASH).alias("_sig"),
+            F.lit(1).alias("_new"),
         ).where(F.col("_sig").isNotNull())
-        bands = sigs.select(
-            "_id", "_prio", "_sig",
-            F.posexplode(F.expr(
-                f"transform(sequence(0, {self.bands - 1}), i -> "
-                f"xxhash64(slice(_sig, i * {rows} + 1, {rows})))"
-            )).alias("_band", "_bucket"),
-        )
+        banding = F.posexplode(F.expr(
+            f"transform(sequence(0, {self.bands - 1}), i -> "
+            f"xxhash64(slice(_sig, i * {rows} + 1, {rows})))")).alias("_band", "_bucket")
+        bands = sigs.select("_id", "_prio", "_sig", "_new", banding)
+        old = _keepers(self.existing, MINHASH) if self.existing is not None else None
+        if old is not None:
+            # Only old documents sharing a bucket with a new one can match.
+            old_bands = old.where(F.size(MINHASH) == num_perm).select(
+                F.col(ID).alias("_id"), F.lit(None).cast("double").alias("_prio"),
+                F.col(MINHASH).alias("_sig"), F.lit(0).alias("_new")
+            ).select("_id", "_prio", "_sig", "_new", banding)
+            buckets = F.broadcast(bands.select("_band", "_bucket").distinct())
+            bands = bands.unionByName(old_bands.join(buckets, ["_band", "_bucket"], "left_semi"))
         left, right = bands.alias("l"), bands.alias("r")
+        lc, rc = (lambda n: F.col(f"l.{n}")), (lambda n: F.col(f"r.{n}"))
+        better = ((lc("_new") < rc("_new"))
+                  | ((lc("_new") == rc("_new")) & (lc("_prio") < rc("_prio")))
+                  | ((lc("_new") == rc("_new")) & (lc("_prio") == rc("_prio"))
+                     & (lc("_id") < rc("_id"))))
         pairs = left.join(
             right,
-            (F.col("l._band") == F.col("r._band")) & (F.col("l._bucket") == F.col("r._bucket"))
-            & ((F.col("l._prio") < F.col("r._prio"))
-               | ((F.col("l._prio") == F.col("r._prio")) & (F.col("l._id") < F.col("r._id")))),
-        ).select(F.col("l._id").alias("keep"), F.col("r._id").alias("dup"),
-                 F.col("l._prio").alias("kp"), F.col("l._sig").alias("ls"),
-                 F.col("r._sig").alias("rs")).dropDuplicates(["keep", "dup"])
+            (lc("_band") == rc("_band")) & (lc("_bucket") == rc("_bucket"))
+            & (rc("_new") == 1) & better,
+        ).select(lc("_id").alias("keep"), rc("_id").alias("dup"),
+                 F.struct(lc("_new"), lc("_prio"), lc("_id")).alias("kp"),
+                 lc("_sig").alias("ls"), rc("_sig").alias("rs")).dropDuplicates(["keep", "dup"])
         similar = pairs.withColumn(
             "_sim",
             F.expr(f"size(filter(zip_with(ls, rs, (x, y) -> x = y), z -> z)) / {num_perm}"),

@@ -54,11 +54,14 @@ class DocRefiner(Stage):
             max_prompt_tokens=self.max_prompt_tokens,
             max_new_tokens=self.max_new_tokens,
         )
-        out = df.withColumn("_doc", generate(F.col(TEXT)))
+        # A row a rule stage already dropped is not sent, and is no error.
+        ruled_out = (F.col("status") == F.lit("dropped")) if "status" in df.columns \
+            else F.lit(False)
+        out = df.withColumn("_doc", generate(F.when(~ruled_out, F.col(TEXT))))
         out = out.select(
             "*",
             F.col("_doc.program").alias(DOC_PROGRAM),
-            F.col("_doc.error").alias(DOC_ERROR),
+            F.when(~ruled_out, F.col("_doc.error")).alias(DOC_ERROR),
         ).drop("_doc")
         return out.withColumn(DOC_STATUS, prox_doc_status(F.col(TEXT), F.col(DOC_PROGRAM)))
 
@@ -88,11 +91,10 @@ class ChunkRefiner(Stage):
             max_new_tokens=self.max_new_tokens,
             max_doc_chars=self.max_doc_chars,
         )
-        dropped = (
-            F.col(DOC_STATUS) == F.lit("dropped")
-            if DOC_STATUS in df.columns
-            else F.lit(False)
-        )
+        dropped = F.lit(False)
+        for column in (DOC_STATUS, "status"):
+            if column in df.columns:
+                dropped = dropped | (F.col(column) == F.lit("dropped"))
         # Dropped documents reach the UDF as nulls, which it skips for free.
         out = df.withColumn("_chunk", generate(F.when(~dropped, F.col(TEXT))))
         out = out.select(

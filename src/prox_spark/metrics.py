@@ -1,0 +1,270 @@
+"""What a run and each of its committed batches did: figures, the run summary,
+and the metrics table.
+
+Each batch's figures are written into the same Delta commit as its rows (the
+commit's `userMetadata`), so they can never disagree with the table: the
+metrics table is brought up to date from the refined table's history
+(`sync_metrics`), idempotently, after every batch and at the start of every
+run. A kill between a commit and its metrics row loses nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from prox_spark.delta import TableRef, append_rows, committed_metadata, read_table, table_exists
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+STATUS_COUNTS = ("kept", "edited", "dropped", "reverted")
+_SUMS = ("program_errors", "rows_with_errors", "invalid_rows", "tokens_before", "tokens_after",
+         "words_before", "words_after")
+METRICS_SCHEMA = (
+    "kind string, run_id string, batch int, batches int, commit_version long, "
+    "run_at timestamp, fingerprint string, documents_in long, already_refined long, "
+    "refined long, kept long, edited long, dropped long, reverted long, program_errors long, "
+    "rows_with_errors long, invalid_rows long, duplicate_records long, conflicting_ids long, "
+    "deleted long, tokens_before long, tokens_after long, words_before long, words_after long, "
+    "wall_seconds double, documents_per_second double, rule_stats string, source_version long"
+)
+MARKER = "prox_spark"
+
+
+class StageStats(NamedTuple):
+    """What one rule or dedup stage did to the documents of a batch or run."""
+
+    stage: str
+    dropped: int
+    edited: int
+    words_removed: int
+    tokens_removed: int
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """Figures of one batch of refined rows (what its commit changed)."""
+
+    refined: int = 0
+    kept: int = 0
+    edited: int = 0
+    dropped: int = 0
+    reverted: int = 0
+    program_errors: int = 0
+    rows_with_errors: int = 0
+    invalid_rows: int = 0
+    tokens_before: int = 0
+    tokens_after: int = 0
+    words_before: int = 0
+    words_after: int = 0
+    by_stage: tuple[StageStats, ...] = ()
+
+    def __add__(self, other: BatchStats) -> BatchStats:
+        stages: dict[str, list[int]] = {}
+        for s in (*self.by_stage, *other.by_stage):
+            acc = stages.setdefault(s.stage, [0, 0, 0, 0])
+            for i, v in enumerate(s[1:]):
+                acc[i] += v
+        sums = {k: getattr(self, k) + getattr(other, k)
+                for k in ("refined", *STATUS_COUNTS, *_SUMS)}
+        return BatchStats(**sums, by_stage=tuple(
+            StageStats(name, *v) for name, v in sorted(stages.items())))
+
+    def rule_stats(self) -> str:
+        return json.dumps({s.stage: {"dropped": s.dropped, "edited": s.edited,
+                                     "words_removed": s.words_removed,
+                                     "tokens_removed": s.tokens_removed}
+                           for s in self.by_stage}, sort_keys=True)
+
+
+def batch_stats(refined: DataFrame) -> BatchStats:
+    """Count statuses, errors, words, tokens and per-stage edits of refined rows."""
+    from pyspark.sql import functions as F
+
+    row = refined.agg(
+        F.count(F.lit(1)).alias("refined"),
+        *[F.sum((F.col("status") == s).cast("long")).alias(s) for s in STATUS_COUNTS],
+        F.sum("errors").alias("program_errors"),
+        F.sum(F.col("error").isNotNull().cast("long")).alias("rows_with_errors"),
+        F.sum(F.col("invalid").cast("long")).alias("invalid_rows"),
+        *[F.sum(c).alias(c) for c in ("tokens_before", "tokens_after",
+                                      "words_before", "words_after")],
+    ).collect()[0]
+    by_stage = tuple(
+        StageStats(r.stage, int(r.dropped or 0), int(r.edited or 0), int(r.words or 0),
+                   int(r.tokens or 0))
+        for r in refined.select(F.explode("rule_edits").alias("e"))
+        .groupBy(F.col("e.stage").alias("stage"))
+        .agg(F.sum(F.col("e.reason").isNotNull().cast("long")).alias("dropped"),
+             F.sum(F.col("e.reason").isNull().cast("long")).alias("edited"),
+             F.sum("e.words_removed").alias("words"),
+             F.sum("e.tokens_removed").alias("tokens"))
+        .orderBy("stage").collect()
+    )
+    return BatchStats(**{k: int(v or 0) for k, v in row.asDict().items()}, by_stage=by_stage)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did. `refined` counts documents that went through the stages now."""
+
+    fingerprint: str
+    documents_in: int
+    already_refined: int
+    refined: int
+    kept: int = 0
+    edited: int = 0
+    dropped: int = 0
+    reverted: int = 0
+    program_errors: int = 0
+    rows_with_errors: int = 0
+    tokens_before: int = 0
+    tokens_after: int = 0
+    words_before: int = 0
+    words_after: int = 0
+    wall_seconds: float = 0.0
+    by_stage: tuple[StageStats, ...] = ()
+    invalid_rows: int = 0
+    duplicate_records: int = 0
+    conflicting_ids: int = 0
+    deleted: int = 0
+    batches: int = 0
+    skipped_batches: int = 0
+    source_version: int | None = None
+    run_id: str = ""
+    notes: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def of(cls, stats: BatchStats, **fields: Any) -> RunSummary:
+        values = {k: v for k, v in asdict(stats).items() if k not in ("refined", "by_stage")}
+        return cls(**{**values, **fields}, refined=stats.refined, by_stage=stats.by_stage)
+
+    @property
+    def documents_per_second(self) -> float:
+        return self.refined / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    def render(self) -> str:
+        kept_share = (self.tokens_after / self.tokens_before * 100) if self.tokens_before else 0
+        return "\n".join([
+            "prox-spark run summary",
+            f"  documents in      {self.documents_in:>10,}"
+            f"   (already refined, skipped: {self.already_refined:,})",
+            *([f"  invalid records   {self.invalid_rows:>10,}   (kept as error rows; see "
+               "`error`)"] if self.invalid_rows else []),
+            *([f"  duplicate ids     {self.duplicate_records:>10,}   records not refined "
+               f"({self.conflicting_ids:,} ids with differing texts)"]
+              if self.duplicate_records else []),
+            f"  refined now       {self.refined:>10,}   in {self.batches:,} batch(es)"
+            + (f", {self.skipped_batches:,} already committed by another run"
+               if self.skipped_batches else ""),
+            f"    kept            {self.kept:>10,}",
+            f"    edited          {self.edited:>10,}",
+            f"    dropped         {self.dropped:>10,}",
+            f"    reverted        {self.reverted:>10,}",
+            *([f"  deleted           {self.deleted:>10,}   (gone from the source)"]
+              if self.deleted else []),
+            f"  program errors    {self.program_errors:>10,}"
+            f"   (rows with errors: {self.rows_with_errors:,})",
+            *([f"  tokens before     {self.tokens_before:>10,}",
+               f"  tokens after      {self.tokens_after:>10,}   ({kept_share:.1f}% kept)"]
+              if self.tokens_before else []),
+            f"  words before      {self.words_before:>10,}",
+            f"  words after       {self.words_after:>10,}",
+            f"  wall time         {self.wall_seconds:>10.1f} s"
+            f"   ({self.documents_per_second:.2f} documents/s)",
+            *[f"  {s.stage:<17} {s.dropped:>10,} dropped, {s.edited:,} edited, "
+              f"{s.words_removed:,} words"
+              + (f" / {s.tokens_removed:,} tokens" if s.tokens_removed else "") + " removed"
+              for s in self.by_stage],
+            f"  fingerprint       {self.fingerprint}",
+            *[f"  note: {n}" for n in self.notes],
+        ])
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def batch_metadata(run_id: str, batch: int, batches: int, fingerprint: str,
+                   stats: BatchStats, wall_seconds: float) -> dict[str, Any]:
+    """What a batch's commit carries, to become its metrics row."""
+    return {MARKER: "batch", "run_id": run_id, "batch": batch, "batches": batches,
+            "fingerprint": fingerprint, "wall_seconds": round(wall_seconds, 3),
+            "run_at": now().isoformat(),
+            **{k: v for k, v in asdict(stats).items() if k != "by_stage"},
+            "rule_stats": stats.rule_stats()}
+
+
+def delete_metadata(run_id: str, fingerprint: str, deleted: int) -> dict[str, Any]:
+    return {MARKER: "delete", "run_id": run_id, "fingerprint": fingerprint,
+            "deleted": deleted, "run_at": now().isoformat()}
+
+
+def _metrics_row(version: int, meta: dict[str, Any]) -> dict[str, Any]:
+    names = [c.strip().split(" ", 1)[0] for c in METRICS_SCHEMA.split(",")]
+    row: dict[str, Any] = dict.fromkeys(names)
+    for key in names:
+        if key in meta:
+            row[key] = meta[key]
+    row["kind"] = meta[MARKER]
+    row["commit_version"] = version
+    try:
+        row["run_at"] = datetime.fromisoformat(meta.get("run_at", ""))
+    except ValueError:
+        row["run_at"] = now()
+    seconds = float(meta.get("wall_seconds") or 0)
+    row["wall_seconds"] = seconds
+    row["documents_per_second"] = (meta.get("refined", 0) / seconds) if seconds else 0.0
+    return row
+
+
+def _app_id(output: TableRef) -> str:
+    return "prox-spark-metrics:" + hashlib.sha256(str(output).encode()).hexdigest()[:16]
+
+
+def sync_metrics(spark: SparkSession, output: TableRef, metrics: TableRef) -> int:
+    """Append a metrics row for every batch or delete commit of `output` not yet
+    recorded; exactly once (keyed by commit version). Returns rows appended."""
+    from pyspark.sql import functions as F
+
+    last = -1
+    if table_exists(spark, metrics):
+        table = read_table(spark, metrics)
+        if "commit_version" in table.columns:
+            got = table.agg(F.max("commit_version")).collect()[0][0]
+            last = -1 if got is None else int(got)
+    commits = [(v, m) for v, m in committed_metadata(spark, output, last) if MARKER in m]
+    if not commits:
+        return 0
+    rows = [_metrics_row(v, m) for v, m in commits]
+    append_rows(spark, rows, METRICS_SCHEMA, metrics, app_id=_app_id(output),
+                txn_version=max(v for v, _ in commits))
+    return len(rows)
+
+
+def run_row(summary: RunSummary) -> dict[str, Any]:
+    """The metrics row of a whole run (kind `run`)."""
+    fields = asdict(replace(summary, by_stage=()))
+    names = [c.strip().split(" ", 1)[0] for c in METRICS_SCHEMA.split(",")]
+    row = {k: fields.get(k) for k in names}
+    row.update(kind="run", run_at=now(), documents_per_second=summary.documents_per_second,
+               rule_stats=BatchStats(by_stage=summary.by_stage).rule_stats())
+    return row
+
+
+def last_source_version(spark: SparkSession, metrics: TableRef, fingerprint: str) -> int | None:
+    """The source version the last complete run with this fingerprint refreshed up to."""
+    from pyspark.sql import functions as F
+
+    if not table_exists(spark, metrics):
+        return None
+    table = read_table(spark, metrics)
+    if "source_version" not in table.columns or "kind" not in table.columns:
+        return None
+    got = (table.where((F.col("kind") == "run") & (F.col("fingerprint") == fingerprint))
+           .agg(F.max("source_version")).collect()[0][0])
+    return None if got is None else int(got)

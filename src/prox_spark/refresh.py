@@ -1,0 +1,216 @@
+"""What a refresh has to do: the source resolved to one row per id, the rows
+to refine now, the refined rows to delete, and the batches to commit.
+
+Pending = source rows whose (id, content hash) is not in the refined table
+with this run's fingerprint, plus the rows whose dedup decision went stale
+(their keeper changed or left the source). Batches are ranges of ids in
+sorted order, so a run started again after a kill cuts the remaining
+documents into exactly the batches it would have committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from prox_spark.config import InputConfig, PipelineConfig
+from prox_spark.delta import read_table, table_exists
+from prox_spark.metrics import last_source_version
+from prox_spark.sources import (
+    ORDER,
+    SORT_NUM,
+    SORT_STR,
+    SOURCE_ERROR,
+    has_change_feed,
+    read_changes,
+    read_source,
+    source_version,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger("prox_spark")
+COPIES = "_copies"
+TEXTS = "_texts"
+
+
+def resolve_duplicate_ids(df: DataFrame, inp: InputConfig) -> DataFrame:
+    """One row per id, by `input.on_duplicate_id`.
+
+    Records repeating an id with the same text are one document. With
+    different texts: `error` makes the id an error row (no text is chosen
+    silently), `first` keeps the first record read, `last_by` the record
+    with the largest value of that column. `_copies` and `_texts` say how
+    many records and distinct texts the id had, for the run summary.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    by_id = Window.partitionBy("id")
+    if inp.on_duplicate_id == "last_by":
+        order = [F.col(SORT_NUM).desc_nulls_last(), F.col(SORT_STR).desc_nulls_last(),
+                 F.col(ORDER).desc()]
+    else:
+        order = [F.col(ORDER).asc()]
+    ranked = (df.withColumn(COPIES, F.count(F.lit(1)).over(by_id))
+              .withColumn(TEXTS, F.size(F.collect_set("content_hash").over(by_id)))
+              .withColumn("_hashes", F.array_sort(F.collect_set("content_hash").over(by_id)))
+              .withColumn("_rank", F.row_number().over(by_id.orderBy(*order)))
+              .where(F.col("_rank") == 1))
+    if inp.on_duplicate_id == "error":
+        conflict = F.col(TEXTS) > 1
+        message = F.format_string(
+            "id appears in %d records with %d different texts; none was refined "
+            "(set input.on_duplicate_id to first or last_by: COLUMN to pick one)",
+            F.col(COPIES), F.col(TEXTS))
+        ranked = (ranked
+                  .withColumn(SOURCE_ERROR, F.when(conflict, message)
+                              .otherwise(F.col(SOURCE_ERROR)))
+                  .withColumn("text", F.when(conflict, F.lit(None)).otherwise(F.col("text")))
+                  .withColumn("content_hash", F.when(
+                      conflict, F.sha2(F.concat_ws(",", F.col("_hashes")), 256))
+                      .otherwise(F.col("content_hash"))))
+    return ranked.drop("_rank", "_hashes")
+
+
+@dataclass
+class Plan:
+    """The work of one run, decided before any stage runs."""
+
+    source: DataFrame          # one row per id (persisted)
+    pending: DataFrame         # rows to refine now (persisted)
+    deleted: DataFrame | None  # ids of refined rows to delete
+    documents_in: int
+    pending_count: int
+    bounds: list[str]          # first id of each batch
+    duplicate_records: int
+    conflicting_ids: int
+    deleted_count: int
+    source_version: int | None
+    mode: str                  # "full" or "change feed"
+
+    def batch(self, k: int) -> DataFrame:
+        """The pending rows of batch `k` (0-based): ids in [bounds[k], bounds[k+1])."""
+        from pyspark.sql import functions as F
+
+        rows = self.pending.where(F.col("id") >= F.lit(self.bounds[k]))
+        if k + 1 < len(self.bounds):
+            rows = rows.where(F.col("id") < F.lit(self.bounds[k + 1]))
+        return rows
+
+    def unpersist(self) -> None:
+        self.source.unpersist()
+
+
+def batch_bounds(ids: DataFrame, every: int) -> list[str]:
+    """The first id of every `every`-sized run of sorted ids."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    numbered = ids.select("id").withColumn(
+        "_n", F.row_number().over(Window.orderBy("id")) - 1)
+    rows = numbered.where(F.col("_n") % every == 0).orderBy("id").collect()
+    return [r.id for r in rows]
+
+
+def _incremental_from(spark: SparkSession, config: PipelineConfig, fp: str) -> int | None:
+    """The source version to read changes after, or None for a full read."""
+    from pyspark.sql import functions as F
+
+    inp = config.input
+    if not inp.change_feed or not table_exists(spark, config.output):
+        return None
+    last = last_source_version(spark, config.metrics, fp)
+    if last is None:
+        return None
+    stale = read_table(spark, config.output).where(
+        F.col("fingerprint").isNull() | (F.col("fingerprint") != fp)).limit(1).count()
+    if stale:
+        log.info("some refined rows have another fingerprint: reading the whole source")
+        return None
+    return last
+
+
+def plan(spark: SparkSession, config: PipelineConfig, fp: str) -> Plan:
+    """Read the source and decide what this run refines, deletes and commits."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    inp = config.input
+    version = None
+    mode = "full"
+    changes = None
+    if inp.change_feed:
+        if not has_change_feed(spark, inp.ref):
+            from prox_spark.config import ConfigError
+
+            raise ConfigError("input.change_feed", f"{inp.ref} does not have "
+                              "delta.enableChangeDataFeed=true; enable it on the source or "
+                              "set change_feed: false")
+        version = source_version(spark, inp.ref)
+        start = _incremental_from(spark, config, fp)
+        if start is not None and start >= version:
+            changes = "none"
+        elif start is not None:
+            try:
+                changes = read_changes(spark, inp, start, version)
+                mode = f"change feed, versions {start + 1}..{version}"
+            except Exception as exc:  # e.g. change files vacuumed, CDF enabled later
+                log.warning("cannot read the change feed after version %d (%s); reading the "
+                            "whole source instead", start, str(exc).splitlines()[0][:200])
+    if changes is None:
+        raw = read_source(spark, inp, version)
+    elif changes == "none":
+        raw = read_source(spark, inp, version).limit(0)
+        mode = f"change feed, nothing after version {version}"
+    else:
+        raw = changes.upserts
+    source = resolve_duplicate_ids(raw, inp).persist(StorageLevel.MEMORY_AND_DISK)
+    counts = source.agg(
+        F.count(F.lit(1)).alias("ids"), F.sum(F.col(COPIES) - 1).alias("extra"),
+        F.sum((F.col(TEXTS) > 1).cast("long")).alias("conflicts")).collect()[0]
+    documents_in = int(counts.ids or 0)
+
+    deleted = None
+    if table_exists(spark, config.output):
+        table = read_table(spark, config.output)
+        done = table.where(F.col("fingerprint") == fp).select("id", "content_hash")
+        pending = source.join(done, on=["id", "content_hash"], how="left_anti")
+        if inp.on_source_delete == "delete":
+            if changes is None:
+                deleted = table.select("id").join(source.select("id"), "id", "left_anti")
+            elif changes != "none":
+                deleted = changes.deleted_ids.join(table.select("id"), "id")
+        gone = pending.select("id")
+        if deleted is not None:
+            gone = gone.unionByName(deleted.select("id"))
+        if "duplicate_of" in table.columns:
+            stale = (table.where(F.col("duplicate_of").isNotNull())
+                     .join(gone.select(F.col("id").alias("duplicate_of")), "duplicate_of")
+                     .select("id"))
+            if changes is None or changes == "none":
+                stale_rows = source.join(stale, "id")
+            else:
+                snapshot = resolve_duplicate_ids(read_source(spark, inp, version), inp)
+                stale_rows = snapshot.join(stale, "id")
+            pending = pending.unionByName(
+                stale_rows.join(pending.select("id"), "id", "left_anti"))
+    else:
+        pending = source
+    if config.limit is not None:
+        pending = pending.orderBy("id").limit(config.limit)
+    # Checkpointed, not just cached: a cached plan that reads the refined
+    # table is recomputed by Spark after each of our own writes to it, and
+    # would then see the deletes and batches of this very run.
+    pending = pending.localCheckpoint(eager=True)
+    pending_count = pending.count()
+    deleted_count = 0
+    if deleted is not None:
+        deleted = deleted.select("id").distinct().localCheckpoint(eager=True)
+        deleted_count = deleted.count()
+    bounds = batch_bounds(pending, config.commit_every) if pending_count else []
+    return Plan(source, pending, deleted if deleted_count else None, documents_in,
+                pending_count, bounds, int(counts.extra or 0), int(counts.conflicts or 0),
+                deleted_count, version, mode)

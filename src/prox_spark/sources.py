@@ -1,0 +1,230 @@
+"""Read a source (JSONL, Parquet, Delta, a catalog table, a Delta change feed)
+into the one shape the pipeline works on, without losing a row.
+
+Every source becomes `SOURCE_SCHEMA`: `id` (never null), `text`,
+`content_hash`, `source_error` (why the row cannot be refined, else null),
+and ordering helpers for duplicate-id resolution. A malformed JSONL line,
+invalid UTF-8, a missing or null id, or text that is not a string becomes an
+error row (see `records.parse_line`); nothing is silently dropped or merged.
+
+    >>> df = read_source(spark, config.input)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from prox_spark.config import ConfigError, InputConfig
+from prox_spark.delta import TableRef
+from prox_spark.records import Record, line_id, parse_line
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+SOURCE_ERROR = "source_error"
+ORDER = "_order"
+SORT_NUM = "_sort_num"
+SORT_STR = "_sort_str"
+SOURCE_SCHEMA = (
+    f"id string, text string, content_hash string, {SOURCE_ERROR} string, "
+    f"{ORDER} long, {SORT_NUM} double, {SORT_STR} string"
+)
+_PARSED_SCHEMA = (
+    f"id string, text string, {SOURCE_ERROR} string, {SORT_NUM} double, {SORT_STR} string"
+)
+
+
+def _content_hash() -> Column:
+    from pyspark.sql import functions as F
+
+    return F.when(F.col(SOURCE_ERROR).isNull(), F.sha2(F.coalesce(F.col("text"), F.lit("")), 256)
+                  ).otherwise(F.sha2(F.concat(F.lit("\u0000error:"), F.col(SOURCE_ERROR)), 256))
+
+
+def _finish(df: DataFrame) -> DataFrame:
+
+    return df.select("id", "text", _content_hash().alias("content_hash"), SOURCE_ERROR,
+                     ORDER, SORT_NUM, SORT_STR)
+
+
+def read_jsonl(spark: SparkSession, path: str, inp: InputConfig) -> DataFrame:
+    """JSONL lines parsed one by one in Python (exact types, raw bytes for bad lines)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.functions import pandas_udf
+
+    id_column, text_column = inp.id_column, inp.text_column
+    cast_text, sort_column = inp.cast_text, inp.last_by
+
+    @pandas_udf(_PARSED_SCHEMA)  # type: ignore[call-overload]
+    def prox_parse_jsonl(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
+        for lines in batches:
+            rows = []
+            for raw in lines:
+                rec = parse_line(raw, id_column, text_column, cast_text=cast_text,
+                                 sort_column=sort_column)
+                if rec is None:  # whitespace Spark's filter let through
+                    rec = Record(line_id(raw or b""), None, "blank line")
+                rows.append((rec.id, rec.text, rec.error, rec.sort_num, rec.sort_str))
+            yield pd.DataFrame(rows, columns=["id", "text", SOURCE_ERROR, SORT_NUM, SORT_STR])
+
+    lines = spark.read.text(path).select(
+        F.col("value").cast("binary").alias("raw"),
+        F.monotonically_increasing_id().alias(ORDER),
+    )
+    # Blank lines are not records: drop them before parsing so every parsed
+    # row lines up with its input row.
+    lines = lines.where(F.col("raw").cast("string").rlike(r"\S"))
+    parsed = lines.select(ORDER, prox_parse_jsonl(F.col("raw")).alias("r"))
+    return _finish(parsed.select("r.*", ORDER))
+
+
+def _text_column(df: DataFrame, inp: InputConfig) -> tuple[Column, Column]:
+    """(text, error) columns for a typed source: strings as they are; other
+    types are an error per row unless `cast_text` asks for their string form."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import ArrayType, MapType, StringType, StructType
+
+    kind = df.schema[inp.text_column].dataType
+    col = F.col(inp.text_column)
+    if isinstance(kind, StringType):
+        return col, F.lit(None).cast("string")
+    if inp.cast_text:
+        cast = F.to_json(col) if isinstance(kind, ArrayType | MapType | StructType) \
+            else col.cast("string")
+        return cast, F.lit(None).cast("string")
+    return F.lit(None).cast("string"), F.lit(
+        f"text is a {kind.simpleString()}, not a string "
+        "(set input.cast_text: true to refine its string form)")
+
+
+def normalize_typed(df: DataFrame, inp: InputConfig, where: TableRef) -> DataFrame:
+    """A Parquet/Delta/catalog frame as `SOURCE_SCHEMA` (ids and texts checked per row)."""
+    from pyspark.sql import functions as F
+
+    if inp.text_column not in df.columns:
+        raise ConfigError("input.text_column", f"column {inp.text_column!r} not found in "
+                          f"{where}; columns are {', '.join(df.columns) or '(none)'}")
+    if inp.id_column is not None and inp.id_column not in df.columns:
+        raise ConfigError("input.id_column", f"column {inp.id_column!r} not found in {where}; "
+                          f"columns are {', '.join(df.columns)}")
+    if inp.last_by is not None and inp.last_by not in df.columns:
+        raise ConfigError("input.on_duplicate_id", f"column {inp.last_by!r} not found in "
+                          f"{where}; columns are {', '.join(df.columns)}")
+    text, error = _text_column(df, inp)
+    row_id = F.concat(F.lit("row:"), F.substring(F.sha2(F.to_json(F.struct(
+        *[F.col(c) for c in df.columns])), 256), 1, 32))
+    if inp.id_column is None:
+        ident = F.when(error.isNull(), F.sha2(F.coalesce(text, F.lit("")), 256)).otherwise(row_id)
+        id_error = F.lit(None).cast("string")
+    else:
+        raw_id = F.col(inp.id_column).cast("string")
+        bad = raw_id.isNull() | (F.trim(raw_id) == "")
+        ident = F.when(bad, row_id).otherwise(raw_id)
+        id_error = F.when(bad, F.lit(f"record has no {inp.id_column} (null or empty)"))
+    source_error = F.coalesce(id_error, error)
+    sort = F.col(inp.last_by) if inp.last_by else None
+    out = df.select(
+        ident.alias("id"),
+        F.when(source_error.isNull(), text).alias("text"),
+        source_error.alias(SOURCE_ERROR),
+        F.monotonically_increasing_id().alias(ORDER),
+        (sort.cast("double") if sort is not None else F.lit(None).cast("double")).alias(SORT_NUM),
+        (sort.cast("string") if sort is not None else F.lit(None).cast("string")).alias(SORT_STR),
+    )
+    return _finish(out)
+
+
+def load_typed(spark: SparkSession, ref: TableRef, fmt: str,
+               version: int | None = None) -> DataFrame:
+    """The raw frame of a Delta/Parquet path or a catalog table (optionally at a version)."""
+    reader = spark.read
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    if ref.table is not None:
+        return reader.table(ref.table)
+    return reader.format(fmt).load(ref.path)
+
+
+def read_source(spark: SparkSession, inp: InputConfig, version: int | None = None
+                ) -> DataFrame:
+    """The whole source as `SOURCE_SCHEMA` (a Delta source at `version` if given)."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        if inp.ref.table is None and inp.format == "jsonl":
+            return read_jsonl(spark, str(inp.ref.path), inp)
+        return normalize_typed(load_typed(spark, inp.ref, inp.format, version), inp, inp.ref)
+    except AnalysisException as exc:
+        raise ConfigError("input", f"cannot read {inp.ref} as {inp.format}: "
+                          f"{_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What a Delta change feed says happened since the last refresh."""
+
+    upserts: DataFrame
+    deleted_ids: DataFrame
+    from_version: int
+    to_version: int
+
+
+def read_changes(spark: SparkSession, inp: InputConfig, from_version: int, to_version: int
+                 ) -> Changes:
+    """Rows inserted or updated, and ids deleted, in versions (from, to] of a CDF source.
+
+    The latest change of each id wins: a row deleted and inserted again is an upsert.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    reader = (spark.read.format("delta").option("readChangeFeed", "true")
+              .option("startingVersion", from_version + 1)
+              .option("endingVersion", to_version))
+    raw = reader.table(inp.ref.table) if inp.ref.table else reader.load(inp.ref.path)
+    raw = raw.where(F.col("_change_type") != "update_preimage")
+    if inp.id_column is not None:
+        key = F.col(inp.id_column).cast("string")
+        latest = Window.partitionBy(key).orderBy(
+            F.col("_commit_version").desc(),
+            (F.col("_change_type") == "delete").cast("int").asc())
+        raw = raw.withColumn("_rank", F.row_number().over(latest)).where("_rank = 1")
+    deletes = raw.where(F.col("_change_type") == "delete")
+    upserts = raw.where(F.col("_change_type") != "delete").drop(
+        "_change_type", "_commit_version", "_commit_timestamp", "_rank")
+    data_columns = [c for c in deletes.columns
+                    if c not in ("_change_type", "_commit_version", "_commit_timestamp", "_rank")]
+    deleted = normalize_typed(deletes.select(*data_columns), inp, inp.ref).select("id")
+    return Changes(normalize_typed(upserts, inp, inp.ref), deleted, from_version, to_version)
+
+
+def has_change_feed(spark: SparkSession, ref: TableRef) -> bool:
+    """True when a Delta source has `delta.enableChangeDataFeed=true`."""
+    from prox_spark.delta import table_properties
+
+    value = table_properties(spark, ref).get("delta.enableChangeDataFeed", "false")
+    return value.lower() == "true"
+
+
+def source_version(spark: SparkSession, ref: TableRef) -> int:
+    """The latest version of a Delta source."""
+    from prox_spark.delta import table_version
+
+    version = table_version(spark, ref)
+    if version is None:
+        raise ConfigError("input", f"{ref} is not a Delta table")
+    return version
+
+
+def duplicate_rule(inp: InputConfig) -> tuple[str, Any]:
+    """(`error` | `first` | `last_by`, column) for `input.on_duplicate_id`."""
+    return ("last_by", inp.last_by) if inp.last_by else (inp.on_duplicate_id, None)

@@ -1,0 +1,81 @@
+"""Every way a JSONL line can be bad becomes a record with a reason, never a lost row."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from prox_spark.records import line_id, parse_line
+
+
+def parse(obj: object, **kw):
+    raw = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
+    return parse_line(raw, kw.pop("id_column", "id"), "text", **kw)
+
+
+def test_a_good_record_keeps_its_id_and_text():
+    rec = parse({"id": "a", "text": "hello"})
+    assert (rec.id, rec.text, rec.error) == ("a", "hello", None)
+    assert parse({"id": 42, "text": "x"}).id == "42"
+
+
+def test_null_text_is_a_document_not_an_error():
+    rec = parse({"id": "n", "text": None})
+    assert (rec.id, rec.text, rec.error) == ("n", None, None)
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (b'{"id": "a", "text": "unterminated', "not valid JSON"),
+    (b'[1, 2]', "a JSON list, not an object"),
+    (b'"just a string"', "a JSON str, not an object"),
+    (json.dumps({"text": "no id here"}).encode(), "record has no id (id is missing)"),
+    (json.dumps({"id": None, "text": "t"}).encode(), "record has no id (id is null)"),
+    (json.dumps({"id": "  ", "text": "t"}).encode(), "record has no id (id is empty)"),
+    (json.dumps({"id": 1.5, "text": "t"}).encode(), "id is a float, not a string or integer"),
+    (json.dumps({"id": True, "text": "t"}).encode(), "id is a bool"),
+])
+def test_unreadable_lines_get_an_id_from_the_raw_line(raw, reason):
+    rec = parse_line(raw, "id", "text")
+    assert rec.id == line_id(raw) and rec.id.startswith("line:")
+    assert rec.text is None
+    assert reason in rec.error
+
+
+def test_invalid_utf8_keeps_a_recoverable_id_but_not_the_text():
+    raw = b'{"id": "u1", "text": "caf\xe9 au lait"}'
+    rec = parse_line(raw, "id", "text")
+    assert rec.id == "u1" and rec.text is None
+    assert "not valid UTF-8 (byte 0xe9" in rec.error
+
+
+@pytest.mark.parametrize("value, cast", [(12345, "12345"), (["a", "b"], '["a", "b"]'),
+                                         ({"k": 1}, '{"k": 1}'), (True, "true")])
+def test_text_that_is_not_a_string_is_an_error_unless_cast(value, cast):
+    rec = parse({"id": "x", "text": value})
+    assert rec.id == "x" and rec.text is None
+    assert "not a string" in rec.error and "cast_text" in rec.error
+    assert parse({"id": "x", "text": value}, cast_text=True).text == cast
+
+
+def test_missing_text_field_is_an_error():
+    assert "no 'text' field" in parse({"id": "x", "body": "y"}).error
+
+
+def test_blank_lines_are_not_records_and_ids_are_stable():
+    assert parse_line(b"  \t\r\n", "id", "text") is None
+    assert line_id(b"garbage") == line_id(b"garbage") != line_id(b"garbage2")
+
+
+def test_without_an_id_column_the_id_is_the_text_hash():
+    import hashlib
+
+    rec = parse({"text": "abc"}, id_column=None)
+    assert rec.id == hashlib.sha256(b"abc").hexdigest()
+
+
+def test_sort_column_for_last_by():
+    rec = parse({"id": "a", "text": "t", "v": 3}, sort_column="v")
+    assert (rec.sort_num, rec.sort_str) == (3.0, None)
+    rec = parse({"id": "a", "text": "t", "v": "2026-01-02"}, sort_column="v")
+    assert (rec.sort_num, rec.sort_str) == (None, "2026-01-02")

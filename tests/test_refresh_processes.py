@@ -1,0 +1,114 @@
+"""Refreshes as separate jobs: kill -9 at three moments and run again; two jobs
+started together on one output."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from prox_spark.config import load_config
+from prox_spark.pipeline import run_pipeline
+from refresh_helpers import doc, table, write_config, write_jsonl
+
+pytestmark = pytest.mark.spark
+DOCS = 20
+EVERY = 7
+BATCHES = 3  # 21 documents (one a duplicate) in batches of 7
+CLI = str(Path(sys.executable).with_name("prox-spark"))
+
+
+def start(config: Path, cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("PYSPARK_GATEWAY_PORT", None)
+    return subprocess.Popen([CLI, "run", str(config)], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """kill -9 the job and its Spark JVM and Python workers."""
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+
+
+def refined_count(output: str) -> int:
+    match = re.search(r"refined now\s+([\d,]+)", output)
+    assert match, output[-3000:]
+    return int(match.group(1).replace(",", ""))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("corpus")
+    rows = [{"id": f"k{i:02d}", "text": doc(i)} for i in range(DOCS)]
+    rows += [{"id": "k99", "text": doc(3)}]  # a duplicate, so dedup decisions are compared too
+    return write_jsonl(tmp / "corpus.jsonl", rows)
+
+
+@pytest.fixture(scope="module")
+def expected(spark, corpus, tmp_path_factory) -> dict:
+    tmp = tmp_path_factory.mktemp("uninterrupted")
+    config = write_config(tmp, corpus, commit_every=EVERY)
+    run_pipeline(load_config(config), spark)
+    return {i: (r.text, r.status, r.duplicate_of) for i, r in table(spark, tmp / "refined").items()}
+
+
+@pytest.mark.parametrize("moment, line, delay", [
+    ("after a commit", "batch 1 of 3 committed", 0.0),
+    ("during a MERGE", "batch 2 of 3: writing", 0.5),
+    ("after the last commit", "batch 3 of 3 committed", 0.0),
+])
+def test_a_killed_refresh_resumes_without_loss_or_redone_batches(
+        spark, corpus, expected, tmp_path, moment, line, delay):
+    config = write_config(tmp_path, corpus, commit_every=EVERY)
+    proc = start(config, tmp_path)
+    seen = []
+    assert proc.stdout is not None
+    for out in proc.stdout:
+        seen.append(out)
+        if line in out:
+            time.sleep(delay)
+            kill_tree(proc)
+            break
+    else:
+        pytest.fail(f"never saw {line!r}:\n{''.join(seen)[-3000:]}")
+    committed = sum("committed:" in s for s in seen)
+    out = tmp_path / "refined"
+    after_kill = len(table(spark, out)) if (out / "_delta_log").is_dir() else 0
+    assert after_kill >= min(committed * EVERY, DOCS + 1)
+
+    rerun = start(config, tmp_path)
+    output, _ = rerun.communicate(timeout=900)
+    assert rerun.returncode == 0, output[-3000:]
+    # Nothing committed before the kill is refined again; at most the batch in
+    # flight is redone.
+    assert refined_count(output) == DOCS + 1 - after_kill
+    assert DOCS + 1 - after_kill <= (BATCHES - committed) * EVERY
+    final = {i: (r.text, r.status, r.duplicate_of) for i, r in table(spark, out).items()}
+    assert final == expected
+    metrics = spark.read.format("delta").load(str(tmp_path / "refined_metrics")).collect()
+    batch_rows = [r for r in metrics if r.kind == "batch"]
+    assert len({r.commit_version for r in batch_rows}) == len(batch_rows)
+    assert sum(r.refined for r in batch_rows) == DOCS + 1
+
+
+def test_two_runs_started_together_leave_each_id_once(spark, corpus, expected, tmp_path):
+    config = write_config(tmp_path, corpus, commit_every=EVERY)
+    jobs = [start(config, tmp_path) for _ in range(2)]
+    outputs = [job.communicate(timeout=900)[0] for job in jobs]
+    codes = [job.returncode for job in jobs]
+    assert 0 in codes, outputs
+    for code, output in zip(codes, outputs, strict=True):
+        assert code == 0 or "another writer kept committing" in output, output[-3000:]
+        assert "Traceback" not in output or code == 0, output[-3000:]
+    final = {i: (r.text, r.status, r.duplicate_of)
+             for i, r in table(spark, tmp_path / "refined").items()}
+    assert set(final) == set(expected)
+    assert {i: v[:2] for i, v in final.items()} == {i: v[:2] for i, v in expected.items()}
