@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
 import shutil
 import sys
 import tempfile
@@ -22,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workload import corpus
+from workload import sentence
 
 from prox_spark.config import parse_config
 from prox_spark.pipeline import run_pipeline
@@ -35,7 +36,7 @@ STAGES = {
 }
 
 
-def config(source: Path, output: Path, stages: list, every: int, partitions: int):  # noqa: ANN201
+def config(source: Path, output: Path, stages: list, every: int, partitions: int):
     return parse_config({
         "input": {"path": str(source), "format": "jsonl"},
         "output": {"path": str(output)},
@@ -45,7 +46,21 @@ def config(source: Path, output: Path, stages: list, every: int, partitions: int
     }, check_models=False)
 
 
-def timed(spark, cfg) -> tuple[float, int]:  # noqa: ANN001
+def documents(n: int, seed: int = 3) -> list[str]:
+    """Web-like prose of 5-15 lines (about 1-3 KB): the rules have work to do."""
+    rng = random.Random(seed)
+    return ["\n".join(" ".join(sentence(rng) for _ in range(rng.randint(1, 3)))
+                      for _ in range(rng.randint(5, 15))) for _ in range(n)]
+
+
+def write_jsonl(path: Path, texts: list[str]) -> Path:
+    with path.open("w") as fh:
+        for i, text in enumerate(texts):
+            fh.write(json.dumps({"id": f"doc-{i:07d}", "text": text}) + "\n")
+    return path
+
+
+def timed(spark, cfg) -> tuple[float, int]:
     start = time.perf_counter()
     summary = run_pipeline(cfg, spark)
     return time.perf_counter() - start, summary.refined
@@ -61,14 +76,13 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="prox-refresh-bench-"))
     try:
-        source = work / "corpus.jsonl"
-        with source.open("w") as fh:
-            for i, (text, _) in enumerate(corpus(args.docs, seed=3)):
-                fh.write(json.dumps({"id": f"doc-{i:07d}", "text": text}) + "\n")
+        texts = documents(args.docs)
+        source = write_jsonl(work / "corpus.jsonl", texts)
+        warm = write_jsonl(work / "warm.jsonl", documents(500, seed=4))
         spark = get_spark("prox-refresh-bench")
         stages = STAGES[args.stages]
         # Warm the session, the Python workers and the rule code.
-        timed(spark, config(source, work / "warm", stages, args.docs, args.partitions))
+        timed(spark, config(warm, work / "warm", stages, 100, args.partitions))
 
         one, n1 = timed(spark, config(source, work / "one", stages, args.docs, args.partitions))
         every = max(1, args.docs // 10)

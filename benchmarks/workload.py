@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 NAV = ["Home | About | Contact | Blog", "Skip to content", "Menu", "Search this site",
@@ -29,10 +30,12 @@ def _vocabulary(size: int = 30000, seed: int = 7) -> list[str]:
 VOCABULARY = _vocabulary()
 # Zipf-like word frequencies, as in natural text.
 ZIPF = [1.0 / (rank + 1) for rank in range(len(VOCABULARY))]
+# Cumulative once: `choices(weights=...)` would rebuild it on every call (same draws).
+ZIPF_CUMULATIVE = list(itertools.accumulate(ZIPF))
 
 
 def sentence(rng: random.Random) -> str:
-    words = rng.choices(VOCABULARY, weights=ZIPF, k=rng.randint(8, 22))
+    words = rng.choices(VOCABULARY, cum_weights=ZIPF_CUMULATIVE, k=rng.randint(8, 22))
     words = [w.capitalize() if rng.random() < 0.08 else w for w in words]
     words = [w + rng.choice(PUNCT) for w in words]
     if rng.random() < 0.1:

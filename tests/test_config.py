@@ -122,10 +122,23 @@ def _break(base: dict, tmp_path: Path, case: str) -> tuple[dict, str | None]:
     if case == "cast-text-not-bool":
         raw["input"]["cast_text"] = "yes"
         return raw, "input.cast_text: expected bool"
+    if case == "rule-param-type":
+        raw["stages"] = [{"gopher_quality": {"min_doc_words": "50"}}, "prox_doc"]
+        return raw, "stages[0].gopher_quality: min_doc_words: expected int or None, got '50'"
+    if case == "rule-bool-as-string":
+        raw["stages"] = [{"c4_quality": {"filter_no_terminal_punct": "no"}}]
+        return raw, "stages[0].c4_quality: filter_no_terminal_punct: expected bool, got 'no'"
+    if case == "dedup-threshold-string":
+        raw["stages"] = [{"near_dedup": {"threshold": "0.8"}}]
+        return raw, "stages[0].near_dedup: threshold: expected float, got '0.8'"
+    if case == "dedup-bands-float":
+        raw["stages"] = [{"near_dedup": {"bands": 2.5}}]
+        return raw, "stages[0].near_dedup: bands: expected int, got 2.5"
     raise AssertionError(case)
 
 
-CASES = ["bad-duplicate-rule", "bad-last-by", "bad-delete-rule", "zero-commit-every",
+CASES = ["rule-param-type", "rule-bool-as-string", "dedup-threshold-string",
+         "dedup-bands-float", "bad-duplicate-rule", "bad-last-by", "bad-delete-rule", "zero-commit-every",
          "change-feed-on-jsonl", "cast-text-not-bool",
          "unknown-key", "unknown-nested-key", "missing-model", "model-dir-without-config",
          "unreadable-input", "input-not-delta", "output-not-delta", "bad-format",

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 REFINED_SCHEMA = (
     "id string, text string, status string, doc_program string, "
-    "chunk_programs array<string>, errors int, lines_removed int, normalizations int, "
+    "chunk_programs array<string>, errors int, program_errors array<string>, "
+    "lines_removed int, normalizations int, "
     "words_before int, words_after int, tokens_before int, tokens_after int, error string, "
     "rule_edits array<struct<stage:string,program:string,reason:string,words_removed:int,"
     "tokens_removed:int>>, "

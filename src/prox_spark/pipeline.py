@@ -72,19 +72,49 @@ __all__ = ["METRICS_SCHEMA", "RunSummary", "build_stages", "fingerprint", "refin
            "run_pipeline"]
 
 
-def fingerprint(config: PipelineConfig) -> str:
-    """A short hash of what decides a row's result: models, prompt format, policy."""
+def _effective_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A stage's parameters with its defaults filled in, so writing a default
+    out explicitly does not change the fingerprint."""
+    import dataclasses
+    import inspect
 
-    def model_part(model: ModelConfig | None) -> Any:
+    from prox_spark.rules import QUALITY_RULES
+
+    if name in QUALITY_RULES:
+        signature = inspect.signature(QUALITY_RULES[name])
+        defaults = {k: p.default for k, p in signature.parameters.items() if k != "text"}
+    elif name in ("exact_dedup", "near_dedup"):
+        kind = ExactDedup if name == "exact_dedup" else NearDedup
+        defaults = {f.name: f.default for f in dataclasses.fields(kind) if f.name != "existing"}
+    else:
+        defaults = {}
+    return {**defaults, **params}
+
+
+def fingerprint(config: PipelineConfig) -> str:
+    """A short hash of everything that decides a row's result, as it takes
+    effect: the stages that run with their effective parameters, the models
+    and the engine settings that change their output, the prompt format, the
+    chunk policy (only when the chunk stage runs) and this package's version.
+    """
+    from prox_spark import __version__
+
+    def model_part(model: ModelConfig | None, chunk: bool) -> Any:
         if model is None:
             return None
-        return [model.engine.model, model.engine.tokenizer, model.max_new_tokens,
-                model.max_prompt_tokens]
+        e = model.engine
+        return [e.model, e.tokenizer_name, e.dtype, e.max_model_len, e.seed,
+                model.max_new_tokens, model.max_prompt_tokens,
+                model.max_doc_chars if chunk else None]
 
-    stages = [[s.name, dict(s.params)] for s in config.stages]
+    names = [s.name for s in config.stages]
+    stages = [[s.name, _effective_params(s.name, dict(s.params))] for s in config.stages]
     blob = json.dumps(
-        [PROMPT_FORMAT_VERSION, model_part(config.doc_model), model_part(config.chunk_model),
-         asdict(config.policy), stages],
+        [__version__, PROMPT_FORMAT_VERSION,
+         model_part(config.doc_model, False) if "prox_doc" in names else None,
+         model_part(config.chunk_model, True) if "prox_chunk" in names else None,
+         asdict(config.policy) if "prox_chunk" in names else None,
+         stages],
         sort_keys=True, default=str,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

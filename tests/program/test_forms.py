@@ -155,3 +155,19 @@ def test_calls_written_back_parse_to_themselves():
     ]
     program = "\n".join(str(c) for c in originals)
     assert calls(program) == (originals, 0)
+
+
+def test_a_line_naming_a_function_without_a_call_is_one_error():
+    from prox_spark.program import parse_program, run_chunk_program
+
+    assert len(parse_program("remove_lines").errors) == 1
+    assert len(parse_program("drop_doc garbage here").errors) == 1
+    # A cut-off call is counted once, not again as a bare name.
+    assert len(parse_program("remove_lines(start=7, end").errors) == 1
+    # Names in comments, in string arguments, or beside a call are not errors.
+    assert parse_program("keep_chunk()  # no remove_lines needed").errors == ()
+    assert parse_program('normalize(source_str="drop_doc", target_str="")').errors == ()
+    # Degenerate output of several such lines is reverted, not applied.
+    doc = "\n".join(f"Line {i} has enough words to count here." for i in range(6))
+    program = "remove_lines(line_start=0, line_end=1)\nremove_lines\nremove_lines"
+    assert run_chunk_program(doc, program).status == "reverted"

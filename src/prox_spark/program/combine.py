@@ -36,4 +36,7 @@ def refine_document(
         return ProgramResult(text, "kept", doc_errors, 0, 0, words, words)
     joined = "\n".join(p for p in chunk_programs if p)
     result = run_chunk_program(text, joined, policy=policy)
-    return replace(result, errors=result.errors + doc_errors) if doc_errors else result
+    if not doc_errors:
+        return result
+    return replace(result, errors=result.errors + doc_errors,
+                   error_messages=doc.error_messages + result.error_messages)

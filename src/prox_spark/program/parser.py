@@ -36,6 +36,8 @@ from prox_spark.program.calls import (
 _CANDIDATE = re.compile(
     r"#|(?<![\w.])(" + "|".join(sorted(KNOWN_FUNCTIONS)) + r")[ \t]*\("
 )
+# A known function name anywhere (to find lines that name one but hold no call).
+_NAME = re.compile(r"(?<![\w.])(" + "|".join(sorted(KNOWN_FUNCTIONS)) + r")(?!\w)")
 _TOKEN = re.compile(
     r"""\s*(?:
         (?P<str>[rRuU]?(?:\"\"\"|'''|"|'))
@@ -254,6 +256,7 @@ def parse_program(program: str | None) -> ParsedProgram:
         return ParsedProgram((), ())
     calls: list[Call] = []
     errors: list[ProgramError] = []
+    spans: list[tuple[int, int]] = []
     pos = 0
     search = _CANDIDATE.search
     while (found := search(program, pos)) is not None:
@@ -274,10 +277,39 @@ def parse_program(program: str | None) -> ParsedProgram:
             if bad.skip_line:
                 newline = program.find("\n", pos)
                 pos = len(program) if newline < 0 else newline + 1
+            spans.append((found.start(), pos))
             continue
+        spans.append((found.start(), end))
         pos = end
         try:
             calls.append(_build(name, args, kwargs, found.start()))
         except _Invalid as bad:
             errors.append(ProgramError(name, bad.message, bad.position))
+    errors.extend(_names_without_calls(program, spans))
+    errors.sort(key=lambda e: e.position)
     return ParsedProgram(tuple(calls), tuple(errors))
+
+
+def _names_without_calls(program: str, spans: list[tuple[int, int]]) -> list[ProgramError]:
+    """One error per line that names a known function outside any call and
+    outside a comment, on a line where no call starts (e.g. a bare
+    `remove_lines`, or `drop_doc garbage`), as the reference counts them.
+    A call cut off mid-arguments was already counted where it starts."""
+    if not _NAME.search(program):
+        return []
+    starts = {program.count("\n", 0, a) for a, _ in spans}
+    errors: list[ProgramError] = []
+    seen: set[int] = set()
+    for match in _NAME.finditer(program):
+        at = match.start()
+        if any(a <= at < b for a, b in spans):
+            continue
+        line = program.count("\n", 0, at)
+        if line in starts or line in seen:
+            continue
+        line_start = program.rfind("\n", 0, at) + 1
+        if "#" in program[line_start:at]:
+            continue
+        seen.add(line)
+        errors.append(ProgramError(match.group(1), "names a function but holds no call", at))
+    return errors

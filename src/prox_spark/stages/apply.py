@@ -20,8 +20,9 @@ from prox_spark.stages.base import (
 )
 
 APPLY_SCHEMA = (
-    "text string, status string, errors int, lines_removed int, normalizations int, "
-    "words_before int, words_after int, tokens_before int, tokens_after int"
+    "text string, status string, errors int, program_errors array<string>, "
+    "lines_removed int, normalizations int, words_before int, words_after int, "
+    "tokens_before int, tokens_after int"
 )
 
 
@@ -45,10 +46,13 @@ def apply_batch(
         doc = doc if isinstance(doc, str) else None
         r = refine_document(text, doc, _as_list(chunks), policy)
         rows.append(
-            (None if r.status == "dropped" else r.text, r.status, r.errors, r.lines_removed,
-             r.normalizations, r.words_before, r.words_after)
+            (None if r.status == "dropped" else r.text, r.status, r.errors,
+             list(r.error_messages) or None, r.lines_removed, r.normalizations,
+             r.words_before, r.words_after)
         )
-    out = pd.DataFrame(rows, columns=["text", *RESULT_COLUMNS[:6]])
+    out = pd.DataFrame(rows, columns=["text", "status", "errors", "program_errors",
+                                      "lines_removed", "normalizations", "words_before",
+                                      "words_after"])
     out["tokens_before"] = None
     out["tokens_after"] = None
     if tokenizer is not None and len(out):

@@ -17,7 +17,7 @@ CHUNK_PROGRAMS = "chunk_programs"
 CHUNK_ERROR = "chunk_error"
 REFINED_TEXT = "refined_text"
 RESULT_COLUMNS = (
-    "status", "errors", "lines_removed", "normalizations",
+    "status", "errors", "program_errors", "lines_removed", "normalizations",
     "words_before", "words_after", "tokens_before", "tokens_after",
 )
 

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import regex
 
+from prox_spark.params import check_params
 from prox_spark.stages.base import ID, Stage
 from prox_spark.stages.rule_stages import current_text_column, record_edit
 
@@ -90,6 +91,9 @@ class ExactDedup(Stage):
 
     priority: str | None = None
     existing: Any = None
+
+    def __post_init__(self) -> None:
+        check_params(ExactDedup, {"priority": self.priority})
 
     def transform(self, df):  # type: ignore[no-untyped-def]
         from pyspark.sql import Window
@@ -175,6 +179,8 @@ class NearDedup(Stage):
     existing: Any = None
 
     def __post_init__(self) -> None:
+        check_params(NearDedup, {f: getattr(self, f) for f in
+                                 ("threshold", "ngram", "bands", "rows", "seed", "priority")})
         if not 0.0 < self.threshold <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
         if self.ngram < 1 or self.bands < 1 or self.rows < 1:

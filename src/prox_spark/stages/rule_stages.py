@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from prox_spark.params import check_params
 from prox_spark.program import run_chunk_program
 from prox_spark.rules import QUALITY_RULES
 from prox_spark.stages.base import REFINED_TEXT, TEXT, Stage
@@ -132,6 +133,7 @@ class RuleStage(Stage):
                 f"{self.rule}: unknown parameter(s) {', '.join(sorted(unknown))}; "
                 f"expected some of {', '.join(sorted(accepted))}"
             )
+        check_params(QUALITY_RULES[self.rule], self.params)
 
     def transform(self, df):  # type: ignore[no-untyped-def]
         from pyspark.sql import functions as F
