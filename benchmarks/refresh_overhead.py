@@ -71,8 +71,11 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=20_000)
     parser.add_argument("--stages", choices=sorted(STAGES), default="rules")
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--verbose", action="store_true", help="log each batch")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="[%(asctime)s] %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
 
     work = Path(tempfile.mkdtemp(prefix="prox-refresh-bench-"))
     try:

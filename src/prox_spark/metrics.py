@@ -10,6 +10,7 @@ run. A kill between a commit and its metrics row loses nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
@@ -109,26 +110,14 @@ def batch_stats(refined: DataFrame) -> BatchStats:
 
 
 @dataclass(frozen=True)
-class RunSummary:
-    """What a run did. `refined` counts documents that went through the stages now."""
+class RunSummary(BatchStats):
+    """What a run did: the totals of its batches, plus what it read and deleted.
+    `refined` counts documents that went through the stages now."""
 
-    fingerprint: str
-    documents_in: int
-    already_refined: int
-    refined: int
-    kept: int = 0
-    edited: int = 0
-    dropped: int = 0
-    reverted: int = 0
-    program_errors: int = 0
-    rows_with_errors: int = 0
-    tokens_before: int = 0
-    tokens_after: int = 0
-    words_before: int = 0
-    words_after: int = 0
+    fingerprint: str = ""
+    documents_in: int = 0
+    already_refined: int = 0
     wall_seconds: float = 0.0
-    by_stage: tuple[StageStats, ...] = ()
-    invalid_rows: int = 0
     duplicate_records: int = 0
     conflicting_ids: int = 0
     deleted: int = 0
@@ -140,8 +129,8 @@ class RunSummary:
 
     @classmethod
     def of(cls, stats: BatchStats, **fields: Any) -> RunSummary:
-        values = {k: v for k, v in asdict(stats).items() if k not in ("refined", "by_stage")}
-        return cls(**{**values, **fields}, refined=stats.refined, by_stage=stats.by_stage)
+        values = {f.name: getattr(stats, f.name) for f in dataclasses.fields(BatchStats)}
+        return cls(**{**values, **fields})
 
     @property
     def documents_per_second(self) -> float:

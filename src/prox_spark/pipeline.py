@@ -205,10 +205,12 @@ def _rules_only_result(df: DataFrame) -> DataFrame:
     from pyspark.sql import functions as F
     from pyspark.sql.functions import pandas_udf
 
-    @pandas_udf("int")  # type: ignore[call-overload]
-    def prox_words(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
-        for texts in batches:
-            yield pd.Series([len(t.split()) if isinstance(t, str) else 0 for t in texts])
+    @pandas_udf("words_before int, words_after int")  # type: ignore[call-overload]
+    def prox_words(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.DataFrame]:
+        for before, after in batches:
+            yield pd.DataFrame({
+                "words_before": [len(t.split()) if isinstance(t, str) else 0 for t in before],
+                "words_after": [len(t.split()) if isinstance(t, str) else 0 for t in after]})
 
     original = "_original_text"
     out = df.withColumn(REFINED_TEXT, F.col("text"))
@@ -216,9 +218,11 @@ def _rules_only_result(df: DataFrame) -> DataFrame:
         out = out.withColumn("status", F.when(F.col(REFINED_TEXT).isNull(), "dropped")
                              .otherwise("kept"))
     source_text = F.col(original) if original in out.columns else F.col("text")
-    return (out.withColumn("words_after", prox_words(F.col(REFINED_TEXT)))
-            .withColumn("words_before", prox_words(source_text))
-            .withColumn("errors", F.lit(0)))
+    words = prox_words(source_text, F.col(REFINED_TEXT))
+    return (out.withColumn("_words", words)
+            .withColumn("words_before", F.col("_words.words_before"))
+            .withColumn("words_after", F.col("_words.words_after"))
+            .drop("_words").withColumn("errors", F.lit(0)))
 
 
 def _existing(spark: SparkSession, config: PipelineConfig, later: DataFrame) -> DataFrame:
@@ -282,6 +286,7 @@ def _commit_batches(spark: SparkSession, config: PipelineConfig, work: Plan, run
             .localCheckpoint(eager=True)
         )
         stats = batch_stats(refined)
+        refine_seconds = time.monotonic() - batch_started
         if stats.refined == 0:
             skipped += 1
             log.info("batch %d of %d: already committed by another run, skipped", k + 1, n)
@@ -309,11 +314,12 @@ def _commit_batches(spark: SparkSession, config: PipelineConfig, work: Plan, run
         total = total + stats
         done += work.batch(k).count() if stats.refined == 0 else stats.refined
         elapsed = time.monotonic() - started
+        seconds = time.monotonic() - batch_started
         log.info("batch %d of %d committed: %d documents, %.1f documents/s, tokens in %d / "
-                 "out %d, ETA %s", k + 1, n, stats.refined,
-                 stats.refined / max(time.monotonic() - batch_started, 1e-9),
-                 stats.tokens_before, stats.tokens_after,
-                 _eta(done, work.pending_count, elapsed))
+                 "out %d, ETA %s (refine %.1f s, commit %.1f s)", k + 1, n, stats.refined,
+                 stats.refined / max(seconds, 1e-9), stats.tokens_before, stats.tokens_after,
+                 _eta(done, work.pending_count, elapsed), refine_seconds,
+                 seconds - refine_seconds)
         if time.monotonic() - synced >= METRICS_EVERY_SECONDS:
             _sync(spark, config)
             synced = time.monotonic()
