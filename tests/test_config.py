@@ -138,7 +138,8 @@ def _break(base: dict, tmp_path: Path, case: str) -> tuple[dict, str | None]:
 
 
 CASES = ["rule-param-type", "rule-bool-as-string", "dedup-threshold-string",
-         "dedup-bands-float", "bad-duplicate-rule", "bad-last-by", "bad-delete-rule", "zero-commit-every",
+         "dedup-bands-float", "bad-duplicate-rule", "bad-last-by", "bad-delete-rule",
+         "zero-commit-every",
          "change-feed-on-jsonl", "cast-text-not-bool",
          "unknown-key", "unknown-nested-key", "missing-model", "model-dir-without-config",
          "unreadable-input", "input-not-delta", "output-not-delta", "bad-format",
