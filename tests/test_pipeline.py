@@ -139,6 +139,9 @@ def test_entry_points_run_the_pipeline(entry, model_dir, tmp_path):
     done = run_cli(cmd, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "prox-spark run summary" in done.stdout
-    assert "documents in               3" in done.stdout
+    # --limit takes 3 of the 5 pending documents.
+    assert "documents in               5   (already refined, skipped: 0)" in done.stdout
+    assert "refined now                3" in done.stdout
+    assert "2 more documents wait beyond --limit 3" in done.stdout
     assert (out / "_delta_log").is_dir()
     assert (tmp_path / "cli-out_metrics" / "_delta_log").is_dir()

@@ -210,8 +210,10 @@ def test_limit_takes_pending_documents_so_a_schedule_moves_forward(spark, tmp_pa
     corpus = write_jsonl(tmp_path / "c.jsonl",
                          [{"id": f"k{i}", "text": doc(i)} for i in range(10)])
     config = write_config(tmp_path, corpus)
-    done = [run(spark, config, limit=4).refined for _ in range(4)]
-    assert done == [4, 4, 2, 0]
+    runs = [run(spark, config, limit=4) for _ in range(4)]
+    assert [r.refined for r in runs] == [4, 4, 2, 0]
+    assert [r.already_refined for r in runs] == [0, 4, 8, 10]
+    assert "6 more documents wait beyond --limit 4" in runs[0].render()
     assert len(table(spark, tmp_path / "refined")) == 10
 
 

@@ -19,8 +19,7 @@ from refresh_helpers import doc, table, write_config, write_jsonl
 
 pytestmark = pytest.mark.spark
 DOCS = 20
-EVERY = 7
-BATCHES = 3  # 21 documents (one a duplicate) in batches of 7
+EVERY = 7  # 21 documents (one a duplicate) in 3 batches
 CLI = str(Path(sys.executable).with_name("prox-spark"))
 
 
@@ -60,43 +59,52 @@ def expected(spark, corpus, tmp_path_factory) -> dict:
     return {i: (r.text, r.status, r.duplicate_of) for i, r in table(spark, tmp / "refined").items()}
 
 
-@pytest.mark.parametrize("moment, line, delay", [
-    ("after a commit", "batch 1 of 3 committed", 0.0),
-    ("during a MERGE", "batch 2 of 3: writing", 0.5),
-    ("after the last commit", "batch 3 of 3 committed", 0.0),
-])
-def test_a_killed_refresh_resumes_without_loss_or_redone_batches(
-        spark, corpus, expected, tmp_path, moment, line, delay):
-    config = write_config(tmp_path, corpus, commit_every=EVERY)
-    proc = start(config, tmp_path)
+def run_until(config: Path, cwd: Path, pattern: str, delay: float) -> list[str]:
+    """Start the job, kill -9 it `delay` s after a log line matches `pattern`."""
+    proc = start(config, cwd)
     seen = []
     assert proc.stdout is not None
     for out in proc.stdout:
         seen.append(out)
-        if line in out:
+        if re.search(pattern, out):
             time.sleep(delay)
             kill_tree(proc)
-            break
-    else:
-        pytest.fail(f"never saw {line!r}:\n{''.join(seen)[-3000:]}")
-    committed = sum("committed:" in s for s in seen)
-    out = tmp_path / "refined"
-    after_kill = len(table(spark, out)) if (out / "_delta_log").is_dir() else 0
-    assert after_kill >= min(committed * EVERY, DOCS + 1)
+            return seen
+    proc.wait()
+    pytest.fail(f"never saw {pattern!r}:\n{''.join(seen)[-3000:]}")
 
+
+def test_a_killed_refresh_resumes_without_loss_or_redone_batches(
+        spark, corpus, expected, tmp_path):
+    """Three kills in a row, each followed by a run that resumes: after the
+    first commit, during a MERGE, and after the last commit."""
+    config = write_config(tmp_path, corpus, commit_every=EVERY)
+    out = tmp_path / "refined"
+    total = DOCS + 1
+    moments = [(r"batch 1 of \d+ committed", 0.0),      # between two commits
+               (r"batch 1 of \d+: writing", 0.5),        # during a MERGE
+               (r"batch (\d+) of \1 committed", 0.0)]   # after the last commit
+    before = 0
+    for pattern, delay in moments:
+        seen = run_until(config, tmp_path, pattern, delay)
+        committed = sum("committed:" in s for s in seen)
+        after = len(table(spark, out)) if (out / "_delta_log").is_dir() else 0
+        # Everything committed before the kill is in the table, and a run
+        # refines only what was not committed (at most the batch in flight).
+        assert after >= before + min(committed * EVERY, total - before)
+        first = next(s for s in seen if "to refine in" in s)
+        assert f"{total - before} to refine" in first, first
+        before = after
     rerun = start(config, tmp_path)
     output, _ = rerun.communicate(timeout=900)
     assert rerun.returncode == 0, output[-3000:]
-    # Nothing committed before the kill is refined again; at most the batch in
-    # flight is redone.
-    assert refined_count(output) == DOCS + 1 - after_kill
-    assert DOCS + 1 - after_kill <= (BATCHES - committed) * EVERY
+    assert refined_count(output) == total - before
     final = {i: (r.text, r.status, r.duplicate_of) for i, r in table(spark, out).items()}
     assert final == expected
     metrics = spark.read.format("delta").load(str(tmp_path / "refined_metrics")).collect()
     batch_rows = [r for r in metrics if r.kind == "batch"]
     assert len({r.commit_version for r in batch_rows}) == len(batch_rows)
-    assert sum(r.refined for r in batch_rows) == DOCS + 1
+    assert sum(r.refined for r in batch_rows) == total
 
 
 def test_two_runs_started_together_leave_each_id_once(spark, corpus, expected, tmp_path):

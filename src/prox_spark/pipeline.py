@@ -360,9 +360,12 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
     notes = []
     if work.documents_in == 0:
         notes.append(f"the input {config.input.ref} holds no documents")
+    if work.waiting_count > work.pending_count:
+        notes.append(f"{work.waiting_count - work.pending_count:,} more documents wait beyond "
+                     f"--limit {config.limit}")
     summary = RunSummary.of(
         totals, fingerprint=fp, documents_in=work.documents_in,
-        already_refined=work.documents_in - work.pending_count,
+        already_refined=work.documents_in - work.waiting_count,
         wall_seconds=time.monotonic() - started,
         duplicate_records=work.duplicate_records, conflicting_ids=work.conflicting_ids,
         deleted=work.deleted_count, batches=len(work.bounds), skipped_batches=skipped,

@@ -84,6 +84,7 @@ class Plan:
     deleted: DataFrame | None  # ids of refined rows to delete
     documents_in: int
     pending_count: int
+    waiting_count: int         # pending before --limit
     bounds: list[str]          # first id of each batch
     duplicate_records: int
     conflicting_ids: int
@@ -199,7 +200,9 @@ def plan(spark: SparkSession, config: PipelineConfig, fp: str) -> Plan:
                 stale_rows.join(pending.select("id"), "id", "left_anti"))
     else:
         pending = source
+    waiting = None
     if config.limit is not None:
+        waiting = pending.count()
         pending = pending.orderBy("id").limit(config.limit)
     # Checkpointed, not just cached: a cached plan that reads the refined
     # table is recomputed by Spark after each of our own writes to it, and
@@ -212,5 +215,6 @@ def plan(spark: SparkSession, config: PipelineConfig, fp: str) -> Plan:
         deleted_count = deleted.count()
     bounds = batch_bounds(pending, config.commit_every) if pending_count else []
     return Plan(source, pending, deleted if deleted_count else None, documents_in,
-                pending_count, bounds, int(counts.extra or 0), int(counts.conflicts or 0),
-                deleted_count, version, mode)
+                pending_count, pending_count if waiting is None else waiting, bounds,
+                int(counts.extra or 0), int(counts.conflicts or 0), deleted_count, version,
+                mode)
