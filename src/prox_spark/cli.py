@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"prox-spark: configuration error: {exc}", file=sys.stderr)
         return 2
-    from prox_spark.delta import CommitConflict
+    from prox_spark.delta import CommitConflict, first_line
     from prox_spark.pipeline import run_pipeline
 
     try:
@@ -61,9 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
     except Exception as exc:
         logging.getLogger("prox_spark").debug("the job failed", exc_info=True)
-        cause = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else ""
-        print(f"prox-spark: the job failed: {type(exc).__name__}: {cause} (batches committed "
-              "before the failure are kept; run again to resume)", file=sys.stderr)
+        print(f"prox-spark: the job failed: {type(exc).__name__}: {first_line(exc, 500)} "
+              "(batches committed before the failure are kept; run again to resume)",
+              file=sys.stderr)
         return 1
     print(summary.render())
     print(f"refined table: {config.output}\nmetrics table: {config.metrics}")

@@ -28,7 +28,7 @@ REFINED_SCHEMA = (
     "content_hash string, fingerprint string, refined_at timestamp"
 )
 
-def _columns(schema: str) -> dict[str, str]:
+def columns(schema: str) -> dict[str, str]:
     """Top-level "name type" pairs of a DDL schema string (types may nest commas)."""
     out: dict[str, str] = {}
     depth, start = 0, 0
@@ -42,7 +42,7 @@ def _columns(schema: str) -> dict[str, str]:
     return out
 
 
-REFINED_TYPES = _columns(REFINED_SCHEMA)
+REFINED_TYPES = columns(REFINED_SCHEMA)
 T = TypeVar("T")
 REFINED_COLUMNS = tuple(REFINED_TYPES)
 
@@ -129,10 +129,10 @@ def with_conflict_retries(action: Callable[[int], T], *, retries: int, what: str
             if attempt == retries:
                 raise CommitConflict(
                     f"{what}: another writer kept committing to the same table; gave up after "
-                    f"{retries} retries ({_first_line(exc)}). Nothing of this batch was "
+                    f"{retries} retries ({first_line(exc)}). Nothing of this batch was "
                     "written; run the job again (committed batches are kept)."
                 ) from None
-            log(f"{what}: conflict with a concurrent writer ({_first_line(exc)}); "
+            log(f"{what}: conflict with a concurrent writer ({first_line(exc)}); "
                 f"retry {attempt + 1} of {retries}")
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
@@ -142,9 +142,10 @@ class CommitConflict(RuntimeError):
     """Concurrent writers kept winning: the batch could not be committed."""
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (Spark's run to pages)."""
     text = str(exc).strip()
-    return text.splitlines()[0][:240] if text else type(exc).__name__
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
 
 
 def _struct(spark: SparkSession, schema: str) -> Any:
@@ -164,7 +165,7 @@ def ensure_table(spark: SparkSession, ref: TableRef, schema: str,
     key = (str(ref), schema)
     if key in _ENSURED and table_exists(spark, ref):
         return
-    wanted = _columns(schema)
+    wanted = columns(schema)
 
     def create(_: int) -> None:
         if table_exists(spark, ref):

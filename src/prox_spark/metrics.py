@@ -17,7 +17,14 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from prox_spark.delta import TableRef, append_rows, committed_metadata, read_table, table_exists
+from prox_spark.delta import (
+    TableRef,
+    append_rows,
+    columns,
+    committed_metadata,
+    read_table,
+    table_exists,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -33,6 +40,7 @@ METRICS_SCHEMA = (
     "deleted long, tokens_before long, tokens_after long, words_before long, words_after long, "
     "wall_seconds double, documents_per_second double, rule_stats string, source_version long"
 )
+METRICS_COLUMNS = tuple(columns(METRICS_SCHEMA))
 MARKER = "prox_spark"
 
 
@@ -194,9 +202,8 @@ def delete_metadata(run_id: str, fingerprint: str, deleted: int) -> dict[str, An
 
 
 def _metrics_row(version: int, meta: dict[str, Any]) -> dict[str, Any]:
-    names = [c.strip().split(" ", 1)[0] for c in METRICS_SCHEMA.split(",")]
-    row: dict[str, Any] = dict.fromkeys(names)
-    for key in names:
+    row: dict[str, Any] = dict.fromkeys(METRICS_COLUMNS)
+    for key in METRICS_COLUMNS:
         if key in meta:
             row[key] = meta[key]
     row["kind"] = meta[MARKER]
@@ -238,8 +245,7 @@ def sync_metrics(spark: SparkSession, output: TableRef, metrics: TableRef) -> in
 def run_row(summary: RunSummary) -> dict[str, Any]:
     """The metrics row of a whole run (kind `run`)."""
     fields = asdict(replace(summary, by_stage=()))
-    names = [c.strip().split(" ", 1)[0] for c in METRICS_SCHEMA.split(",")]
-    row = {k: fields.get(k) for k in names}
+    row = {k: fields.get(k) for k in METRICS_COLUMNS}
     row.update(kind="run", run_at=now(), documents_per_second=summary.documents_per_second,
                rule_stats=BatchStats(by_stage=summary.by_stage).rule_stats())
     return row

@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from prox_spark.config import InputConfig, PipelineConfig
-from prox_spark.delta import read_table, table_exists
+from prox_spark.config import ConfigError, InputConfig, PipelineConfig
+from prox_spark.delta import first_line, read_table, table_exists
 from prox_spark.metrics import last_source_version
 from prox_spark.sources import (
     ORDER,
@@ -145,8 +145,6 @@ def plan(spark: SparkSession, config: PipelineConfig, fp: str) -> Plan:
     changes = None
     if inp.change_feed:
         if not has_change_feed(spark, inp.ref):
-            from prox_spark.config import ConfigError
-
             raise ConfigError("input.change_feed", f"{inp.ref} does not have "
                               "delta.enableChangeDataFeed=true; enable it on the source or "
                               "set change_feed: false")
@@ -160,7 +158,7 @@ def plan(spark: SparkSession, config: PipelineConfig, fp: str) -> Plan:
                 mode = f"change feed, versions {start + 1}..{version}"
             except Exception as exc:  # e.g. change files vacuumed, CDF enabled later
                 log.warning("cannot read the change feed after version %d (%s); reading the "
-                            "whole source instead", start, str(exc).splitlines()[0][:200])
+                            "whole source instead", start, first_line(exc))
     if changes is None:
         raw = read_source(spark, inp, version)
     elif changes == "none":

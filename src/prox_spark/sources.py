@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from prox_spark.config import ConfigError, InputConfig
-from prox_spark.delta import TableRef
+from prox_spark.delta import TableRef, first_line
 from prox_spark.records import Record, line_id, parse_line
 
 if TYPE_CHECKING:
@@ -160,12 +160,7 @@ def read_source(spark: SparkSession, inp: InputConfig, version: int | None = Non
         return normalize_typed(load_typed(spark, inp.ref, inp.format, version), inp, inp.ref)
     except AnalysisException as exc:
         raise ConfigError("input", f"cannot read {inp.ref} as {inp.format}: "
-                          f"{_first_line(exc)}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
+                          f"{first_line(exc)}") from None
 
 
 @dataclass(frozen=True)
@@ -223,8 +218,3 @@ def source_version(spark: SparkSession, ref: TableRef) -> int:
     if version is None:
         raise ConfigError("input", f"{ref} is not a Delta table")
     return version
-
-
-def duplicate_rule(inp: InputConfig) -> tuple[str, Any]:
-    """(`error` | `first` | `last_by`, column) for `input.on_duplicate_id`."""
-    return ("last_by", inp.last_by) if inp.last_by else (inp.on_duplicate_id, None)
