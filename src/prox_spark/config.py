@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ class InputConfig:
     last_by: str | None = None
     change_feed: bool = False
     on_source_delete: str = "delete"
+    extra_columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,6 @@ class ModelConfig:
 
 
 MODEL_STAGES = ("prox_doc", "prox_chunk")
-RULE_STAGES = ("gopher_quality", "gopher_repetition", "c4_quality", "fineweb_quality")
-DEDUP_STAGES = ("exact_dedup", "near_dedup")
-STAGE_NAMES = (*MODEL_STAGES, *RULE_STAGES, *DEDUP_STAGES)
 
 
 @dataclass(frozen=True)
@@ -284,13 +282,17 @@ def _duplicate_rule(value: Any) -> tuple[str, str | None]:
 
 
 def _stages(raw: Any, has_doc: bool, has_chunk: bool) -> tuple[StageConfig, ...]:
-    """Validate `stages:` (names, or one-key mappings of name to parameters)."""
+    """Validate `stages:` (names, or one-key mappings of name to parameters)
+    against the stage registry."""
+    from prox_spark.stages.registry import stage_spec
+
     if raw is None:
         return tuple(StageConfig(n) for n, on in zip(MODEL_STAGES, (has_doc, has_chunk),
                                                      strict=True) if on)
     if not isinstance(raw, list) or not raw:
         raise ConfigError("stages", "expected a non-empty list of stage names")
     stages = []
+    sections = {"doc_model": has_doc, "chunk_model": has_chunk}
     for i, item in enumerate(raw):
         where = f"stages[{i}]"
         if isinstance(item, str):
@@ -300,17 +302,16 @@ def _stages(raw: Any, has_doc: bool, has_chunk: bool) -> tuple[StageConfig, ...]
             params = _mapping(params, f"{where}.{name}")
         else:
             raise ConfigError(where, "expected a stage name or {name: {parameters}}")
-        if name not in STAGE_NAMES:
-            raise ConfigError(where, f"unknown stage {name!r}; expected one of "
-                              f"{', '.join(STAGE_NAMES)}")
-        if name == "prox_doc" and not has_doc:
-            raise ConfigError(where, "prox_doc needs a doc_model section")
-        if name == "prox_chunk" and not has_chunk:
-            raise ConfigError(where, "prox_chunk needs a chunk_model section")
-        if name in MODEL_STAGES and params:
-            raise ConfigError(where, f"{name} takes its settings from its model section")
+        if not isinstance(name, str):
+            raise ConfigError(where, f"a stage name is a string, got {name!r}")
         try:
-            _build_stage_check(name, params)
+            spec = stage_spec(name)
+        except ValueError as exc:
+            raise ConfigError(where, str(exc)) from None
+        if spec.model is not None and not sections[spec.model]:
+            raise ConfigError(where, f"{name} needs a {spec.model} section")
+        try:
+            spec.effective(params)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}.{name}", str(exc)) from None
         stages.append(StageConfig(name, params))
@@ -321,15 +322,23 @@ def _stages(raw: Any, has_doc: bool, has_chunk: bool) -> tuple[StageConfig, ...]
     return tuple(stages)
 
 
-def _build_stage_check(name: str, params: Mapping[str, Any]) -> None:
-    from prox_spark.stages import ExactDedup, NearDedup, RuleStage
+def _source_columns(stages: tuple[StageConfig, ...], inp: InputConfig) -> InputConfig:
+    """The input with the extra columns stages read from the source (a dedup
+    `priority`), which only typed sources carry."""
+    from prox_spark.stages.registry import stage_spec
 
-    if name in RULE_STAGES:
-        RuleStage(name, dict(params))
-    elif name == "exact_dedup":
-        ExactDedup(**params)
-    elif name == "near_dedup":
-        NearDedup(**params)
+    extra: list[str] = []
+    for i, stage in enumerate(stages):
+        for column in stage_spec(stage.name).columns_from_source(stage.params):
+            where = f"stages[{i}].{stage.name}"
+            if not _COLUMN.match(column):
+                raise ConfigError(where, f"{column!r} is not a plain column name")
+            if inp.format == "jsonl" and inp.ref.table is None:
+                raise ConfigError(where, f"column {column!r} must come from a Parquet or Delta "
+                                  "source; a JSONL source carries only id and text")
+            if column not in extra and column not in ("id", "text"):
+                extra.append(column)
+    return replace(inp, extra_columns=tuple(extra))
 
 
 def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = True
@@ -396,6 +405,7 @@ def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = Tru
     stages = _stages(top.get("stages"), doc is not None, chunk is not None)
     if not stages:
         raise ConfigError("doc_model", "configure doc_model, chunk_model or a stages list")
+    inp = _source_columns(stages, inp)
     if check_paths:
         _check_input(inp)
         _check_output(output, "output")

@@ -14,37 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from prox_spark.schema import REFINED_COLUMNS, columns
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-REFINED_SCHEMA = (
-    "id string, text string, status string, doc_program string, "
-    "chunk_programs array<string>, errors int, program_errors array<string>, "
-    "lines_removed int, normalizations int, "
-    "words_before int, words_after int, tokens_before int, tokens_after int, error string, "
-    "rule_edits array<struct<stage:string,program:string,reason:string,words_removed:int,"
-    "tokens_removed:int>>, "
-    "duplicate_of string, dedup_hash string, minhash array<bigint>, "
-    "content_hash string, fingerprint string, refined_at timestamp"
-)
-
-def columns(schema: str) -> dict[str, str]:
-    """Top-level "name type" pairs of a DDL schema string (types may nest commas)."""
-    out: dict[str, str] = {}
-    depth, start = 0, 0
-    for i, ch in enumerate(schema + ","):
-        depth += ch == "<"
-        depth -= ch == ">"
-        if ch == "," and depth == 0:
-            name, kind = schema[start:i].strip().split(" ", 1)
-            out[name] = kind
-            start = i + 1
-    return out
-
-
-REFINED_TYPES = columns(REFINED_SCHEMA)
 T = TypeVar("T")
-REFINED_COLUMNS = tuple(REFINED_TYPES)
 
 
 @dataclass(frozen=True)

@@ -20,16 +20,17 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from prox_spark.delta import (
     TableRef,
     append_rows,
-    columns,
     committed_metadata,
     read_table,
     table_exists,
 )
+from prox_spark.program.results import STATUSES
+from prox_spark.schema import columns
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-STATUS_COUNTS = ("kept", "edited", "dropped", "reverted")
+STATUS_COUNTS = STATUSES
 _SUMS = ("program_errors", "rows_with_errors", "invalid_rows", "tokens_before", "tokens_after",
          "words_before", "words_after")
 METRICS_SCHEMA = (

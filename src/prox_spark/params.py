@@ -56,11 +56,17 @@ def _describe(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint))
 
 
+def check_value(name: str, value: Any, hint: Any) -> None:
+    """Raise ValueError naming `name` when `value` does not fit the type `hint`."""
+    if not _matches(value, hint):
+        raise ValueError(f"{name}: expected {_describe(hint)}, got {value!r}")
+
+
 def check_params(target: Callable[..., Any] | type, params: Mapping[str, Any]) -> None:
     """Raise ValueError naming the first parameter whose value does not fit
     the type `target` (a function or a dataclass) declares for it."""
     hints = typing.get_type_hints(target)
     for key, value in params.items():
         hint = hints.get(key)
-        if hint is not None and not _matches(value, hint):
-            raise ValueError(f"{key}: expected {_describe(hint)}, got {value!r}")
+        if hint is not None:
+            check_value(key, value, hint)

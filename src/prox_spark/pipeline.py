@@ -26,8 +26,6 @@ import pandas as pd
 
 from prox_spark.config import ModelConfig, PipelineConfig
 from prox_spark.delta import (
-    REFINED_SCHEMA,
-    REFINED_TYPES,
     append_rows,
     delete_ids,
     ensure_table,
@@ -45,19 +43,23 @@ from prox_spark.metrics import (
     run_row,
     sync_metrics,
 )
+from prox_spark.program import DROPPED
 from prox_spark.refresh import Plan, plan
-from prox_spark.sources import SOURCE_ERROR
-from prox_spark.stages import (
-    ChunkRefiner,
-    DocRefiner,
-    ExactDedup,
-    NearDedup,
-    ProgramApplier,
-    RuleStage,
-    Stage,
+from prox_spark.schema import (
+    CHUNK_ERROR,
+    DOC_ERROR,
+    DOC_PROGRAM,
+    REFINED_SCHEMA,
+    REFINED_TEXT,
+    REFINED_TYPES,
+    RULE_EDITS,
+    RULE_ERROR,
+    STATUS,
 )
-from prox_spark.stages.base import CHUNK_ERROR, DOC_ERROR, DOC_PROGRAM, REFINED_TEXT
-from prox_spark.stages.rule_stages import RULE_EDITS
+from prox_spark.sources import SOURCE_ERROR
+from prox_spark.stages import ProgramApplier, Stage
+from prox_spark.stages.base import status_expr
+from prox_spark.stages.registry import BuildContext, stage_spec
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -70,25 +72,6 @@ PROMPT_FORMAT_VERSION = "llama2-chat/prox-v1"
 METRICS_EVERY_SECONDS = 60.0
 __all__ = ["METRICS_SCHEMA", "RunSummary", "build_stages", "fingerprint", "refine",
            "run_pipeline"]
-
-
-def _effective_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
-    """A stage's parameters with its defaults filled in, so writing a default
-    out explicitly does not change the fingerprint."""
-    import dataclasses
-    import inspect
-
-    from prox_spark.rules import QUALITY_RULES
-
-    if name in QUALITY_RULES:
-        signature = inspect.signature(QUALITY_RULES[name])
-        defaults = {k: p.default for k, p in signature.parameters.items() if k != "text"}
-    elif name in ("exact_dedup", "near_dedup"):
-        kind = ExactDedup if name == "exact_dedup" else NearDedup
-        defaults = {f.name: f.default for f in dataclasses.fields(kind) if f.name != "existing"}
-    else:
-        defaults = {}
-    return {**defaults, **params}
 
 
 def fingerprint(config: PipelineConfig) -> str:
@@ -108,7 +91,7 @@ def fingerprint(config: PipelineConfig) -> str:
                 model.max_doc_chars if chunk else None]
 
     names = [s.name for s in config.stages]
-    stages = [[s.name, _effective_params(s.name, dict(s.params))] for s in config.stages]
+    stages = [[s.name, stage_spec(s.name).effective(s.params)] for s in config.stages]
     blob = json.dumps(
         [__version__, PROMPT_FORMAT_VERSION,
          model_part(config.doc_model, False) if "prox_doc" in names else None,
@@ -121,29 +104,16 @@ def fingerprint(config: PipelineConfig) -> str:
 
 
 def build_stages(config: PipelineConfig, existing: DataFrame | None = None) -> list[Stage]:
-    """The configured stages, in order, as DataFrame -> DataFrame callables.
+    """The configured stages, in order, as DataFrame -> DataFrame callables,
+    built from the stage registry.
 
     `existing` (rows already refined) is what the dedup stages compare new
     documents with, beside each other."""
-    stages: list[Stage] = []
     # Rule stages count the tokens they remove with a model's tokenizer, if any.
     model = config.chunk_model or config.doc_model
-    tokenizer = model.engine.tokenizer_name if model is not None else None
-    for item in config.stages:
-        if item.name == "prox_doc" and config.doc_model is not None:
-            m = config.doc_model
-            stages.append(DocRefiner(m.engine, m.max_prompt_tokens, m.max_new_tokens))
-        elif item.name == "prox_chunk" and config.chunk_model is not None:
-            m = config.chunk_model
-            stages.append(ChunkRefiner(m.engine, config.policy, m.max_prompt_tokens,
-                                       m.max_new_tokens, m.max_doc_chars))
-        elif item.name == "exact_dedup":
-            stages.append(ExactDedup(**item.params, existing=existing))
-        elif item.name == "near_dedup":
-            stages.append(NearDedup(**item.params, existing=existing))
-        else:
-            stages.append(RuleStage(item.name, dict(item.params), tokenizer))
-    return stages
+    context = BuildContext(config.doc_model, config.chunk_model, config.policy, existing,
+                           model.engine.tokenizer_name if model is not None else None)
+    return [stage_spec(item.name).create(item.params, context) for item in config.stages]
 
 
 def refine(df: DataFrame, config: PipelineConfig, existing: DataFrame | None = None
@@ -172,10 +142,8 @@ def refine(df: DataFrame, config: PipelineConfig, existing: DataFrame | None = N
     if RULE_EDITS in valid.columns:
         # A rule's line edits make an otherwise untouched document "edited".
         line_edit = F.exists(F.col(RULE_EDITS), lambda e: e["reason"].isNull())
-        valid = valid.withColumn(
-            "status", F.when((F.col("status") == "kept") & line_edit, "edited")
-            .otherwise(F.col("status")))
-    errors = F.concat_ws("; ", *[F.col(c) for c in (DOC_ERROR, CHUNK_ERROR)
+        valid = valid.withColumn(STATUS, status_expr(F.lit(False), line_edit, F.col(STATUS)))
+    errors = F.concat_ws("; ", *[F.col(c) for c in (RULE_ERROR, DOC_ERROR, CHUNK_ERROR)
                                  if c in valid.columns])
     computed = {
         "text": F.col(REFINED_TEXT),
@@ -190,7 +158,7 @@ def refine(df: DataFrame, config: PipelineConfig, existing: DataFrame | None = N
     if not has_errors:
         return out
     bad = df.where(F.col(SOURCE_ERROR).isNotNull())
-    fixed = {"status": F.lit("dropped"), "error": F.col(SOURCE_ERROR), "errors": F.lit(0),
+    fixed = {STATUS: F.lit(DROPPED), "error": F.col(SOURCE_ERROR), "errors": F.lit(0),
              "text": F.lit(None)}
     bad = bad.select(*[
         (fixed[name] if name in fixed else F.col(name) if name in bad.columns
@@ -214,9 +182,8 @@ def _rules_only_result(df: DataFrame) -> DataFrame:
 
     original = "_original_text"
     out = df.withColumn(REFINED_TEXT, F.col("text"))
-    if "status" not in out.columns:
-        out = out.withColumn("status", F.when(F.col(REFINED_TEXT).isNull(), "dropped")
-                             .otherwise("kept"))
+    if STATUS not in out.columns:
+        out = out.withColumn(STATUS, status_expr(F.col(REFINED_TEXT).isNull(), F.lit(False)))
     source_text = F.col(original) if original in out.columns else F.col("text")
     words = prox_words(source_text, F.col(REFINED_TEXT))
     return (out.withColumn("_words", words)

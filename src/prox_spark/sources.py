@@ -45,10 +45,9 @@ def _content_hash() -> Column:
                   ).otherwise(F.sha2(F.concat(F.lit("\u0000error:"), F.col(SOURCE_ERROR)), 256))
 
 
-def _finish(df: DataFrame) -> DataFrame:
-
+def _finish(df: DataFrame, extra: tuple[str, ...] = ()) -> DataFrame:
     return df.select("id", "text", _content_hash().alias("content_hash"), SOURCE_ERROR,
-                     ORDER, SORT_NUM, SORT_STR)
+                     ORDER, SORT_NUM, SORT_STR, *extra)
 
 
 def read_jsonl(spark: SparkSession, path: str, inp: InputConfig) -> DataFrame:
@@ -111,6 +110,10 @@ def normalize_typed(df: DataFrame, inp: InputConfig, where: TableRef) -> DataFra
     if inp.id_column is not None and inp.id_column not in df.columns:
         raise ConfigError("input.id_column", f"column {inp.id_column!r} not found in {where}; "
                           f"columns are {', '.join(df.columns)}")
+    for column in inp.extra_columns:
+        if column not in df.columns:
+            raise ConfigError("stages", f"column {column!r} (a stage's priority) not found in "
+                              f"{where}; columns are {', '.join(df.columns)}")
     if inp.last_by is not None and inp.last_by not in df.columns:
         raise ConfigError("input.on_duplicate_id", f"column {inp.last_by!r} not found in "
                           f"{where}; columns are {', '.join(df.columns)}")
@@ -134,8 +137,9 @@ def normalize_typed(df: DataFrame, inp: InputConfig, where: TableRef) -> DataFra
         F.monotonically_increasing_id().alias(ORDER),
         (sort.cast("double") if sort is not None else F.lit(None).cast("double")).alias(SORT_NUM),
         (sort.cast("string") if sort is not None else F.lit(None).cast("string")).alias(SORT_STR),
+        *inp.extra_columns,
     )
-    return _finish(out)
+    return _finish(out, inp.extra_columns)
 
 
 def load_typed(spark: SparkSession, ref: TableRef, fmt: str,

@@ -32,9 +32,7 @@ from prox_spark.prompts import (
     chunk_prompt,
     doc_prompt,
 )
-
-DOC_RESULT_SCHEMA = "program string, error string"
-CHUNK_RESULT_SCHEMA = "programs array<string>, error string"
+from prox_spark.schema import CHUNK_RESULT, DOC_RESULT
 
 
 def clean_text(text: Any) -> tuple[str | None, str | None]:
@@ -165,7 +163,7 @@ def doc_program_udf(
     """A non-deterministic pandas UDF: text -> struct<program, error>."""
     from pyspark.sql.functions import pandas_udf
 
-    @pandas_udf(DOC_RESULT_SCHEMA)  # type: ignore[call-overload]
+    @pandas_udf(DOC_RESULT)  # type: ignore[call-overload]
     def prox_doc_program(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
         for texts in batches:
             programs, errors = doc_programs(
@@ -189,7 +187,7 @@ def chunk_programs_udf(
     """A non-deterministic pandas UDF: text -> struct<programs: array<string>, error>."""
     from pyspark.sql.functions import pandas_udf
 
-    @pandas_udf(CHUNK_RESULT_SCHEMA)  # type: ignore[call-overload]
+    @pandas_udf(CHUNK_RESULT)  # type: ignore[call-overload]
     def prox_chunk_programs(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
         for texts in batches:
             programs, errors = chunk_programs(

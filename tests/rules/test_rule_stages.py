@@ -26,7 +26,7 @@ def test_rule_stages_record_programs_and_keep_every_row(spark):
     df = frame(spark, [("short", "Too short to keep."), ("prose", "\n".join([PROSE] * 6)),
                        ("c4", C4_DOC), ("null", None)])
     out = (df.transform(RuleStage("c4_quality"))
-             .transform(RuleStage("gopher_quality", {"min_doc_words": 20})))
+             .transform(RuleStage("gopher_quality", min_doc_words=20)))
     rows = {r.id: r for r in out.collect()}
     assert sorted(rows) == ["c4", "null", "prose", "short"]
     assert rows["short"].status == "dropped" and rows["short"].text is None
@@ -46,7 +46,7 @@ def test_unknown_rule_or_parameter_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown rule 'gopher'"):
         RuleStage("gopher")
     with pytest.raises(ValueError, match="unknown parameter"):
-        RuleStage("gopher_quality", {"min_words": 3})
+        RuleStage("gopher_quality", min_words=3)
 
 
 def test_exact_dedup_keeps_one_per_normalized_text(spark):

@@ -24,11 +24,24 @@ from prox_spark.program.combine import refine_document
 from prox_spark.program.interpreter import run_chunk_program, run_doc_program
 from prox_spark.program.parser import ParsedProgram, ProgramError, parse_program
 from prox_spark.program.policy import DEFAULT_CHUNK_POLICY, ChunkPolicy
-from prox_spark.program.results import STATUSES, ProgramResult, Status
+from prox_spark.program.results import (
+    DROPPED,
+    EDITED,
+    KEPT,
+    REVERTED,
+    STATUSES,
+    ProgramResult,
+    Status,
+    decide_status,
+)
 
 __all__ = [
     "DEFAULT_CHUNK_POLICY",
+    "DROPPED",
+    "EDITED",
+    "KEPT",
     "KNOWN_FUNCTIONS",
+    "REVERTED",
     "STATUSES",
     "Call",
     "ChunkPolicy",
@@ -41,6 +54,7 @@ __all__ = [
     "ProgramResult",
     "RemoveLines",
     "Status",
+    "decide_status",
     "parse_program",
     "quote",
     "refine_document",

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from prox_spark.program.interpreter import run_chunk_program, run_doc_program
 from prox_spark.program.policy import DEFAULT_CHUNK_POLICY, ChunkPolicy
-from prox_spark.program.results import ProgramResult
+from prox_spark.program.results import DROPPED, KEPT, ProgramResult
 
 
 def refine_document(
@@ -26,14 +26,14 @@ def refine_document(
         refine_document(doc, "keep_doc()", ["remove_lines(0, 1)"]).status  # "edited"
     """
     if text is None or not text.strip():
-        return ProgramResult("", "dropped", 0)
+        return ProgramResult("", DROPPED, 0)
     doc = run_doc_program(text, doc_program) if doc_program is not None else None
     doc_errors = doc.errors if doc is not None else 0
-    if doc is not None and doc.status == "dropped":
+    if doc is not None and doc.status == DROPPED:
         return doc
     if chunk_programs is None:
         words = doc.words_before if doc is not None else len(text.split())
-        return ProgramResult(text, "kept", doc_errors, 0, 0, words, words)
+        return ProgramResult(text, KEPT, doc_errors, 0, 0, words, words)
     joined = "\n".join(p for p in chunk_programs if p)
     result = run_chunk_program(text, joined, policy=policy)
     if not doc_errors:

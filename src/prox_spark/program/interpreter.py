@@ -23,7 +23,7 @@ from __future__ import annotations
 from prox_spark.program.calls import DropDoc, KeepDoc, Normalize, RemoveLines
 from prox_spark.program.parser import parse_program
 from prox_spark.program.policy import DEFAULT_CHUNK_POLICY, ChunkPolicy
-from prox_spark.program.results import ProgramResult
+from prox_spark.program.results import DROPPED, KEPT, ProgramResult, decide_status
 
 
 def run_doc_program(text: str, program: str, *, keep_by_default: bool = True) -> ProgramResult:
@@ -43,8 +43,8 @@ def run_doc_program(text: str, program: str, *, keep_by_default: bool = True) ->
     words = len(text.split())
     messages = tuple(str(e) for e in parsed.errors)
     if keep:
-        return ProgramResult(text, "kept", len(parsed.errors), 0, 0, words, words, messages)
-    return ProgramResult("", "dropped", len(parsed.errors), 0, 0, words, 0, messages)
+        return ProgramResult(text, KEPT, len(parsed.errors), 0, 0, words, words, messages)
+    return ProgramResult("", DROPPED, len(parsed.errors), 0, 0, words, 0, messages)
 
 
 def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -140,14 +140,9 @@ def run_chunk_program(
     )
     if too_little_kept or words_after <= policy.min_words:
         return ProgramResult(
-            "", "dropped", errors, removed, applied, words_before, 0, tuple(messages)
+            "", DROPPED, errors, removed, applied, words_before, 0, tuple(messages)
         )
-    if reverted:
-        status = "reverted"
-    elif refined != text:
-        status = "edited"
-    else:
-        status = "kept"
+    status = decide_status(dropped=False, reverted=reverted, changed=refined != text)
     return ProgramResult(
         refined, status, errors, removed, applied, words_before, words_after, tuple(messages)
     )

@@ -1,12 +1,32 @@
-"""What applying a program to a document produced, with enough to audit it."""
+"""What applying a program to a document produced, with enough to audit it.
+
+A document ends in one of four statuses, decided by `decide_status` alone:
+
+    >>> decide_status(dropped=False, reverted=False, changed=True)
+    'edited'
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 Status = Literal["kept", "edited", "dropped", "reverted"]
-STATUSES: tuple[Status, ...] = ("kept", "edited", "dropped", "reverted")
+KEPT: Final = "kept"
+EDITED: Final = "edited"
+DROPPED: Final = "dropped"
+REVERTED: Final = "reverted"
+STATUSES: tuple[Status, ...] = (KEPT, EDITED, DROPPED, REVERTED)
+
+
+def decide_status(*, dropped: bool, reverted: bool = False, changed: bool = False) -> Status:
+    """The one precedence every stage follows: a drop wins over a revert (the
+    program was ignored), which wins over an edit; otherwise the document is kept."""
+    if dropped:
+        return DROPPED
+    if reverted:
+        return REVERTED
+    return EDITED if changed else KEPT
 
 
 @dataclass(frozen=True, slots=True)

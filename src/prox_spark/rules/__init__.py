@@ -12,7 +12,7 @@ from __future__ import annotations
 from prox_spark.rules.c4 import c4_quality
 from prox_spark.rules.fineweb import fineweb_quality
 from prox_spark.rules.gopher import gopher_quality, gopher_repetition
-from prox_spark.rules.result import RuleResult
+from prox_spark.rules.result import RuleResult, as_rule_result
 
 QUALITY_RULES = {
     "gopher_quality": gopher_quality,
@@ -24,6 +24,7 @@ QUALITY_RULES = {
 __all__ = [
     "QUALITY_RULES",
     "RuleResult",
+    "as_rule_result",
     "c4_quality",
     "fineweb_quality",
     "gopher_quality",

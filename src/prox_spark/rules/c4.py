@@ -36,7 +36,19 @@ def c4_quality(
 ) -> RuleResult:
     """Remove lines without terminal punctuation, with few words, mentioning
     javascript or cookie/terms policies; drop pages with lorem ipsum, curly
-    brackets or fewer than `min_num_sentences` sentences left."""
+    brackets or fewer than `min_num_sentences` sentences left.
+
+    Parameters:
+        remove_citations: delete Wikipedia-style citation marks such as [1].
+        filter_no_terminal_punct: remove lines that do not end in terminal punctuation.
+        min_num_sentences: fewest sentences a kept document has.
+        min_words_per_line: remove lines with fewer words.
+        max_word_length: remove lines with a longer word.
+        filter_lorem_ipsum: drop documents containing "lorem ipsum".
+        filter_javascript: remove lines mentioning javascript.
+        filter_curly_bracket: drop documents containing a curly bracket.
+        filter_policy: remove lines about cookie, privacy or terms policies.
+    """
     removed: list[int] = []
     citations: set[str] = set()
     sentences = 0

@@ -17,7 +17,16 @@ def fineweb_quality(
     new_line_ratio: float | None = 0.3,
 ) -> RuleResult:
     """Drop documents where few lines end in terminal punctuation, most lines
-    are short, lines repeat, or newlines outnumber words (lists)."""
+    are short, lines repeat, or newlines outnumber words (lists).
+
+    Parameters:
+        line_punct_thr: smallest share of lines ending in terminal punctuation.
+        line_punct_exclude_zero: keep documents where no line ends in punctuation.
+        short_line_thr: largest share of short lines.
+        short_line_length: a line this many characters or fewer is short.
+        char_duplicates_ratio: largest share of characters in repeated lines.
+        new_line_ratio: most newlines per word.
+    """
     lines = [line for line in text.split("\n") if line.strip()]
     if not lines:
         return RuleResult("empty")

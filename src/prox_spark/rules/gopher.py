@@ -29,7 +29,20 @@ def gopher_quality(
     stop_words: Iterable[str] = STOP_WORDS,
 ) -> RuleResult:
     """Drop documents that are too short or long, have odd word lengths, too
-    many symbols, bullets or ellipses, too few alphabetic words or stop words."""
+    many symbols, bullets or ellipses, too few alphabetic words or stop words.
+
+    Parameters:
+        min_doc_words: fewest words (punctuation-only tokens not counted) a kept document has.
+        max_doc_words: most words a kept document has.
+        min_avg_word_length: shortest mean word length kept.
+        max_avg_word_length: longest mean word length kept.
+        max_symbol_word_ratio: most "#" or ellipses per word.
+        max_bullet_lines_ratio: largest share of lines that start with a bullet.
+        max_ellipsis_lines_ratio: largest share of lines that end with an ellipsis.
+        min_alpha_words_ratio: smallest share of words with a letter.
+        min_stop_words: fewest distinct stop words a kept document has.
+        stop_words: the stop words counted by min_stop_words.
+    """
     words = split_words(text)
     n_words = len(words)
     content = [w for w in words if not all(is_punctuation(c) for c in w)]
@@ -106,7 +119,16 @@ def gopher_repetition(
     dup_n_grams: Sequence[tuple[int, float]] = (
         (5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)),
 ) -> RuleResult:
-    """Drop documents made of repeated paragraphs, lines or word n-grams."""
+    """Drop documents made of repeated paragraphs, lines or word n-grams.
+
+    Parameters:
+        dup_line_frac: largest share of lines that repeat an earlier line.
+        dup_para_frac: largest share of paragraphs that repeat an earlier one.
+        dup_line_char_frac: largest share of characters in repeated lines.
+        dup_para_char_frac: largest share of characters in repeated paragraphs.
+        top_n_grams: (n, share) pairs: most characters the commonest n-gram may cover.
+        dup_n_grams: (n, share) pairs: most characters repeated n-grams may cover.
+    """
     if not text:
         return RuleResult("empty")
     paragraphs = _PARAGRAPHS.split(text.strip())

@@ -37,6 +37,26 @@ class RuleResult:
 KEEP = RuleResult()
 
 
+def as_rule_result(value: object, reason: str) -> RuleResult:
+    """A rule's answer as a `RuleResult`: a `RuleResult` as it is, True or
+    None to keep, False to drop with `reason`, or datatrove's
+    `(False, "why")`.
+
+        >>> as_rule_result((False, "too_short"), "my_rule").program
+        'drop_doc()  # too_short'
+    """
+    if isinstance(value, RuleResult):
+        return value
+    if value is None or value is True:
+        return KEEP
+    if value is False:
+        return RuleResult(reason)
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], bool):
+        return KEEP if value[0] else RuleResult(str(value[1] or reason))
+    raise TypeError(f"a rule must return a RuleResult, a bool or (bool, reason), "
+                    f"not {type(value).__name__}")
+
+
 def line_ranges(indices: list[int]) -> tuple[RemoveLines, ...]:
     """Consecutive line numbers folded into `remove_lines` calls."""
     calls: list[RemoveLines] = []

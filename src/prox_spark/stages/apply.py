@@ -7,22 +7,24 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from prox_spark.program import DEFAULT_CHUNK_POLICY, ChunkPolicy, refine_document, run_doc_program
+from prox_spark.program import (
+    DEFAULT_CHUNK_POLICY,
+    DROPPED,
+    KEPT,
+    ChunkPolicy,
+    refine_document,
+    run_doc_program,
+)
+from prox_spark.schema import APPLY_RESULT
 from prox_spark.stages.base import (
     CHUNK_ERROR,
     CHUNK_PROGRAMS,
     DOC_ERROR,
     DOC_PROGRAM,
     REFINED_TEXT,
-    RESULT_COLUMNS,
+    RESULT_FIELDS,
     TEXT,
     Stage,
-)
-
-APPLY_SCHEMA = (
-    "text string, status string, errors int, program_errors array<string>, "
-    "lines_removed int, normalizations int, words_before int, words_after int, "
-    "tokens_before int, tokens_after int"
 )
 
 
@@ -46,13 +48,11 @@ def apply_batch(
         doc = doc if isinstance(doc, str) else None
         r = refine_document(text, doc, _as_list(chunks), policy)
         rows.append(
-            (None if r.status == "dropped" else r.text, r.status, r.errors,
+            (None if r.status == DROPPED else r.text, r.status, r.errors,
              list(r.error_messages) or None, r.lines_removed, r.normalizations,
              r.words_before, r.words_after)
         )
-    out = pd.DataFrame(rows, columns=["text", "status", "errors", "program_errors",
-                                      "lines_removed", "normalizations", "words_before",
-                                      "words_after"])
+    out = pd.DataFrame(rows, columns=["text", *list(RESULT_FIELDS)[:-2]])
     out["tokens_before"] = None
     out["tokens_after"] = None
     if tokenizer is not None and len(out):
@@ -92,7 +92,7 @@ class ProgramApplier(Stage):
 
         policy, tokenizer = self.policy, self.tokenizer
 
-        @pandas_udf(APPLY_SCHEMA)  # type: ignore[call-overload]
+        @pandas_udf(APPLY_RESULT)  # type: ignore[call-overload]
         def prox_apply(
             batches: Iterator[tuple[pd.Series, pd.Series, pd.Series]],
         ) -> Iterator[pd.DataFrame]:
@@ -106,11 +106,11 @@ class ProgramApplier(Stage):
         applied = df.withColumn(
             "_applied", prox_apply(F.col(TEXT), F.col(DOC_PROGRAM), F.col(CHUNK_PROGRAMS))
         )
-        existing = [c for c in (REFINED_TEXT, *RESULT_COLUMNS) if c in df.columns]
+        existing = [c for c in (REFINED_TEXT, *RESULT_FIELDS) if c in df.columns]
         return applied.drop(*existing).select(
             "*",
             F.col("_applied.text").alias(REFINED_TEXT),
-            *[F.col(f"_applied.{c}").alias(c) for c in RESULT_COLUMNS],
+            *[F.col(f"_applied.{c}").alias(c) for c in RESULT_FIELDS],
         ).drop("_applied")
 
 
@@ -119,9 +119,9 @@ def doc_status_batch(texts: pd.Series, programs: pd.Series) -> pd.Series:
     out = []
     for text, program in zip(texts, programs, strict=True):
         if not isinstance(text, str) or not text.strip():
-            out.append("dropped")
+            out.append(DROPPED)
         elif not isinstance(program, str):
-            out.append("kept")
+            out.append(KEPT)
         else:
             out.append(run_doc_program(text, program).status)
     return pd.Series(out, dtype="object")

@@ -4,29 +4,70 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+from prox_spark.program.results import DROPPED, EDITED, KEPT
 
-# Columns the stages read and write.
-ID = "id"
-TEXT = "text"
-DOC_PROGRAM = "doc_program"
-DOC_ERROR = "doc_error"
-DOC_STATUS = "doc_status"
-CHUNK_PROGRAMS = "chunk_programs"
-CHUNK_ERROR = "chunk_error"
-REFINED_TEXT = "refined_text"
-RESULT_COLUMNS = (
-    "status", "errors", "program_errors", "lines_removed", "normalizations",
-    "words_before", "words_after", "tokens_before", "tokens_after",
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+from prox_spark.schema import (  # noqa: F401  (re-exported for the stages)
+    CHUNK_ERROR,
+    CHUNK_PROGRAMS,
+    DOC_ERROR,
+    DOC_PROGRAM,
+    DOC_STATUS,
+    ID,
+    REFINED_TEXT,
+    RESULT_FIELDS,
+    STATUS,
+    TEXT,
 )
+
+
+def status_expr(dropped: Column, changed: Column, prior: Column | None = None) -> Column:
+    """`decide_status` as a Spark expression, for stages that edit after the
+    interpreter or before it: a drop wins; a change turns a kept row into
+    an edited one; otherwise the row keeps its `prior` status (kept if none)."""
+    from pyspark.sql import functions as F
+
+    if prior is None:
+        return F.when(dropped, F.lit(DROPPED)).when(changed, F.lit(EDITED)).otherwise(KEPT)
+    return (F.when(dropped, F.lit(DROPPED))
+            .when(changed & (prior == F.lit(KEPT)), F.lit(EDITED)).otherwise(prior))
+
+
+def is_dropped(df: DataFrame, *names: str) -> Column:
+    """True where any of the status columns `names` present in `df` says dropped."""
+    from pyspark.sql import functions as F
+
+    out = F.lit(False)
+    for name in names:
+        if name in df.columns:
+            out = out | F.coalesce(F.col(name) == F.lit(DROPPED), F.lit(False))
+    return out
+
+
+class MissingColumnError(ValueError):
+    """A stage was given a DataFrame without a column it reads."""
 
 
 class Stage:
     """Base class: subclasses implement `transform`; `df.transform(stage)` works.
 
     Like `pyspark.ml.Transformer._transform`, without the Params machinery.
+    `needs` names the columns a stage reads; `require` checks them (and any
+    more, such as a `priority` column) before a UDF is built, as
+    `pyspark.ml`'s `transformSchema` does.
     """
+
+    needs: tuple[str, ...] = (ID, TEXT)
+
+    def require(self, df: DataFrame, *more: str | None) -> None:
+        """Raise `MissingColumnError` naming the first needed column `df` lacks."""
+        for column in (*self.needs, *[m for m in more if m]):
+            if column not in df.columns:
+                raise MissingColumnError(
+                    f"{type(self).__name__} needs a column {column!r}; the data has "
+                    f"{', '.join(df.columns) or '(no columns)'}")
 
     def transform(self, df: DataFrame) -> DataFrame:
         raise NotImplementedError

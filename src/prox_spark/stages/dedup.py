@@ -24,12 +24,10 @@ import pandas as pd
 import regex
 
 from prox_spark.params import check_params
-from prox_spark.stages.base import ID, Stage
+from prox_spark.schema import DEDUP_HASH, DUPLICATE_OF, ID, MINHASH
+from prox_spark.stages.base import Stage
 from prox_spark.stages.rule_stages import current_text_column, record_edit
 
-DUPLICATE_OF = "duplicate_of"
-DEDUP_HASH = "dedup_hash"
-MINHASH = "minhash"
 _NON_WORD = regex.compile(r"[^\p{L}\p{N}\s]+")
 _SPACES = regex.compile(r"\s+")
 
@@ -84,6 +82,9 @@ class ExactDedup(Stage):
     (lower value kept first; default: the id). Rows of `existing` (with a
     `dedup_hash` column) are compared too and always kept.
 
+    Parameters:
+        priority: a source column; among copies the lowest value is kept (then the lowest id).
+
     Example::
 
         df.transform(ExactDedup(existing=spark.read.format("delta").load(refined)))
@@ -105,8 +106,7 @@ class ExactDedup(Stage):
             for texts in batches:
                 yield pd.Series([dedup_hash(t) for t in texts], dtype="object")
 
-        if self.priority is not None and self.priority not in df.columns:
-            raise ValueError(f"exact_dedup.priority: column {self.priority!r} not in the data")
+        self.require(df, self.priority)
         column = current_text_column(df.columns)
         df = df.withColumn(DEDUP_HASH, prox_dedup_hash(F.col(column))).withColumn(
             "_new", F.lit(1))
@@ -168,7 +168,16 @@ class NearDedup(Stage):
     estimated Jaccard similarity reaches `threshold` are duplicates of the
     best-priority document they match. Rows of `existing` (with a `minhash`
     column made with the same bands, rows and seed) are matched too and
-    always kept."""
+    always kept.
+
+    Parameters:
+        threshold: estimated Jaccard similarity at or above which documents are duplicates.
+        ngram: words per shingle.
+        bands: LSH bands (more bands find less similar pairs).
+        rows: signature rows per band.
+        seed: seed of the MinHash permutations (keep it to compare with stored rows).
+        priority: a source column; among copies the lowest value is kept (then the lowest id).
+    """
 
     threshold: float = 0.8
     ngram: int = 5
@@ -190,8 +199,7 @@ class NearDedup(Stage):
         from pyspark.sql import functions as F
         from pyspark.sql.functions import pandas_udf
 
-        if self.priority is not None and self.priority not in df.columns:
-            raise ValueError(f"near_dedup.priority: column {self.priority!r} not in the data")
+        self.require(df, self.priority)
         column = current_text_column(df.columns)
         num_perm = self.bands * self.rows
         a, b = _hash_params(num_perm, self.seed)

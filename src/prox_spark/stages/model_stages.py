@@ -17,8 +17,10 @@ from prox_spark.stages.base import (
     DOC_ERROR,
     DOC_PROGRAM,
     DOC_STATUS,
+    STATUS,
     TEXT,
     Stage,
+    is_dropped,
 )
 from prox_spark.udfs import DEFAULT_MAX_DOC_CHARS, chunk_programs_udf, doc_program_udf
 
@@ -55,8 +57,7 @@ class DocRefiner(Stage):
             max_new_tokens=self.max_new_tokens,
         )
         # A row a rule stage already dropped is not sent, and is no error.
-        ruled_out = (F.col("status") == F.lit("dropped")) if "status" in df.columns \
-            else F.lit(False)
+        ruled_out = is_dropped(df, STATUS)
         out = df.withColumn("_doc", generate(F.when(~ruled_out, F.col(TEXT))))
         out = out.select(
             "*",
@@ -91,10 +92,7 @@ class ChunkRefiner(Stage):
             max_new_tokens=self.max_new_tokens,
             max_doc_chars=self.max_doc_chars,
         )
-        dropped = F.lit(False)
-        for column in (DOC_STATUS, "status"):
-            if column in df.columns:
-                dropped = dropped | (F.col(column) == F.lit("dropped"))
+        dropped = is_dropped(df, DOC_STATUS, STATUS)
         # Dropped documents reach the UDF as nulls, which it skips for free.
         out = df.withColumn("_chunk", generate(F.when(~dropped, F.col(TEXT))))
         out = out.select(

@@ -11,25 +11,26 @@ row with a null text and status "dropped", so every decision stays auditable.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+import inspect
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pandas as pd
 
 from prox_spark.params import check_params
 from prox_spark.program import run_chunk_program
-from prox_spark.rules import QUALITY_RULES
-from prox_spark.stages.base import REFINED_TEXT, TEXT, Stage
+from prox_spark.rules import QUALITY_RULES, as_rule_result
+from prox_spark.schema import (
+    EDIT_TYPE,
+    REFINED_TEXT,
+    RULE_EDITS,
+    RULE_ERROR,
+    RULE_RESULT,
+    STATUS,
+    TEXT,
+)
+from prox_spark.stages.base import Stage, status_expr
 
-RULE_EDITS = "rule_edits"
-EDIT_TYPE = (
-    "struct<stage:string,program:string,reason:string,words_removed:int,tokens_removed:int>"
-)
-RULE_RESULT_SCHEMA = (
-    "text string, program string, reason string, changed boolean, words_removed int, "
-    "tokens_removed int"
-)
 # Rule line edits are exact, so none of the model policy's safety nets apply.
 _APPLY_ALL = {"max_errors": 10**9, "min_kept_ratio": 0.0, "min_words": 0}
 
@@ -39,29 +40,44 @@ def current_text_column(columns: list[str]) -> str:
     return REFINED_TEXT if REFINED_TEXT in columns else TEXT
 
 
-def apply_rule_batch(texts: pd.Series, rule: str, params: Mapping[str, Any],
-                     tokenizer: str | None = None) -> pd.DataFrame:
+def _rule_function(rule: str | Callable[..., Any]) -> Callable[..., Any]:
+    return QUALITY_RULES[rule] if isinstance(rule, str) else rule
+
+
+def apply_rule_batch(texts: pd.Series, rule: str | Callable[..., Any],
+                     params: Mapping[str, Any], tokenizer: str | None = None,
+                     name: str | None = None) -> pd.DataFrame:
     """One Arrow batch through one rule (plain pandas, testable without Spark).
 
+    `rule` is a built-in rule's name or any function `(text, **params)`
+    returning a `RuleResult`, a bool or `(bool, reason)`. A rule that raises
+    or answers nonsense for a row leaves that row as it was, with an error.
     With a `tokenizer` (model directory or id), also counts tokens removed.
     """
-    fn = QUALITY_RULES[rule]
+    fn = _rule_function(rule)
+    reason = name or (rule if isinstance(rule, str) else getattr(fn, "__name__", "rule"))
     rows = []
     for text in texts:
         if not isinstance(text, str):
-            rows.append((None, None, None, False, 0))
+            rows.append((None, None, None, False, 0, None))
             continue
-        result = fn(text, **params)
-        if result.dropped:
-            rows.append((None, result.program, result.reason, True, len(text.split())))
-        elif result.removed or result.normalizations:
-            applied = run_chunk_program(text, result.program, **_APPLY_ALL)
-            new = applied.text
-            rows.append((new, result.program, None, new != text,
-                         len(text.split()) - len(new.split())))
-        else:
-            rows.append((text, None, None, False, 0))
-    out = pd.DataFrame(rows, columns=["text", "program", "reason", "changed", "words_removed"])
+        try:
+            result = as_rule_result(fn(text, **params), reason)
+            if result.dropped:
+                rows.append((None, result.program, result.reason, True, len(text.split()),
+                             None))
+            elif result.removed or result.normalizations:
+                program = result.program
+                new = run_chunk_program(text, program, **_APPLY_ALL).text
+                rows.append((new, program, None, new != text,
+                             len(text.split()) - len(new.split()), None))
+            else:
+                rows.append((text, None, None, False, 0, None))
+        except Exception as exc:  # a user's rule must not fail the task
+            rows.append((text, None, None, False, 0,
+                         f"{reason} failed: {type(exc).__name__}: {exc}"[:500]))
+    out = pd.DataFrame(rows, columns=["text", "program", "reason", "changed", "words_removed",
+                                      "error"])
     out["tokens_removed"] = None
     changed = [i for i, row in enumerate(rows) if row[3]]
     if tokenizer is not None and changed:
@@ -75,7 +91,8 @@ def apply_rule_batch(texts: pd.Series, rule: str, params: Mapping[str, Any],
         for i, b, a in zip(changed, before, after, strict=True):
             removed[i] = b - a
         out["tokens_removed"] = removed
-    return out
+    return out[["text", "program", "reason", "changed", "words_removed", "tokens_removed",
+                "error"]]
 
 
 def record_edit(df: Any, stage: str, column: str, new_text: Any, program: Any, reason: Any,
@@ -95,60 +112,73 @@ def record_edit(df: Any, stage: str, column: str, new_text: Any, program: Any, r
         RULE_EDITS, F.when(changed, F.concat(F.col(RULE_EDITS), F.array(edit)))
         .otherwise(F.col(RULE_EDITS))
     )
-    if "status" in df.columns:
-        status = (F.when(dropped, F.lit("dropped"))
-                  .when(changed & (F.col("status") == "kept"), F.lit("edited"))
-                  .otherwise(F.col("status")))
+    if STATUS in df.columns:
+        status = status_expr(dropped, changed, F.col(STATUS))
     else:
-        status = (F.when(F.col(column).isNull() | dropped, F.lit("dropped"))
-                  .when(changed, F.lit("edited")).otherwise(F.lit("kept")))
-    return df.withColumn("status", status).withColumn(column, new_text)
+        status = status_expr(F.col(column).isNull() | dropped, changed)
+    return df.withColumn(STATUS, status).withColumn(column, new_text)
 
 
-@dataclass
 class RuleStage(Stage):
-    """One of the quality rules (`gopher_quality`, `gopher_repetition`,
-    `c4_quality`, `fineweb_quality`) with its keyword thresholds.
+    """A quality rule as a stage: one of ours by name (`gopher_quality`,
+    `gopher_repetition`, `c4_quality`, `fineweb_quality`) or any function
+    `(text, **params)` returning a `RuleResult`, a bool or `(bool, reason)`,
+    with its keyword thresholds. `tokenizer` (a model directory or id)
+    counts the tokens each edit removed.
 
     Example::
 
-        df.transform(RuleStage("gopher_quality", {"min_doc_words": 100}))
+        df.transform(RuleStage("c4_quality", filter_no_terminal_punct=False))
+        df.transform(RuleStage(lambda text: "<table" not in text, name="no_tables"))
     """
 
-    rule: str
-    params: Mapping[str, Any] = field(default_factory=dict)
-    tokenizer: str | None = None
+    def __init__(self, rule: str | Callable[..., Any], /, *, tokenizer: str | None = None,
+                 name: str | None = None, **params: Any) -> None:
+        if isinstance(rule, str):
+            if rule not in QUALITY_RULES:
+                raise ValueError(
+                    f"unknown rule {rule!r}; expected one of {', '.join(QUALITY_RULES)}")
+            name = name or rule
+        elif not callable(rule):
+            raise TypeError(f"rule must be a rule name or a function, not {rule!r}")
+        self.rule, self.params, self.tokenizer = rule, dict(params), tokenizer
+        self.name = name or getattr(rule, "__name__", "rule")
+        fn = _rule_function(rule)
+        try:
+            signature = inspect.signature(fn)
+        except (TypeError, ValueError):
+            return
+        if not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+            accepted = set(list(signature.parameters)[1:])
+            unknown = set(self.params) - accepted
+            if unknown:
+                raise ValueError(
+                    f"{self.name}: unknown parameter(s) {', '.join(sorted(unknown))}; "
+                    f"expected some of {', '.join(sorted(accepted)) or '(none)'}")
+        if inspect.isfunction(fn):
+            check_params(fn, self.params)
 
-    def __post_init__(self) -> None:
-        if self.rule not in QUALITY_RULES:
-            raise ValueError(
-                f"unknown rule {self.rule!r}; expected one of {', '.join(QUALITY_RULES)}"
-            )
-        import inspect
-
-        accepted = set(inspect.signature(QUALITY_RULES[self.rule]).parameters) - {"text"}
-        unknown = set(self.params) - accepted
-        if unknown:
-            raise ValueError(
-                f"{self.rule}: unknown parameter(s) {', '.join(sorted(unknown))}; "
-                f"expected some of {', '.join(sorted(accepted))}"
-            )
-        check_params(QUALITY_RULES[self.rule], self.params)
+    def __repr__(self) -> str:
+        return f"RuleStage({self.name!r}, **{self.params!r})"
 
     def transform(self, df):  # type: ignore[no-untyped-def]
         from pyspark.sql import functions as F
         from pyspark.sql.functions import pandas_udf
 
-        rule, params, tokenizer = self.rule, dict(self.params), self.tokenizer
+        self.require(df)
+        rule, params, tokenizer, name = self.rule, self.params, self.tokenizer, self.name
 
-        @pandas_udf(RULE_RESULT_SCHEMA)  # type: ignore[call-overload]
+        @pandas_udf(RULE_RESULT)  # type: ignore[call-overload]
         def prox_rule(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
             for texts in batches:
-                yield apply_rule_batch(texts, rule, params, tokenizer)
+                yield apply_rule_batch(texts, rule, params, tokenizer, name)
 
         column = current_text_column(df.columns)
         out = df.withColumn("_rule", prox_rule(F.col(column)))
-        r = lambda name: F.col(f"_rule.{name}")  # noqa: E731
-        out = record_edit(out, rule, column, r("text"), r("program"), r("reason"),
+        r = lambda field: F.col(f"_rule.{field}")  # noqa: E731
+        out = record_edit(out, name, column, r("text"), r("program"), r("reason"),
                           r("changed"), r("words_removed"), r("tokens_removed"))
+        previous = F.col(RULE_ERROR) if RULE_ERROR in out.columns else F.lit(None)
+        out = out.withColumn(RULE_ERROR, F.concat_ws("; ", previous, r("error")))
+        out = out.withColumn(RULE_ERROR, F.when(F.col(RULE_ERROR) != "", F.col(RULE_ERROR)))
         return out.drop("_rule")

@@ -1,0 +1,81 @@
+"""Every column layout of the project, written once.
+
+Plain Python (no Spark): DDL strings are built from ordered name -> type
+mappings, so the refined table, the `rule_edits` struct and each UDF's
+result struct are defined here and imported everywhere else.
+
+    >>> ddl({"program": "string", "error": "string"})
+    'program string, error string'
+    >>> list(columns("a int, b struct<x:int,y:int>"))
+    ['a', 'b']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+# Working columns the stages read and write.
+ID = "id"
+TEXT = "text"
+STATUS = "status"
+DOC_PROGRAM = "doc_program"
+DOC_ERROR = "doc_error"
+DOC_STATUS = "doc_status"
+CHUNK_PROGRAMS = "chunk_programs"
+CHUNK_ERROR = "chunk_error"
+REFINED_TEXT = "refined_text"
+RULE_EDITS = "rule_edits"
+RULE_ERROR = "rule_error"
+DUPLICATE_OF = "duplicate_of"
+DEDUP_HASH = "dedup_hash"
+MINHASH = "minhash"
+
+
+def ddl(fields: Mapping[str, str]) -> str:
+    """`name type, ...` for Spark (UDF return types, table schemas)."""
+    return ", ".join(f"{name} {kind}" for name, kind in fields.items())
+
+
+def columns(schema: str) -> dict[str, str]:
+    """Top-level "name type" pairs of a DDL schema string (types may nest commas)."""
+    out: dict[str, str] = {}
+    depth, start = 0, 0
+    for i, ch in enumerate(schema + ","):
+        depth += ch == "<"
+        depth -= ch == ">"
+        if ch == "," and depth == 0:
+            name, kind = schema[start:i].strip().split(" ", 1)
+            out[name] = kind
+            start = i + 1
+    return out
+
+
+# One entry of `rule_edits`: what a rule or dedup stage did to a document.
+EDIT_FIELDS = {"stage": "string", "program": "string", "reason": "string",
+               "words_removed": "int", "tokens_removed": "int"}
+EDIT_TYPE = "struct<" + ",".join(f"{k}:{v}" for k, v in EDIT_FIELDS.items()) + ">"
+
+# What the interpreter reports per document (besides the refined text).
+RESULT_FIELDS = {
+    STATUS: "string", "errors": "int", "program_errors": "array<string>",
+    "lines_removed": "int", "normalizations": "int", "words_before": "int",
+    "words_after": "int", "tokens_before": "int", "tokens_after": "int",
+}
+APPLY_RESULT = ddl({"text": "string", **RESULT_FIELDS})
+DOC_RESULT = ddl({"program": "string", "error": "string"})
+CHUNK_RESULT = ddl({"programs": "array<string>", "error": "string"})
+RULE_RESULT = ddl({"text": "string", "program": "string", "reason": "string",
+                   "changed": "boolean", "words_removed": "int", "tokens_removed": "int",
+                   "error": "string"})
+
+# The refined table, in its column order.
+REFINED_TYPES = {
+    ID: "string", TEXT: "string", STATUS: "string",
+    DOC_PROGRAM: "string", CHUNK_PROGRAMS: "array<string>",
+    **{k: v for k, v in RESULT_FIELDS.items() if k != STATUS},
+    "error": "string", RULE_EDITS: f"array<{EDIT_TYPE}>",
+    DUPLICATE_OF: "string", DEDUP_HASH: "string", MINHASH: "array<bigint>",
+    "content_hash": "string", "fingerprint": "string", "refined_at": "timestamp",
+}
+REFINED_SCHEMA = ddl(REFINED_TYPES)
+REFINED_COLUMNS = tuple(REFINED_TYPES)
