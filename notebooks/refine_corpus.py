@@ -10,18 +10,24 @@
 
 from prox_spark.engine import EngineConfig
 from prox_spark.program import ChunkPolicy
+from prox_spark.resources import TaskResources, shares
 from prox_spark.stages import ChunkRefiner, DocRefiner
 
-doc_engine = EngineConfig(model="gair-prox/web-doc-refining-lm", dtype="bfloat16")
-chunk_engine = EngineConfig(model="gair-prox/web-chunk-refining-lm", dtype="bfloat16")
+gpu = TaskResources(gpus_per_task=1)
+# Both engines can be alive on one GPU at once: split its memory between them.
+split = shares([("doc", gpu, None), ("chunk", gpu, None)], 0.9)
+doc_engine = EngineConfig(model="gair-prox/web-doc-refining-lm", dtype="bfloat16",
+                          gpu_memory_utilization=split["doc"])
+chunk_engine = EngineConfig(model="gair-prox/web-chunk-refining-lm", dtype="bfloat16",
+                            gpu_memory_utilization=split["chunk"])
 
 # COMMAND ----------
 
 raw = spark.read.table("main.corpus.raw_web").select("id", "text")  # noqa: F821
 refined = (
     raw.repartition(64)
-    .transform(DocRefiner(doc_engine))
-    .transform(ChunkRefiner(chunk_engine, ChunkPolicy()))
+    .transform(DocRefiner(doc_engine, resources=gpu))
+    .transform(ChunkRefiner(chunk_engine, ChunkPolicy(), resources=gpu))
 )
 # The model stages are expensive and non-deterministic: persist before more
 # than one action.

@@ -7,8 +7,10 @@ import json
 
 import pytest
 
-from prox_spark.engine import EngineConfig, get_engine
-from prox_spark.udfs import chunk_programs_udf, doc_program_udf
+from prox_spark.engine import Engine, EngineConfig, get_engine
+from prox_spark.prompts import doc_prompt, doc_prompt_ids
+from prox_spark.stages import DocRefiner
+from prox_spark.udfs import _generate_safely, chunk_programs_udf, doc_program_udf
 from refiner_cases import CHUNK_PROGRAMS, DOC_PROGRAMS, GOOD, NOISY, SPAM, training_pairs
 
 pytestmark = [pytest.mark.spark, pytest.mark.vllm]
@@ -91,3 +93,50 @@ def test_bad_inputs_get_rows_not_failed_tasks(spark, refiner_config, tmp_path):
     assert out[6].d.program == DOC_PROGRAMS[GOOD]
     assert out[7].d.error is None and isinstance(out[7].d.program, str)
     assert "exceeds max_doc_chars" in out[7].c.error and out[7].c.programs is None
+
+
+class FlakyEngine(Engine):
+    """The real engine, failing any batch that holds a poisoned prompt (the
+    way one bad request fails a whole vLLM call)."""
+
+    poison: tuple[int, ...] = ()
+
+    def generate(self, prompts, max_new_tokens):
+        if any(tuple(p) == self.poison for p in prompts):
+            raise RuntimeError("bad request in batch")
+        return super().generate(prompts, max_new_tokens)
+
+
+def test_a_failing_batch_is_retried_prompt_by_prompt(refiner_config):
+    real = get_engine(refiner_config)
+    flaky = FlakyEngine(real.config, real.llm, real.tokenizer)
+    good = [flaky.encode_one(p) for p, _ in training_pairs()[:2]]
+    flaky.poison = tuple(flaky.encode_one("[INST] poisoned [/INST]"))
+    gens = _generate_safely(flaky, [good[0], list(flaky.poison), good[1]], 64)
+    assert [g.text.strip() if g.text else None for g in gens] == [
+        training_pairs()[0][1], None, training_pairs()[1][1]]
+    assert gens[1].error == "generation failed: bad request in batch"
+
+
+def test_a_document_prompt_is_tokenized_once_into_what_the_engine_gets(refiner_config):
+    engine = get_engine(refiner_config)
+    for text in (GOOD, SPAM, "x " * 5000, "a literal <s> inside"):
+        ids = doc_prompt_ids(text, engine.tokenizer, 300, engine.encode_one)
+        prompt = doc_prompt(text, engine.tokenizer, 300)
+        assert len(ids) <= 300
+        if "<s>" not in text:  # special-token text is counted as the engine sees it
+            assert ids == engine.encode([prompt])[0]
+
+
+def test_an_engine_that_cannot_start_gives_every_row_an_error(spark, tmp_path):
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "llama", "hidden_size": "oops"}')
+    df = spark.createDataFrame([(1, GOOD), (2, SPAM), (3, None)], "id long, text string")
+    stage = DocRefiner(EngineConfig(model=str(broken), dtype="float32", kv_cache_gib=0.25))
+    rows = {r.id: r for r in df.repartition(2).transform(stage).collect()}
+    assert sorted(rows) == [1, 2, 3]
+    for i in (1, 2):
+        assert rows[i].doc_error.startswith("engine failed to start: ")
+        assert rows[i].doc_program is None and rows[i].doc_status == "kept"
+    assert rows[3].doc_error == "text is null"

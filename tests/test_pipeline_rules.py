@@ -92,8 +92,8 @@ def test_stage_list_errors_name_the_entry(tmp_path):
     for stages, message in [
         (["gopher"], "stages[0]: unknown stage 'gopher'"),
         (["prox_doc"], "stages[0]: prox_doc needs a doc_model section"),
-        ([{"gopher_quality": {"min_words": 3}}], "stages[0].gopher_quality: gopher_quality: "
-                                                 "unknown parameter"),
+        ([{"gopher_quality": {"min_words": 3}}], "stages[0].gopher_quality: "
+                                                 "unknown parameter 'min_words'"),
         ([{"near_dedup": {"threshold": 2}}], "stages[0].near_dedup: threshold must be"),
         ([], "stages: expected a non-empty list"),
     ]:

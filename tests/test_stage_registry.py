@@ -161,3 +161,12 @@ def test_needed_columns_are_checked_before_any_udf_and_priority_decides(spark):
     assert out["a"].status == "dropped" and out["a"].duplicate_of == "b"
     assert out["c"].status == "kept"
 
+
+
+def test_sequence_parameters_are_checked_element_by_element():
+    ok = config([{"gopher_repetition": {"top_n_grams": [[2, 0.25], [3, 0.2]]}}])
+    assert ok.stages[0].params["top_n_grams"] == [[2, 0.25], [3, 0.2]]
+    with pytest.raises(ConfigError, match=r"top_n_grams: expected a list of a list \[int, "
+                                          r"float\], got \[\[2, 'x'\]\]"):
+        config([{"gopher_repetition": {"top_n_grams": [[2, "x"]]}}])
+    assert stage_spec("gopher_repetition").create({}).params["top_n_grams"][0] == (2, 0.2)

@@ -32,7 +32,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--commit-every", type=int,
                      help="commit to the refined table every N documents (overrides "
                           "commit_every)")
+    run.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+                     help="a Spark setting for a local session (repeatable; adds to spark.conf)")
     return parser
+
+
+def _spark_conf(pairs: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip().startswith("spark."):
+            raise ConfigError("--spark-conf", f"expected spark.KEY=VALUE, got {pair!r}")
+        out[key.strip()] = value
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "commit_every": args.commit_every,
     }
     try:
+        overrides["spark_conf"] = _spark_conf(args.spark_conf)
         config = load_config(args.config, overrides)
     except ConfigError as exc:
         print(f"prox-spark: configuration error: {exc}", file=sys.stderr)

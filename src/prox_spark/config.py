@@ -20,6 +20,7 @@ from prox_spark.delta import TableRef, is_delta_dir
 from prox_spark.engine import CHUNK_MAX_NEW_TOKENS, DOC_MAX_NEW_TOKENS, EngineConfig
 from prox_spark.program import ChunkPolicy
 from prox_spark.prompts import CHUNK_MAX_TOKENS, DEFAULT_MAX_DOC_CHARS, DOC_MAX_TOKENS
+from prox_spark.resources import DEFAULT_GPU_MEMORY_FRACTION, TaskResources, shares
 
 FORMATS = ("delta", "parquet", "jsonl")
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
@@ -65,10 +66,14 @@ class InputConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """A model section: the engine, generation limits, and the task resources
+    its stage asks for (None: plain task slots, e.g. on a CPU machine)."""
+
     engine: EngineConfig
     max_new_tokens: int
     max_prompt_tokens: int
     max_doc_chars: int = DEFAULT_MAX_DOC_CHARS
+    resources: TaskResources | None = None
 
 
 MODEL_STAGES = ("prox_doc", "prox_chunk")
@@ -96,6 +101,7 @@ class PipelineConfig:
     stages: tuple[StageConfig, ...] = ()
     commit_every: int = DEFAULT_COMMIT_EVERY
     commit_retries: int = 3
+    gpu_memory_fraction: float = DEFAULT_GPU_MEMORY_FRACTION
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -218,7 +224,7 @@ def check_model_available(name: str, where: str) -> None:
 _MODEL_KEYS = ("model", "tokenizer", "dtype", "max_model_len", "kv_cache_gib",
                "cpu_kv_cache_gib", "gpu_memory_utilization", "tensor_parallel_size",
                "max_num_seqs", "enforce_eager", "seed", "max_new_tokens",
-               "max_prompt_tokens", "max_doc_chars")
+               "max_prompt_tokens", "max_doc_chars", "resources")
 
 
 def _model(raw: Any, where: str, new_tokens: int, prompt_tokens: int,
@@ -243,6 +249,14 @@ def _model(raw: Any, where: str, new_tokens: int, prompt_tokens: int,
         engine = EngineConfig(**engine_args)
     except ValueError as exc:
         raise ConfigError(where, str(exc)) from None
+    resources = None
+    if section.get("resources") is not None:
+        res_raw = _mapping(section["resources"], f"{where}.resources")
+        _check_keys(res_raw, ("gpus_per_task", "cpus_per_task"), f"{where}.resources")
+        try:
+            resources = TaskResources(**res_raw)
+        except ValueError as exc:
+            raise ConfigError(f"{where}.resources", str(exc)) from None
     if check:
         check_model_available(name, f"{where}.model")
     return ModelConfig(
@@ -255,11 +269,12 @@ def _model(raw: Any, where: str, new_tokens: int, prompt_tokens: int,
         max_doc_chars=_positive(
             _typed(section, "max_doc_chars", int, where, DEFAULT_MAX_DOC_CHARS),
             f"{where}.max_doc_chars"),
+        resources=resources,
     )
 
 
 TOP_KEYS = ("input", "output", "metrics", "doc_model", "chunk_model", "policy", "spark",
-            "limit", "stages", "commit_every", "commit_retries")
+            "limit", "stages", "commit_every", "commit_retries", "gpu_memory_fraction")
 _INPUT_KEYS = ("path", "table", "format", "id_column", "text_column", "cast_text",
                "on_duplicate_id", "change_feed", "on_source_delete")
 
@@ -312,6 +327,8 @@ def _stages(raw: Any, has_doc: bool, has_chunk: bool) -> tuple[StageConfig, ...]
             raise ConfigError(where, f"{name} needs a {spec.model} section")
         try:
             spec.effective(params)
+            if spec.model is None:
+                spec.create(params)  # the stage's own range checks (threshold in (0, 1], ...)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}.{name}", str(exc)) from None
         stages.append(StageConfig(name, params))
@@ -339,6 +356,30 @@ def _source_columns(stages: tuple[StageConfig, ...], inp: InputConfig) -> InputC
             if column not in extra and column not in ("id", "text"):
                 extra.append(column)
     return replace(inp, extra_columns=tuple(extra))
+
+
+def _gpu_budget(doc: ModelConfig | None, chunk: ModelConfig | None,
+                stages: tuple[StageConfig, ...], fraction: float
+                ) -> tuple[ModelConfig | None, ModelConfig | None]:
+    """Give every engine that can be alive on one GPU its share of
+    `gpu_memory_fraction` (explicit `gpu_memory_utilization` values are kept
+    and checked); refuse a plan whose engines cannot fit."""
+    names = {s.name for s in stages}
+    running = [(where, m) for where, m, stage in (("doc_model", doc, "prox_doc"),
+                                                  ("chunk_model", chunk, "prox_chunk"))
+               if m is not None and stage in names]
+    if not running:
+        return doc, chunk
+    try:
+        split = shares([(where, m.resources, m.engine.gpu_memory_utilization)
+                        for where, m in running], fraction)
+    except ValueError as exc:
+        field_name = "gpu_memory_fraction" if "gpu_memory_fraction must" in str(exc) else \
+            ", ".join(f"{w}.gpu_memory_utilization" for w, _ in running)
+        raise ConfigError(field_name, str(exc)) from None
+    out = {where: replace(m, engine=replace(m.engine, gpu_memory_utilization=split[where]))
+           for where, m in running}
+    return out.get("doc_model", doc), out.get("chunk_model", chunk)
 
 
 def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = True
@@ -390,7 +431,11 @@ def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = Tru
     spark_raw = _mapping(top.get("spark"), "spark")
     _check_keys(spark_raw, ("partitions", "conf"), "spark")
     partitions = _positive(_typed(spark_raw, "partitions", int, "spark", 2), "spark.partitions")
-    conf = _mapping(spark_raw.get("conf"), "spark.conf")
+    conf = {str(k): str(v) for k, v in _mapping(spark_raw.get("conf"), "spark.conf").items()}
+    for key, value in conf.items():
+        if key.endswith(".discoveryScript") and not _URI.match(value):
+            # Spark runs it from other working directories (executors').
+            conf[key] = str(Path(value).expanduser().resolve())
     limit = _positive(_typed(top, "limit", int, "config"), "limit")
     commit_every = _positive(_typed(top, "commit_every", int, "config", DEFAULT_COMMIT_EVERY),
                              "commit_every")
@@ -406,18 +451,22 @@ def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = Tru
     if not stages:
         raise ConfigError("doc_model", "configure doc_model, chunk_model or a stages list")
     inp = _source_columns(stages, inp)
+    fraction = _typed(top, "gpu_memory_fraction", (int, float), "config",
+                      DEFAULT_GPU_MEMORY_FRACTION)
+    doc, chunk = _gpu_budget(doc, chunk, stages, fraction)
     if check_paths:
         _check_input(inp)
         _check_output(output, "output")
         _check_output(metrics, "metrics")
     return PipelineConfig(inp, output, metrics, doc, chunk, policy, partitions,
-                          {str(k): str(v) for k, v in conf.items()}, limit, stages,
-                          commit_every, retries)
+                          conf, limit, stages,
+                          commit_every, retries, float(fraction))
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Command-line overrides onto a raw config: input, input_format, output,
-    doc_model, chunk_model, limit, commit_every (None values are ignored)."""
+    doc_model, chunk_model, limit, commit_every, spark_conf (a mapping added
+    to `spark.conf`); None values are ignored."""
     raw = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in raw.items()}
     if overrides.get("input") is not None:
         raw["input"] = {**_mapping(raw.get("input"), "input"), "path": overrides["input"]}
@@ -434,6 +483,10 @@ def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[s
     for key in ("limit", "commit_every"):
         if overrides.get(key) is not None:
             raw[key] = overrides[key]
+    if overrides.get("spark_conf"):
+        spark = _mapping(raw.get("spark"), "spark")
+        raw["spark"] = {**spark, "conf": {**_mapping(spark.get("conf"), "spark.conf"),
+                                          **overrides["spark_conf"]}}
     return raw
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,14 +28,16 @@ class EngineConfig:
     `kv_cache_gib` caps the KV cache of each engine; on CPU it is required in
     practice (vLLM would otherwise reserve most of the RAM for every engine),
     so it defaults to `cpu_kv_cache_gib` there. On GPU, without it, the engine
-    takes `gpu_memory_utilization` of its device.
+    takes `gpu_memory_utilization` of its device (a share per engine: two
+    engines on one GPU must split it; `resources.shares` computes the split,
+    and None means the whole budget, 0.9, for a lone engine).
     """
 
     model: str
     tokenizer: str | None = None
     dtype: str = "auto"
     max_model_len: int = 2048
-    gpu_memory_utilization: float = 0.85
+    gpu_memory_utilization: float | None = None
     kv_cache_gib: float | None = None
     cpu_kv_cache_gib: float = 1.0
     tensor_parallel_size: int = 1
@@ -47,7 +50,8 @@ class EngineConfig:
             raise ValueError("EngineConfig.model must name a model directory or hub id")
         if self.max_model_len <= 0:
             raise ValueError(f"max_model_len must be positive, got {self.max_model_len}")
-        if not 0.0 < self.gpu_memory_utilization <= 1.0:
+        if self.gpu_memory_utilization is not None and \
+                not 0.0 < self.gpu_memory_utilization <= 1.0:
             raise ValueError(
                 f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}"
             )
@@ -73,24 +77,71 @@ class Generation:
     prompt_tokens: int = 0
 
 
+class EngineStartError(RuntimeError):
+    """An engine could not be built (bad model files, no memory, wrong GPU)."""
+
+
+def task_gpus() -> tuple[str, ...]:
+    """The GPU addresses Spark assigned to the current task (empty off-GPU)."""
+    try:
+        from pyspark import TaskContext
+    except ImportError:
+        return ()
+    context = TaskContext.get()
+    if context is None:
+        return ()
+    gpus = context.resources().get("gpu")
+    return tuple(gpus.addresses) if gpus is not None and gpus.addresses else ()
+
+
+def _cuda_initialized() -> bool:
+    import sys
+
+    torch = sys.modules.get("torch")
+    try:
+        return bool(torch is not None and torch.cuda.is_initialized())
+    except Exception:
+        return False
+
+
 def bind_task_gpus() -> list[str]:
     """Make CUDA see only the GPUs Spark assigned to the current task.
 
     Spark assigns addresses but does not isolate devices; this must run before
-    CUDA is initialised in the worker. Returns the addresses (empty off-GPU).
+    CUDA is initialised in the worker, so a process that already initialised
+    CUDA for other GPUs is refused. Returns the addresses (empty off-GPU).
     """
+    addresses = task_gpus()
+    if not addresses:
+        return []
+    wanted = ",".join(addresses)
+    current = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if current != wanted and _cuda_initialized():
+        raise EngineStartError(
+            f"this Python worker already uses GPU {current} and cannot switch to GPU {wanted}; "
+            "give each executor one GPU, or set spark.python.worker.reuse=false")
+    os.environ["CUDA_VISIBLE_DEVICES"] = wanted
+    return list(addresses)
+
+
+def record_event(kind: str, **fields: Any) -> None:
+    """Append one JSON line to the file named by PROX_SPARK_ENGINE_LOG, if set:
+    which process built which engine on which GPU, and which task ran where.
+    An operations aid (and what the cluster tests read); never raises."""
+    path = os.environ.get("PROX_SPARK_ENGINE_LOG")
+    if not path:
+        return
+    import json
+
     try:
-        from pyspark import TaskContext
-    except ImportError:
-        return []
-    context = TaskContext.get()
-    if context is None:
-        return []
-    gpus = context.resources().get("gpu")
-    if gpus is None or not gpus.addresses:
-        return []
-    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus.addresses)
-    return list(gpus.addresses)
+        line = json.dumps({"event": kind, "pid": os.getpid(), "time": time.time(),
+                           "cwd": os.getcwd(), "pool": os.environ.get("PROX_SPARK_ENGINE_POOL"),
+                           "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                           **fields}, default=str)
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(line + "\n")
+    except OSError:
+        pass
 
 
 def _on_cpu() -> bool:
@@ -109,13 +160,13 @@ class Engine:
 
     @classmethod
     def create(cls, config: EngineConfig) -> Engine:
-        bind_task_gpus()
         # Keep vLLM's engine core inside the calling process: Spark Python
         # workers have no `__main__` guard for vLLM's spawned process. Set
         # here, when an engine is built, not when this module is imported.
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         from vllm import LLM
 
+        addresses = bind_task_gpus()
         kwargs: dict[str, Any] = {
             "model": config.model,
             "tokenizer": config.tokenizer_name,
@@ -125,7 +176,7 @@ class Engine:
             "max_num_seqs": config.max_num_seqs,
             "enforce_eager": config.enforce_eager,
             "seed": config.seed,
-            "gpu_memory_utilization": config.gpu_memory_utilization,
+            "gpu_memory_utilization": config.gpu_memory_utilization or 0.9,
         }
         kv_gib = config.kv_cache_gib
         if kv_gib is None and _on_cpu():
@@ -133,6 +184,7 @@ class Engine:
         if kv_gib is not None:
             kwargs["kv_cache_memory_bytes"] = int(kv_gib * GiB)
         llm = LLM(**kwargs)
+        record_event("engine_built", model=config.model, gpus=addresses, llm_args=kwargs)
         return cls(config, llm, llm.get_tokenizer())
 
     def __post_init__(self) -> None:
@@ -142,6 +194,13 @@ class Engine:
         # only BOS the model sees is the one `encode` puts first.
         self._backend = Tokenizer.from_str(self.tokenizer.backend_tokenizer.to_str())
         self._backend.encode_special_tokens = True
+
+    def encode_one(self, prompt: str) -> list[int]:
+        """`encode` for one prompt (what the prompt builder measures with, so a
+        prompt is tokenized once and its ids are what the engine receives)."""
+        ids = list(self._backend.encode(prompt, add_special_tokens=False).ids)
+        bos = self.tokenizer.bos_token_id
+        return ids if bos is None else [bos, *ids]
 
     def encode(self, prompts: list[str]) -> list[list[int]]:
         """Token ids of each prompt with exactly one leading BOS.
@@ -155,11 +214,13 @@ class Engine:
             ids = [[bos, *row] for row in ids]
         return ids
 
-    def generate(self, prompts: list[str], max_new_tokens: int) -> list[Generation]:
-        """Greedy answers for `prompts`, in order.
+    def generate(self, prompts: list[str] | list[list[int]], max_new_tokens: int
+                 ) -> list[Generation]:
+        """Greedy answers for `prompts` (texts, or token ids from `encode`), in order.
 
-        A prompt that would not leave room for the answer inside the model
-        context is not sent; its Generation carries the reason instead.
+        All prompts go to vLLM in one call, longest first, so its scheduler
+        can pack them. A prompt that would not leave room for the answer
+        inside the model context is not sent; its Generation says why.
         """
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
@@ -169,7 +230,11 @@ class Engine:
         batch: list[TokensPrompt] = []
         params: list[SamplingParams] = []
         index: list[int] = []
-        for i, ids in enumerate(self.encode(prompts)):
+        texts = [p for p in prompts if isinstance(p, str)]
+        fresh = iter(self.encode(texts) if texts else [])
+        encoded = [next(fresh) if isinstance(p, str) else list(p) for p in prompts]
+        for i in sorted(range(len(encoded)), key=lambda i: -len(encoded[i])):
+            ids = encoded[i]
             room = limit - len(ids)
             if room < 1:
                 results[i] = Generation(
@@ -182,14 +247,19 @@ class Engine:
             )
             index.append(i)
         if batch:
+            started = time.perf_counter()
             outputs = self.llm.generate(batch, params, use_tqdm=False)
+            GENERATE_SECONDS[0] += time.perf_counter() - started
             for i, out in zip(index, outputs, strict=True):
                 results[i] = Generation(out.outputs[0].text, None, len(out.prompt_token_ids))
         return [r for r in results if r is not None]
 
 
+# Seconds this process spent inside vLLM's generate (to see what else costs).
+GENERATE_SECONDS = [0.0]
 _LOCK = threading.Lock()
-_ENGINES: dict[EngineConfig, Engine] = {}
+_ENGINES: dict[tuple[EngineConfig, tuple[str, ...]], Engine] = {}
+_FAILED: dict[tuple[EngineConfig, tuple[str, ...]], str] = {}
 _TOKENIZERS: dict[str, Any] = {}
 _CREATED = 0
 
@@ -207,14 +277,32 @@ def get_tokenizer(name: str) -> Any:
 
 
 def get_engine(config: EngineConfig) -> Engine:
-    """The cached engine for `config` in this process, created on first use."""
+    """The cached engine for `config` and the current task's GPUs, created on
+    first use; raises `EngineStartError` if it cannot be built.
+
+    An engine is reused only by tasks holding the same GPU addresses; a task
+    on another GPU releases it and builds its own. A build that failed is
+    not retried in this process (every later batch gets the same error fast).
+    """
     global _CREATED
+    key = (config, task_gpus())
     with _LOCK:
-        engine = _ENGINES.get(config)
-        if engine is None:
+        engine = _ENGINES.get(key)
+        if engine is not None:
+            return engine
+        if key in _FAILED:
+            raise EngineStartError(_FAILED[key])
+        for other in [k for k in _ENGINES if k[1] != key[1]]:
+            del _ENGINES[other]  # a GPU this task does not hold
+        try:
             engine = Engine.create(config)
-            _ENGINES[config] = engine
-            _CREATED += 1
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}".strip()[:1000]
+            _FAILED[key] = message
+            record_event("engine_failed", model=config.model, gpus=key[1], error=message)
+            raise EngineStartError(message) from exc
+        _ENGINES[key] = engine
+        _CREATED += 1
         return engine
 
 
@@ -227,3 +315,4 @@ def release_engines() -> None:
     """Drop every cached engine of this process (frees its memory)."""
     with _LOCK:
         _ENGINES.clear()
+        _FAILED.clear()

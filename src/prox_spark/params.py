@@ -36,6 +36,10 @@ def _matches(value: Any, hint: Any) -> bool:
         return isinstance(value, int | float) and not isinstance(value, bool)
     if hint is str:
         return isinstance(value, str)
+    if origin is tuple and typing.get_args(hint) and typing.get_args(hint)[-1] is not Ellipsis:
+        args = typing.get_args(hint)
+        return isinstance(value, list | tuple) and len(value) == len(args) and all(
+            _matches(v, a) for v, a in zip(value, args, strict=True))
     if origin in (collections.abc.Iterable, collections.abc.Sequence, list, tuple,
                   frozenset, set, collections.abc.Set):
         args = typing.get_args(hint)
@@ -50,6 +54,8 @@ def _describe(hint: Any) -> str:
         return " or ".join(_describe(a) for a in typing.get_args(hint))
     if hint is type(None):
         return "None"
+    if origin is tuple and typing.get_args(hint) and typing.get_args(hint)[-1] is not Ellipsis:
+        return "a list [" + ", ".join(_describe(a) for a in typing.get_args(hint)) + "]"
     if origin is not None:
         args = typing.get_args(hint)
         return f"a list of {_describe(args[0])}" if args else "a list"

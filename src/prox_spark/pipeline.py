@@ -59,6 +59,7 @@ from prox_spark.schema import (
 from prox_spark.sources import SOURCE_ERROR
 from prox_spark.stages import ProgramApplier, Stage
 from prox_spark.stages.base import status_expr
+from prox_spark.stages.model_stages import fuse_model_stages
 from prox_spark.stages.registry import BuildContext, stage_spec
 
 if TYPE_CHECKING:
@@ -113,7 +114,8 @@ def build_stages(config: PipelineConfig, existing: DataFrame | None = None) -> l
     model = config.chunk_model or config.doc_model
     context = BuildContext(config.doc_model, config.chunk_model, config.policy, existing,
                            model.engine.tokenizer_name if model is not None else None)
-    return [stage_spec(item.name).create(item.params, context) for item in config.stages]
+    return fuse_model_stages(
+        [stage_spec(item.name).create(item.params, context) for item in config.stages])
 
 
 def refine(df: DataFrame, config: PipelineConfig, existing: DataFrame | None = None
@@ -135,7 +137,7 @@ def refine(df: DataFrame, config: PipelineConfig, existing: DataFrame | None = N
         if DOC_PROGRAM in valid.columns:
             doc = config.doc_model
             valid = valid.transform(
-                ProgramApplier(config.policy, doc.engine.tokenizer_name if doc else None)
+                ProgramApplier(config.policy, tokenizer=doc.engine.tokenizer_name if doc else None)
             )
         else:
             valid = valid.transform(_rules_only_result)

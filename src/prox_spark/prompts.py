@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 SYSTEM_PROMPT = "You are a helpful, respectful and honest assistant."
@@ -74,7 +74,23 @@ def doc_prompt(text: str, tokenizer: Tokenizer, max_tokens: int = DOC_MAX_TOKENS
     prompt (BOS included) has at most `max_tokens` tokens and still ends with
     ``" [/INST]"``.
     """
-    overhead = prompt_length(chat_prompt(""), tokenizer)
+    def encode(prompt: str) -> list[int]:
+        return list(tokenizer.backend_tokenizer.encode(prompt, add_special_tokens=True).ids)
+
+    return _fit_doc(text, tokenizer, max_tokens, encode)[0]
+
+
+def doc_prompt_ids(text: str, tokenizer: Tokenizer, max_tokens: int,
+                   encode: Callable[[str], list[int]]) -> list[int]:
+    """`doc_prompt` as the token ids `encode` gives (the engine's own encoder,
+    BOS included): the ids that measured the prompt are the ids sent, so a
+    document is tokenized once."""
+    return _fit_doc(text, tokenizer, max_tokens, encode)[1]
+
+
+def _fit_doc(text: str, tokenizer: Tokenizer, max_tokens: int,
+             encode: Callable[[str], list[int]]) -> tuple[str, list[int]]:
+    overhead = len(encode(chat_prompt("")))
     if max_tokens < overhead:
         raise ValueError(f"max_tokens={max_tokens} cannot hold the prompt frame ({overhead})")
     budget = max_tokens - overhead
@@ -83,9 +99,10 @@ def doc_prompt(text: str, tokenizer: Tokenizer, max_tokens: int = DOC_MAX_TOKENS
     candidate = text if len(text) <= budget else _prefix_within(text, tokenizer, budget + 1)
     while True:
         prompt = chat_prompt(candidate)
-        excess = prompt_length(prompt, tokenizer) - max_tokens
+        ids = encode(prompt)
+        excess = len(ids) - max_tokens
         if excess <= 0:
-            return prompt
+            return prompt, ids
         budget = max(0, min(budget, _token_count(candidate, tokenizer)) - excess)
         candidate = _prefix_within(candidate, tokenizer, budget)
 

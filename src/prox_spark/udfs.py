@@ -11,8 +11,9 @@ program, and never fail the task.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -30,7 +31,7 @@ from prox_spark.prompts import (
     DOC_MAX_TOKENS,
     chunk_document,
     chunk_prompt,
-    doc_prompt,
+    doc_prompt_ids,
 )
 from prox_spark.schema import CHUNK_RESULT, DOC_RESULT
 
@@ -54,7 +55,7 @@ def clean_text(text: Any) -> tuple[str | None, str | None]:
 
 
 def _generate_safely(
-    engine: Engine, prompts: list[str], max_new_tokens: int
+    engine: Engine, prompts: list[Any], max_new_tokens: int
 ) -> list[Generation]:
     """Generate for a batch; if the batch fails, retry prompt by prompt so one
     bad prompt costs one row, not the task."""
@@ -78,6 +79,111 @@ def _program_text(gen: Generation) -> str | None:
     return None if gen.text is None else gen.text.strip()
 
 
+@dataclass
+class Prepared:
+    """One batch made ready for the engine: prompts (token ids) and, per
+    prompt, the row it answers; rows that need no prompt carry their error."""
+
+    programs: list[Any]
+    errors: list[str | None]
+    prompts: list[list[int]] = field(default_factory=list)
+    owners: list[int] = field(default_factory=list)
+    engine: Engine | None = None
+
+    def without(self, rows: Sequence[bool]) -> Prepared:
+        """This batch minus the rows marked True (no prompt, no program, no
+        error): documents an earlier decision dropped."""
+        keep = [k for k, owner in enumerate(self.owners) if not rows[owner]]
+        return Prepared(
+            [None if r else p for r, p in zip(rows, self.programs, strict=True)],
+            [None if r else e for r, e in zip(rows, self.errors, strict=True)],
+            [self.prompts[k] for k in keep], [self.owners[k] for k in keep], self.engine)
+
+
+def _usable(texts: Sequence[Any], engine_for: Callable[[], Engine],
+            max_doc_chars: int | None = None) -> tuple[Prepared, list[tuple[int, str]]]:
+    """A batch's rows that can be refined, with the engine; every other row
+    (null, empty, too large, or no engine) carries its error."""
+    prep = Prepared([None] * len(texts), [None] * len(texts))
+    usable = []
+    for i, raw in enumerate(texts):
+        text, prep.errors[i] = clean_text(raw)
+        if text is None:
+            continue
+        if max_doc_chars is not None and len(text) > max_doc_chars:
+            prep.errors[i] = (
+                f"document of {len(text):,} characters exceeds max_doc_chars={max_doc_chars:,}"
+            )
+            continue
+        usable.append((i, text))
+    if not usable:
+        return prep, []
+    try:
+        prep.engine = engine_for()
+    except Exception as exc:
+        for i, _ in usable:
+            prep.errors[i] = f"engine failed to start: {exc}"
+        return prep, []
+    return prep, usable
+
+
+def prepare_doc(texts: Sequence[Any], engine_for: Callable[[], Engine], *,
+                max_prompt_tokens: int = DOC_MAX_TOKENS) -> Prepared:
+    """Document prompts of one batch, tokenized once by the engine's encoder."""
+    prep, usable = _usable(texts, engine_for)
+    for i, text in usable:
+        assert prep.engine is not None
+        try:
+            prep.prompts.append(doc_prompt_ids(text, prep.engine.tokenizer, max_prompt_tokens,
+                                               prep.engine.encode_one))
+            prep.owners.append(i)
+        except Exception as exc:
+            prep.errors[i] = f"prompt failed: {exc}"
+    return prep
+
+
+def prepare_chunks(texts: Sequence[Any], engine_for: Callable[[], Engine], *,
+                   max_chunk_tokens: int = CHUNK_MAX_TOKENS,
+                   max_doc_chars: int = DEFAULT_MAX_DOC_CHARS) -> Prepared:
+    """Chunk prompts of every document of one batch (one engine call later)."""
+    prep, usable = _usable(texts, engine_for, max_doc_chars)
+    for i, text in usable:
+        assert prep.engine is not None
+        try:
+            chunks = chunk_document(text, prep.engine.tokenizer, max_chunk_tokens)
+            ids = [prep.engine.encode_one(chunk_prompt(c)) for c in chunks]
+        except Exception as exc:
+            prep.errors[i] = f"chunking failed: {exc}"
+            continue
+        prep.programs[i] = []
+        prep.prompts.extend(ids)
+        prep.owners.extend([i] * len(ids))
+    return prep
+
+
+def finish_doc(prep: Prepared, max_new_tokens: int) -> tuple[list[Any], list[str | None]]:
+    """Run a prepared document batch: (programs, errors)."""
+    if prep.engine is not None:
+        gens = _generate_safely(prep.engine, prep.prompts, max_new_tokens)
+        for i, gen in zip(prep.owners, gens, strict=True):
+            prep.programs[i], prep.errors[i] = _program_text(gen), gen.error
+    return prep.programs, prep.errors
+
+
+def finish_chunks(prep: Prepared, max_new_tokens: int) -> tuple[list[Any], list[str | None]]:
+    """Run a prepared chunk batch: (per-row program lists, errors). A chunk
+    whose prompt could not be answered adds an empty program and its reason."""
+    if prep.engine is not None:
+        gens = _generate_safely(prep.engine, prep.prompts, max_new_tokens)
+        for i, gen in zip(prep.owners, gens, strict=True):
+            row = prep.programs[i]
+            row.append(_program_text(gen) or "")
+            if gen.error is not None:
+                note = f"chunk {len(row) - 1}: {gen.error}"
+                prep.errors[i] = note if prep.errors[i] is None else f"{prep.errors[i]}; {note}"
+    return prep.programs, prep.errors
+
+
 def doc_programs(
     texts: Sequence[Any],
     engine_for: Callable[[], Engine],
@@ -85,26 +191,12 @@ def doc_programs(
     max_prompt_tokens: int = DOC_MAX_TOKENS,
     max_new_tokens: int = DOC_MAX_NEW_TOKENS,
 ) -> tuple[list[str | None], list[str | None]]:
-    """Document-level programs for `texts` (one batch): (programs, errors)."""
-    programs: list[str | None] = [None] * len(texts)
-    errors: list[str | None] = [None] * len(texts)
-    prompts: list[str] = []
-    rows: list[int] = []
-    engine: Engine | None = None
-    for i, raw in enumerate(texts):
-        text, errors[i] = clean_text(raw)
-        if text is None:
-            continue
-        engine = engine or engine_for()
-        try:
-            prompts.append(doc_prompt(text, engine.tokenizer, max_prompt_tokens))
-            rows.append(i)
-        except Exception as exc:
-            errors[i] = f"prompt failed: {exc}"
-    if engine is not None:
-        for i, gen in zip(rows, _generate_safely(engine, prompts, max_new_tokens), strict=True):
-            programs[i], errors[i] = _program_text(gen), gen.error
-    return programs, errors
+    """Document-level programs for `texts` (one batch): (programs, errors).
+
+    If the engine cannot be built, every row that needed it gets
+    `"engine failed to start: ..."`; nothing raises."""
+    prep = prepare_doc(texts, engine_for, max_prompt_tokens=max_prompt_tokens)
+    return finish_doc(prep, max_new_tokens)
 
 
 def chunk_programs(
@@ -115,43 +207,64 @@ def chunk_programs(
     max_new_tokens: int = CHUNK_MAX_NEW_TOKENS,
     max_doc_chars: int = DEFAULT_MAX_DOC_CHARS,
 ) -> tuple[list[list[str] | None], list[str | None]]:
-    """Chunk-level programs for `texts` (one batch): (per-row program lists, errors).
+    """Chunk-level programs for `texts` (one batch): (per-row program lists, errors)."""
+    prep = prepare_chunks(texts, engine_for, max_chunk_tokens=max_chunk_tokens,
+                          max_doc_chars=max_doc_chars)
+    return finish_chunks(prep, max_new_tokens)
 
-    A chunk whose prompt could not be answered contributes an empty program
-    (no edit) and its reason to the row's error.
+
+T = TypeVar("T")
+P = TypeVar("P")
+R = TypeVar("R")
+
+
+def prefetched(items: Iterable[T], prepare: Callable[[T], P], run: Callable[[T, P], R]
+               ) -> Iterator[R]:
+    """`run(item, prepare(item))` for each item, preparing the next item in a
+    thread while the current one runs, so the engine never waits for Python
+    (tokenizing releases the GIL; so does the GPU).
+
+        >>> list(prefetched([1, 2, 3], lambda x: x * 10, lambda x, p: x + p))
+        [11, 22, 33]
     """
-    programs: list[list[str] | None] = [None] * len(texts)
-    errors: list[str | None] = [None] * len(texts)
-    prompts: list[str] = []
-    owners: list[int] = []
-    engine: Engine | None = None
-    for i, raw in enumerate(texts):
-        text, errors[i] = clean_text(raw)
-        if text is None:
-            continue
-        if len(text) > max_doc_chars:
-            errors[i] = (
-                f"document of {len(text):,} characters exceeds max_doc_chars={max_doc_chars:,}"
-            )
-            continue
-        engine = engine or engine_for()
-        try:
-            chunks = chunk_document(text, engine.tokenizer, max_chunk_tokens)
-        except Exception as exc:
-            errors[i] = f"chunking failed: {exc}"
-            continue
-        programs[i] = []
-        prompts.extend(chunk_prompt(c) for c in chunks)
-        owners.extend([i] * len(chunks))
-    if engine is not None:
-        for i, gen in zip(owners, _generate_safely(engine, prompts, max_new_tokens), strict=True):
-            row = programs[i]
-            assert row is not None
-            row.append(_program_text(gen) or "")
-            if gen.error is not None:
-                note = f"chunk {len(row) - 1}: {gen.error}"
-                errors[i] = note if errors[i] is None else f"{errors[i]}; {note}"
-    return programs, errors
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    iterator = iter(items)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prox-prepare") as pool:
+        current = next(iterator, _END)
+        if current is _END:
+            return
+        # The first batch is prepared here, so an engine is built on the
+        # worker's main thread.
+        pending: Future[P] = Future()
+        pending.set_result(prepare(current))
+        while True:
+            nxt = next(iterator, _END)
+            upcoming = pool.submit(prepare, nxt) if nxt is not _END else None
+            yield run(current, pending.result())
+            if upcoming is None:
+                return
+            current, pending = nxt, upcoming
+
+
+_END: Any = object()
+
+
+def _program_udf(schema: str, names: tuple[str, str], prepare: Callable[[list[Any]], Prepared],
+                 finish: Callable[[Prepared], tuple[list[Any], list[Any]]]) -> Any:
+    """A non-deterministic iterator pandas UDF over text batches, preparing
+    the next batch while the engine runs the current one."""
+    from pyspark.sql.functions import pandas_udf
+
+    def run(texts: pd.Series, prep: Prepared) -> pd.DataFrame:
+        programs, errors = finish(prep)
+        return pd.DataFrame({names[0]: programs, names[1]: errors})
+
+    @pandas_udf(schema)  # type: ignore[call-overload]
+    def prox_programs(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
+        yield from prefetched(batches, lambda texts: prepare(texts.tolist()), run)
+
+    return prox_programs.asNondeterministic()
 
 
 def doc_program_udf(
@@ -161,20 +274,11 @@ def doc_program_udf(
     max_new_tokens: int = DOC_MAX_NEW_TOKENS,
 ) -> Any:
     """A non-deterministic pandas UDF: text -> struct<program, error>."""
-    from pyspark.sql.functions import pandas_udf
-
-    @pandas_udf(DOC_RESULT)  # type: ignore[call-overload]
-    def prox_doc_program(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
-        for texts in batches:
-            programs, errors = doc_programs(
-                texts.tolist(),
-                lambda: get_engine(config),
-                max_prompt_tokens=max_prompt_tokens,
-                max_new_tokens=max_new_tokens,
-            )
-            yield pd.DataFrame({"program": programs, "error": errors})
-
-    return prox_doc_program.asNondeterministic()
+    return _program_udf(
+        DOC_RESULT, ("program", "error"),
+        lambda texts: prepare_doc(texts, lambda: get_engine(config),
+                                  max_prompt_tokens=max_prompt_tokens),
+        lambda prep: finish_doc(prep, max_new_tokens))
 
 
 def chunk_programs_udf(
@@ -185,18 +289,9 @@ def chunk_programs_udf(
     max_doc_chars: int = DEFAULT_MAX_DOC_CHARS,
 ) -> Any:
     """A non-deterministic pandas UDF: text -> struct<programs: array<string>, error>."""
-    from pyspark.sql.functions import pandas_udf
-
-    @pandas_udf(CHUNK_RESULT)  # type: ignore[call-overload]
-    def prox_chunk_programs(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
-        for texts in batches:
-            programs, errors = chunk_programs(
-                texts.tolist(),
-                lambda: get_engine(config),
-                max_chunk_tokens=max_chunk_tokens,
-                max_new_tokens=max_new_tokens,
-                max_doc_chars=max_doc_chars,
-            )
-            yield pd.DataFrame({"programs": programs, "error": errors})
-
-    return prox_chunk_programs.asNondeterministic()
+    return _program_udf(
+        CHUNK_RESULT, ("programs", "error"),
+        lambda texts: prepare_chunks(texts, lambda: get_engine(config),
+                                     max_chunk_tokens=max_chunk_tokens,
+                                     max_doc_chars=max_doc_chars),
+        lambda prep: finish_chunks(prep, max_new_tokens))

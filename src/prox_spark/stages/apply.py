@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -114,7 +115,7 @@ class ProgramApplier(Stage):
         ).drop("_applied")
 
 
-def doc_status_batch(texts: pd.Series, programs: pd.Series) -> pd.Series:
+def doc_statuses(texts: Sequence[Any], programs: Sequence[Any]) -> list[str]:
     """"kept" or "dropped" per row from its document-level program."""
     out = []
     for text, program in zip(texts, programs, strict=True):
@@ -124,4 +125,4 @@ def doc_status_batch(texts: pd.Series, programs: pd.Series) -> pd.Series:
             out.append(KEPT)
         else:
             out.append(run_doc_program(text, program).status)
-    return pd.Series(out, dtype="object")
+    return out

@@ -35,17 +35,6 @@ def status_expr(dropped: Column, changed: Column, prior: Column | None = None) -
             .when(changed & (prior == F.lit(KEPT)), F.lit(EDITED)).otherwise(prior))
 
 
-def is_dropped(df: DataFrame, *names: str) -> Column:
-    """True where any of the status columns `names` present in `df` says dropped."""
-    from pyspark.sql import functions as F
-
-    out = F.lit(False)
-    for name in names:
-        if name in df.columns:
-            out = out | F.coalesce(F.col(name) == F.lit(DROPPED), F.lit(False))
-    return out
-
-
 class MissingColumnError(ValueError):
     """A stage was given a DataFrame without a column it reads."""
 

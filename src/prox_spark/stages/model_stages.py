@@ -1,16 +1,35 @@
-"""The two model stages: document-level keep/drop, chunk-level line edits."""
+"""The model stages: document-level keep/drop, chunk-level line edits, or
+both in one pass (`ProxRefiner`, what the job runs when `prox_doc` is
+followed by `prox_chunk`).
+
+A pass is one `mapInArrow` (see `stages.model_map`). Run together, both
+engines live in the same Python worker and the chunk model is only asked
+about documents the doc model kept; each batch's prompts of both kinds are
+prepared while the engines work on the batch before.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from prox_spark.engine import CHUNK_MAX_NEW_TOKENS, DOC_MAX_NEW_TOKENS, EngineConfig
-from prox_spark.program import DEFAULT_CHUNK_POLICY, ChunkPolicy
-from prox_spark.prompts import CHUNK_MAX_TOKENS, DOC_MAX_TOKENS
-from prox_spark.stages.apply import ProgramApplier, doc_status_batch
+from prox_spark.engine import (
+    CHUNK_MAX_NEW_TOKENS,
+    DOC_MAX_NEW_TOKENS,
+    GENERATE_SECONDS,
+    Engine,
+    EngineConfig,
+    EngineStartError,
+    bind_task_gpus,
+    get_engine,
+    record_event,
+)
+from prox_spark.program import DEFAULT_CHUNK_POLICY, DROPPED, ChunkPolicy
+from prox_spark.prompts import CHUNK_MAX_TOKENS, DEFAULT_MAX_DOC_CHARS, DOC_MAX_TOKENS
+from prox_spark.resources import TaskResources
+from prox_spark.stages.apply import ProgramApplier, doc_statuses
 from prox_spark.stages.base import (
     CHUNK_ERROR,
     CHUNK_PROGRAMS,
@@ -20,9 +39,127 @@ from prox_spark.stages.base import (
     STATUS,
     TEXT,
     Stage,
-    is_dropped,
 )
-from prox_spark.udfs import DEFAULT_MAX_DOC_CHARS, chunk_programs_udf, doc_program_udf
+from prox_spark.stages.model_map import append_columns, map_batches, task_info
+from prox_spark.udfs import (
+    Prepared,
+    finish_chunks,
+    finish_doc,
+    prefetched,
+    prepare_chunks,
+    prepare_doc,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+ENGINE_TOKENIZER = "engine"
+
+
+DOC_COLUMNS = {DOC_PROGRAM: "string", DOC_ERROR: "string", DOC_STATUS: "string"}
+CHUNK_COLUMNS = {CHUNK_PROGRAMS: "array<string>", CHUNK_ERROR: "string"}
+
+
+def _model_pass(doc: DocRefiner | None, chunk: ChunkRefiner | None,
+                skip: tuple[str, ...]) -> Callable[[Iterator[Any]], Iterator[Any]]:
+    """The Arrow-batch function of a model pass (runs in the worker): bind
+    the task's GPUs, skip rows an earlier stage dropped (no prompt, no
+    error), prepare the next batch while the engines run this one."""
+    stage = "prox_doc+prox_chunk" if doc and chunk else "prox_doc" if doc else "prox_chunk"
+    doc_settings = (doc.engine, doc.max_prompt_tokens, doc.max_new_tokens) if doc else None
+    chunk_settings = (chunk.engine, chunk.max_chunk_tokens, chunk.max_new_tokens,
+                      chunk.max_doc_chars) if chunk else None
+    added = {**(DOC_COLUMNS if doc else {}), **(CHUNK_COLUMNS if chunk else {})}
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        gpus, failure = _bind(stage)
+        doc_engine = _engine_for(doc_settings[0], failure) if doc_settings else None
+        chunk_engine = _engine_for(chunk_settings[0], failure) if chunk_settings else None
+
+        def prepare(batch: pa.RecordBatch) -> tuple[Prepared | None, Prepared | None]:
+            texts = _texts(batch, *skip)
+            d = prepare_doc(texts, doc_engine, max_prompt_tokens=doc_settings[1]) \
+                if doc_settings and doc_engine else None
+            c = prepare_chunks(texts, chunk_engine, max_chunk_tokens=chunk_settings[1],
+                               max_doc_chars=chunk_settings[3]) \
+                if chunk_settings and chunk_engine else None
+            return d, c
+
+        def finish(batch: pa.RecordBatch, preps: tuple[Prepared | None, Prepared | None]
+                   ) -> pa.RecordBatch:
+            d, c = preps
+            texts = _texts(batch, *skip)
+            skipped = _skipped(batch, *skip)
+            values: dict[str, list[Any]] = {}
+            if d is not None and doc_settings:
+                programs, errors = finish_doc(d, doc_settings[2])
+                statuses = doc_statuses(texts, programs)
+                values.update({DOC_PROGRAM: programs, DOC_ERROR: _unless(skipped, errors),
+                               DOC_STATUS: statuses})
+                skipped = [s or st == DROPPED for s, st in zip(skipped, statuses, strict=True)]
+            if c is not None and chunk_settings:
+                programs, errors = finish_chunks(c.without(skipped), chunk_settings[2])
+                values.update({CHUNK_PROGRAMS: programs, CHUNK_ERROR: _unless(skipped, errors)})
+            return append_columns(batch, {name: (values[name], kind)
+                                          for name, kind in added.items()})
+
+        record_event("model_task", model_stage=stage, gpus=gpus, **task_info())
+        started, generating = time.perf_counter(), GENERATE_SECONDS[0]
+        yield from prefetched(batches, prepare, finish)
+        record_event("model_task_done", model_stage=stage, **task_info(),
+                     seconds=time.perf_counter() - started,
+                     generate_seconds=GENERATE_SECONDS[0] - generating)
+
+    return run
+
+
+def _unless(skipped: list[bool], values: list[Any]) -> list[Any]:
+    return [None if s else v for s, v in zip(skipped, values, strict=True)]
+
+
+def _bind(stage: str) -> tuple[list[str], Exception | None]:
+    """Bind this task to its GPUs before anything touches CUDA."""
+    try:
+        return bind_task_gpus(), None
+    except EngineStartError as exc:
+        return [], exc
+
+
+def _engine_for(config: EngineConfig, failure: Exception | None) -> Callable[[], Engine]:
+    """The engine (or why it cannot start), fetched on first need."""
+
+    def engine_for() -> Engine:
+        if failure is not None:
+            raise failure
+        return get_engine(config)
+
+    return engine_for
+
+
+def _skipped(batch: pa.RecordBatch, *status_columns: str) -> list[bool]:
+    """Rows an earlier stage dropped: the model is not asked about them."""
+    skipped = [False] * batch.num_rows
+    for name in status_columns:
+        if name in batch.schema.names:
+            values = batch.column(name).to_pylist()
+            skipped = [s or v == DROPPED for s, v in zip(skipped, values, strict=True)]
+    return skipped
+
+
+def _texts(batch: pa.RecordBatch, *status_columns: str) -> list[Any]:
+    texts = batch.column(TEXT).to_pylist()
+    return [None if s else t for s, t in zip(_skipped(batch, *status_columns), texts,
+                                              strict=True)]
+
+
+def _run_pass(df: Any, doc: DocRefiner | None, chunk: ChunkRefiner | None,
+              resources: TaskResources | None) -> Any:
+    skip = tuple(c for c in (STATUS, DOC_STATUS) if c in df.columns)
+    added = {**(DOC_COLUMNS if doc else {}), **(CHUNK_COLUMNS if chunk else {})}
+    pool = "+".join(f"{name}:{stage.engine.model}" for name, stage in
+                    (("prox_doc", doc), ("prox_chunk", chunk)) if stage is not None)
+    return map_batches(df, _model_pass(doc, chunk, skip), added, pool=pool,
+                       resources=resources)
 
 
 @dataclass
@@ -30,6 +167,8 @@ class DocRefiner(Stage):
     """Generate each document's keep/drop program and decide.
 
     Adds `doc_program`, `doc_error` and `doc_status` ("kept" / "dropped").
+    Rows an earlier stage dropped are not sent and get no error. With
+    `resources`, runs on GPU task slots (see `stages.model_map`).
 
     Example::
 
@@ -39,41 +178,23 @@ class DocRefiner(Stage):
     engine: EngineConfig
     max_prompt_tokens: int = DOC_MAX_TOKENS
     max_new_tokens: int = DOC_MAX_NEW_TOKENS
+    resources: TaskResources | None = None
 
     def transform(self, df):  # type: ignore[no-untyped-def]
-        from pyspark.sql import functions as F
-        from pyspark.sql.functions import pandas_udf
-
-        @pandas_udf("string")  # type: ignore[call-overload]
-        def prox_doc_status(
-            batches: Iterator[tuple[pd.Series, pd.Series]],
-        ) -> Iterator[pd.Series]:
-            for texts, programs in batches:
-                yield doc_status_batch(texts, programs)
-
-        generate = doc_program_udf(
-            self.engine,
-            max_prompt_tokens=self.max_prompt_tokens,
-            max_new_tokens=self.max_new_tokens,
-        )
-        # A row a rule stage already dropped is not sent, and is no error.
-        ruled_out = is_dropped(df, STATUS)
-        out = df.withColumn("_doc", generate(F.when(~ruled_out, F.col(TEXT))))
-        out = out.select(
-            "*",
-            F.col("_doc.program").alias(DOC_PROGRAM),
-            F.when(~ruled_out, F.col("_doc.error")).alias(DOC_ERROR),
-        ).drop("_doc")
-        return out.withColumn(DOC_STATUS, prox_doc_status(F.col(TEXT), F.col(DOC_PROGRAM)))
+        self.require(df)
+        return _run_pass(df, self, None, self.resources)
 
 
 @dataclass
 class ChunkRefiner(Stage):
     """Generate chunk programs for documents not dropped, then apply everything.
 
-    Skips rows whose `doc_status` is "dropped" (no model call), adds
-    `chunk_programs` and `chunk_error`, then runs `ProgramApplier` with
-    `policy` to add `refined_text` and the result columns.
+    Skips rows whose `doc_status` or `status` is "dropped" (no model call),
+    adds `chunk_programs` and `chunk_error`, then runs `ProgramApplier` with
+    `policy` to add `refined_text` and the result columns. With
+    `resources`, the model runs on GPU task slots and the interpreter on CPU
+    ones. `tokenizer` counts tokens, as in every stage: "engine" (the
+    default) uses the engine's, None counts none.
     """
 
     engine: EngineConfig
@@ -81,24 +202,55 @@ class ChunkRefiner(Stage):
     max_chunk_tokens: int = CHUNK_MAX_TOKENS
     max_new_tokens: int = CHUNK_MAX_NEW_TOKENS
     max_doc_chars: int = DEFAULT_MAX_DOC_CHARS
-    count_tokens: bool = True
+    tokenizer: str | None = ENGINE_TOKENIZER
+    resources: TaskResources | None = None
 
     def transform(self, df):  # type: ignore[no-untyped-def]
-        from pyspark.sql import functions as F
+        self.require(df)
+        return self.apply(_run_pass(df, None, self, self.resources))
 
-        generate = chunk_programs_udf(
-            self.engine,
-            max_chunk_tokens=self.max_chunk_tokens,
-            max_new_tokens=self.max_new_tokens,
-            max_doc_chars=self.max_doc_chars,
-        )
-        dropped = is_dropped(df, DOC_STATUS, STATUS)
-        # Dropped documents reach the UDF as nulls, which it skips for free.
-        out = df.withColumn("_chunk", generate(F.when(~dropped, F.col(TEXT))))
-        out = out.select(
-            "*",
-            F.col("_chunk.programs").alias(CHUNK_PROGRAMS),
-            F.when(~dropped, F.col("_chunk.error")).alias(CHUNK_ERROR),
-        ).drop("_chunk")
-        tokenizer = self.engine.tokenizer_name if self.count_tokens else None
-        return out.transform(ProgramApplier(self.policy, tokenizer))
+    def apply(self, df):  # type: ignore[no-untyped-def]
+        """The interpreter over the generated programs (no model)."""
+        tokenizer = self.engine.tokenizer_name if self.tokenizer == ENGINE_TOKENIZER \
+            else self.tokenizer
+        return df.transform(ProgramApplier(self.policy, tokenizer=tokenizer))
+
+
+@dataclass
+class ProxRefiner(Stage):
+    """`DocRefiner` then `ChunkRefiner` in one pass over the data: both
+    engines in each model task's worker, the chunk model asked only about
+    documents the doc model kept, one GPU request for both (the two
+    stages' `resources` must agree). What the job runs for `prox_doc`
+    followed by `prox_chunk`.
+
+    Example::
+
+        df.transform(ProxRefiner(DocRefiner(doc_engine), ChunkRefiner(chunk_engine)))
+    """
+
+    doc: DocRefiner
+    chunk: ChunkRefiner
+
+    def __post_init__(self) -> None:
+        if self.doc.resources != self.chunk.resources:
+            raise ValueError("ProxRefiner: the doc and chunk stages ask for different "
+                             f"resources ({self.doc.resources} vs {self.chunk.resources})")
+
+    def transform(self, df):  # type: ignore[no-untyped-def]
+        self.require(df)
+        return self.chunk.apply(_run_pass(df, self.doc, self.chunk, self.doc.resources))
+
+
+def fuse_model_stages(stages: list[Stage]) -> list[Stage]:
+    """`DocRefiner` directly followed by `ChunkRefiner` (same resources)
+    becomes one `ProxRefiner`: one pass, one worker pool, one GPU request."""
+    out: list[Stage] = []
+    for stage in stages:
+        last = out[-1] if out else None
+        if isinstance(stage, ChunkRefiner) and isinstance(last, DocRefiner) \
+                and last.resources == stage.resources:
+            out[-1] = ProxRefiner(last, stage)
+        else:
+            out.append(stage)
+    return out

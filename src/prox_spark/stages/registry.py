@@ -204,7 +204,7 @@ def _doc_stage(params: dict[str, Any], ctx: BuildContext) -> Any:
 
     m = ctx.doc_model
     return DocRefiner(m.engine, max_prompt_tokens=m.max_prompt_tokens,
-                      max_new_tokens=m.max_new_tokens)
+                      max_new_tokens=m.max_new_tokens, resources=m.resources)
 
 
 def _chunk_stage(params: dict[str, Any], ctx: BuildContext) -> Any:
@@ -212,7 +212,8 @@ def _chunk_stage(params: dict[str, Any], ctx: BuildContext) -> Any:
 
     m = ctx.chunk_model
     return ChunkRefiner(m.engine, policy=ctx.policy, max_chunk_tokens=m.max_prompt_tokens,
-                        max_new_tokens=m.max_new_tokens, max_doc_chars=m.max_doc_chars)
+                        max_new_tokens=m.max_new_tokens, max_doc_chars=m.max_doc_chars,
+                        resources=m.resources)
 
 
 def _builtins() -> dict[str, StageSpec]:

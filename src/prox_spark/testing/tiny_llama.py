@@ -130,3 +130,40 @@ def build_tiny_llama(
 def is_tiny_model(path: str | Path) -> bool:
     """True when `path` holds a complete model written by this module."""
     return (Path(path) / _MARKER).is_file()
+
+
+RELEASED_ARCHITECTURE = {
+    "hidden_size": 1280, "intermediate_size": 2048, "num_hidden_layers": 24,
+    "num_attention_heads": 16, "num_key_value_heads": 1, "vocab_size": 32000,
+    "max_position_embeddings": 2048,
+}
+
+
+def build_released_architecture(path: str | Path, tokenizer_dir: str | Path | None = None,
+                                *, dtype: str = "float32", seed: int = 0) -> Path:
+    """The released ProX refining models' shape (Llama, 354M parameters) with
+    random weights, for benchmarks without the hub. Uses the Llama-2
+    tokenizer from `tokenizer_dir` when given, else a trained Llama-style one."""
+    import shutil
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    path = Path(path)
+    if (path / _MARKER).is_file():
+        return path
+    path.mkdir(parents=True, exist_ok=True)
+    if tokenizer_dir is not None:
+        for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                     "tokenizer.model"):
+            if (Path(tokenizer_dir) / name).is_file():
+                shutil.copy(Path(tokenizer_dir) / name, path / name)
+    else:
+        build_tokenizer(path, (), vocab_size=4000)
+    config = LlamaConfig(**RELEASED_ARCHITECTURE, bos_token_id=1, eos_token_id=2,
+                         pad_token_id=0, tie_word_embeddings=False, torch_dtype=dtype)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config).to(getattr(torch, dtype))
+    model.save_pretrained(str(path), safe_serialization=True)
+    (path / _MARKER).write_text(json.dumps(RELEASED_ARCHITECTURE))
+    return path

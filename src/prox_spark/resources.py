@@ -1,0 +1,78 @@
+"""What a model stage asks the cluster for, and the GPU memory each engine may take.
+
+Plain Python. Spark runs engines like this: each model stage has its own pool
+of Python workers on an executor (see `stages.model_map`), a worker holds at
+most one engine, and every task slot that shares a GPU has its own worker.
+So at most `tasks_per_gpu` engines of each model are alive on one GPU, and
+every engine must fit beside the others: vLLM's `gpu_memory_utilization` is
+a share of the whole device *per engine*.
+
+    >>> res = TaskResources(gpus_per_task=0.5)
+    >>> res.tasks_per_gpu
+    2
+    >>> shares([("doc_model", res, None), ("chunk_model", res, None)], 0.9)
+    {'doc_model': 0.225, 'chunk_model': 0.225}
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+DEFAULT_GPU_MEMORY_FRACTION = 0.9
+
+
+@dataclass(frozen=True)
+class TaskResources:
+    """A model stage's task request: GPUs (fractions allowed, as Spark allows:
+    0.5 puts two tasks on one GPU) and CPU cores per task."""
+
+    gpus_per_task: float = 1.0
+    cpus_per_task: int = 1
+
+    def __post_init__(self) -> None:
+        gpus = self.gpus_per_task
+        if not isinstance(gpus, int | float) or isinstance(gpus, bool) or gpus <= 0:
+            raise ValueError(f"gpus_per_task must be a positive number, got {gpus!r}")
+        if gpus > 1 and gpus != int(gpus):
+            raise ValueError(f"gpus_per_task above 1 must be a whole number, got {gpus}")
+        if gpus < 1 and not math.isclose(1 / gpus, round(1 / gpus)):
+            raise ValueError(f"gpus_per_task below 1 must be 1/n (0.5, 0.25, ...), got {gpus}")
+        if not isinstance(self.cpus_per_task, int) or isinstance(self.cpus_per_task, bool) \
+                or self.cpus_per_task < 1:
+            raise ValueError(f"cpus_per_task must be a whole number >= 1, got "
+                             f"{self.cpus_per_task!r}")
+
+    @property
+    def tasks_per_gpu(self) -> int:
+        """How many tasks of this stage Spark may run on one GPU at once."""
+        return max(1, round(1 / self.gpus_per_task)) if self.gpus_per_task < 1 else 1
+
+
+def shares(models: Sequence[tuple[str, TaskResources | None, float | None]],
+           fraction: float = DEFAULT_GPU_MEMORY_FRACTION) -> dict[str, float]:
+    """Each model's `gpu_memory_utilization`, so that all engines that can be
+    alive on one GPU together take at most `fraction` of it.
+
+    `models` are (name, resources, explicit utilization or None). Explicit
+    values are kept and checked; the rest split what is left evenly. Raises
+    ValueError naming the fields when the engines cannot fit.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"gpu_memory_fraction must be in (0, 1], got {fraction}")
+    slots = {name: (res or TaskResources()).tasks_per_gpu for name, res, _ in models}
+    fixed = sum(util * slots[name] for name, _, util in models if util is not None)
+    free = [name for name, _, util in models if util is None]
+    left = fraction - fixed
+    if fixed > fraction + 1e-9 or (free and left <= 1e-9):
+        parts = " + ".join(f"{name}.gpu_memory_utilization {util} x {slots[name]} task(s)"
+                           for name, _, util in models if util is not None)
+        rest = f", with nothing left for {', '.join(free)}" if free else ""
+        raise ValueError(f"engines on one GPU would take {fixed:.3g} of it ({parts}), more "
+                         f"than gpu_memory_fraction {fraction}{rest}")
+    out = {name: float(util) for name, _, util in models if util is not None}
+    engines = sum(slots[name] for name in free)
+    for name in free:
+        out[name] = math.floor(left / engines * 1000) / 1000
+    return {name: out[name] for name, _, _ in models}
