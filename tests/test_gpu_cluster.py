@@ -67,7 +67,7 @@ def cluster_run(spark, tiny_model, tmp_path_factory):
     env = {**os.environ, "PROX_SPARK_ENGINE_LOG": str(log),
            "PROX_SPARK_FAKE_GPU_KEY": uuid.uuid4().hex}
     env.pop("PYSPARK_GATEWAY_PORT", None)
-    cmd = [sys.executable, "-m", "prox_spark.cli", "run", "conf/local_cluster.yaml",
+    cmd = [str(Path(sys.executable).with_name("prox-spark")), "run", "conf/local_cluster.yaml",
            "--input", source, "--input-format", "delta", "--output", str(tmp / "refined"),
            "--doc-model", str(tiny_model), "--chunk-model", str(tiny_model),
            "--commit-every", str(DOCS // 2),
@@ -88,6 +88,7 @@ def test_every_row_comes_back_from_the_cluster(spark, cluster_run):
     assert table.count() == DOCS
     assert table.where("status is null").count() == 0
     assert "2 batch(es)" in cluster_run["proc"].stderr
+    assert "prox-spark run summary" in cluster_run["proc"].stdout
 
 
 def test_model_tasks_see_only_their_own_gpu_and_never_share_it(cluster_run):

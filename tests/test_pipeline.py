@@ -126,7 +126,9 @@ def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
-@pytest.mark.parametrize("entry", ["console", "spark-job"])
+# The `prox-spark` console script runs the main job on a cluster in
+# tests/test_gpu_cluster.py; here the spark-submit job file.
+@pytest.mark.parametrize("entry", ["spark-job"])
 def test_entry_points_run_the_pipeline(entry, model_dir, tmp_path):
     # One partition: a single Python worker builds a single engine.
     config = write_config(tmp_path, "unused/unused", limit=3, spark={"partitions": 1})
