@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/setup.sh
 set -euo pipefail
+scripts/install_chromium.sh  # for the browser test of the run report
 ruff check src tests benchmarks jobs scripts
 python -m pytest -m "" "$@"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -94,6 +96,50 @@ def test_jsonl_to_refined_delta_table_and_rerun_changes_nothing(spark, model_dir
     metrics = read_table(spark, config.metrics).orderBy("run_at").collect()
     assert [m.refined for m in metrics if m.kind == "run"] == [5, 0]
     assert [(m.batch, m.refined) for m in metrics if m.kind == "batch"] == [(1, 5)]
+    check_reports(spark, config, tmp_path)
+
+
+def check_reports(spark, config, tmp_path):
+    """Each run wrote its report; the first one, written again from the tables
+    alone, is the same page, and it renders in a real browser."""
+    from prox_spark.cli import main
+    from prox_spark.report import write_report
+
+    reports = sorted((tmp_path / "refined_reports").glob("*.html"))
+    assert len(reports) == 2
+    again = write_report(spark, config.output, config.metrics, run=1, path=tmp_path / "r1.html")
+    assert again.read_text() == reports[0].read_text()
+    assert main(["report", str(tmp_path / "refined"), "--run", "9"]) == 2
+    dom, console = render_in_chromium(reports[0], tmp_path)
+    assert not [line for line in console if "CONSOLE" in line or "Uncaught" in line], console
+    bars = {cid: len(re.findall(r'class="bar"', svg)) for cid, svg in
+            re.findall(r'<svg[^>]*id="([\w-]+)"(.*?)</svg>', dom, re.S)}
+    assert bars == {"statuses": 4, "stages": 8, "kept-share": 10, "reasons": 1}
+    assert re.search(r'data-label="dropped" data-series="documents" data-value="3"', dom)
+    spam = re.search(r'<div class="sample" data-status="dropped"><h3>spam.*?</div>', dom, re.S)
+    assert spam and '<del class="dropped"' in spam.group(0)
+    noisy = re.search(r'<div class="sample" data-status="edited"><h3>noisy.*?</div>', dom, re.S)
+    assert noisy and noisy.group(0).count('<del class="removed"') == 2
+    assert '<mark class="normalized">' in noisy.group(0)
+
+
+def render_in_chromium(page: Path, tmp: Path) -> tuple[str, list[str]]:
+    """Open `page` in headless Chromium: the rendered DOM and the browser's
+    console lines; a screenshot is taken too (and must not be empty)."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no Chromium: scripts/install_chromium.sh could not install Debian's "
+                    "package here (needs root and apt-get)")
+    flags = [browser, "--headless=new", "--no-sandbox", "--disable-gpu",
+             "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1200,3000"]
+    shot = tmp / "report.png"
+    subprocess.run([*flags, f"--screenshot={shot}", page.as_uri()], check=True,
+                   capture_output=True, timeout=120)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    done = subprocess.run([*flags, "--enable-logging=stderr", "--v=0", "--dump-dom",
+                           page.as_uri()], check=True, capture_output=True, text=True,
+                          timeout=120)
+    return done.stdout, done.stderr.splitlines()
 
 
 def test_program_applier_reruns_stored_programs_without_a_model(spark, model_dir, tmp_path):

@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from prox_spark.config import FORMATS, ConfigError, load_config
 
@@ -32,9 +33,42 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--commit-every", type=int,
                      help="commit to the refined table every N documents (overrides "
                           "commit_every)")
+    run.add_argument("--all", action="store_true",
+                     help="refine every pending document even without a GPU (see cpu_sample)")
     run.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
                      help="a Spark setting for a local session (repeatable; adds to spark.conf)")
+    report = sub.add_parser("report", help="write the HTML report of a past run again")
+    report.add_argument("output", help="the refined Delta table's path (metrics next to it)")
+    report.add_argument("--run", type=int, help="run number, 1 = the first (default: the last)")
+    report.add_argument("--sample", type=int, default=3, help="documents shown per status")
+    report.add_argument("--seed", type=int, default=0, help="seed of the document sample")
+    report.add_argument("--out", help="the HTML file (default: <output>_reports/<run time>.html)")
     return parser
+
+
+def report_main(args: argparse.Namespace) -> int:
+    """`prox-spark report OUTPUT`: the report of a run, from the tables alone."""
+    from prox_spark.delta import TableRef, is_delta_dir
+    from prox_spark.report import NoRunError, write_report
+    from prox_spark.session import get_spark
+
+    output = str(Path(args.output).expanduser().resolve())
+    if not is_delta_dir(Path(output)):
+        print(f"prox-spark: configuration error: output: {output} is not a Delta table",
+              file=sys.stderr)
+        return 2
+    if args.sample < 0:
+        print("prox-spark: configuration error: --sample: must be 0 or more", file=sys.stderr)
+        return 2
+    spark = get_spark("prox-spark-report")
+    try:
+        path = write_report(spark, TableRef(path=output), TableRef(path=f"{output}_metrics"),
+                            run=args.run, sample=args.sample, seed=args.seed, path=args.out)
+    except NoRunError as exc:
+        print(f"prox-spark: configuration error: --run: {exc}", file=sys.stderr)
+        return 2
+    print(f"run report: {path}")
+    return 0
 
 
 def _spark_conf(pairs: Sequence[str]) -> dict[str, str]:
@@ -50,10 +84,12 @@ def _spark_conf(pairs: Sequence[str]) -> dict[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[prox-spark] %(message)s", stream=sys.stderr)
+    if args.command == "report":
+        return report_main(args)
     overrides = {
         "input": args.input, "input_format": args.input_format, "output": args.output,
         "doc_model": args.doc_model, "chunk_model": args.chunk_model, "limit": args.limit,
-        "commit_every": args.commit_every,
+        "commit_every": args.commit_every, "all": args.all,
     }
     try:
         overrides["spark_conf"] = _spark_conf(args.spark_conf)

@@ -88,6 +88,16 @@ class StageConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    """The HTML run report: documents sampled per status, the sampling seed,
+    and a folder (default `<output>_reports` for a path output)."""
+
+    sample: int = 3
+    seed: int = 0
+    path: str | None = None
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     input: InputConfig
     output: TableRef
@@ -102,6 +112,8 @@ class PipelineConfig:
     commit_every: int = DEFAULT_COMMIT_EVERY
     commit_retries: int = 3
     gpu_memory_fraction: float = DEFAULT_GPU_MEMORY_FRACTION
+    report: ReportConfig | None = field(default_factory=lambda: ReportConfig())
+    cpu_sample: int | None = None
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -274,7 +286,8 @@ def _model(raw: Any, where: str, new_tokens: int, prompt_tokens: int,
 
 
 TOP_KEYS = ("input", "output", "metrics", "doc_model", "chunk_model", "policy", "spark",
-            "limit", "stages", "commit_every", "commit_retries", "gpu_memory_fraction")
+            "limit", "stages", "commit_every", "commit_retries", "gpu_memory_fraction",
+            "report", "cpu_sample")
 _INPUT_KEYS = ("path", "table", "format", "id_column", "text_column", "cast_text",
                "on_duplicate_id", "change_feed", "on_source_delete")
 
@@ -356,6 +369,21 @@ def _source_columns(stages: tuple[StageConfig, ...], inp: InputConfig) -> InputC
             if column not in extra and column not in ("id", "text"):
                 extra.append(column)
     return replace(inp, extra_columns=tuple(extra))
+
+
+def _report(raw: Any) -> ReportConfig | None:
+    """`report: false` turns the run report off; a mapping sets it up."""
+    if raw is False:
+        return None
+    section = _mapping(raw, "report")
+    _check_keys(section, ("sample", "seed", "path"), "report")
+    sample = _typed(section, "sample", int, "report", 3)
+    if sample < 0:
+        raise ConfigError("report.sample", f"must be 0 or more, got {sample}")
+    path = _typed(section, "path", str, "report")
+    if path is not None and not _URI.match(path):
+        path = str(Path(path).expanduser().resolve())
+    return ReportConfig(sample, _typed(section, "seed", int, "report", 0), path)
 
 
 def _gpu_budget(doc: ModelConfig | None, chunk: ModelConfig | None,
@@ -460,7 +488,8 @@ def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = Tru
         _check_output(metrics, "metrics")
     return PipelineConfig(inp, output, metrics, doc, chunk, policy, partitions,
                           conf, limit, stages,
-                          commit_every, retries, float(fraction))
+                          commit_every, retries, float(fraction), _report(top.get("report")),
+                          _positive(_typed(top, "cpu_sample", int, "config"), "cpu_sample"))
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -483,6 +512,8 @@ def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[s
     for key in ("limit", "commit_every"):
         if overrides.get(key) is not None:
             raw[key] = overrides[key]
+    if overrides.get("all"):
+        raw.pop("cpu_sample", None)
     if overrides.get("spark_conf"):
         spark = _mapping(raw.get("spark"), "spark")
         raw["spark"] = {**spark, "conf": {**_mapping(spark.get("conf"), "spark.conf"),

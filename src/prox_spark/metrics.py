@@ -39,7 +39,8 @@ METRICS_SCHEMA = (
     "refined long, kept long, edited long, dropped long, reverted long, program_errors long, "
     "rows_with_errors long, invalid_rows long, duplicate_records long, conflicting_ids long, "
     "deleted long, tokens_before long, tokens_after long, words_before long, words_after long, "
-    "wall_seconds double, documents_per_second double, rule_stats string, source_version long"
+    "wall_seconds double, documents_per_second double, rule_stats string, source_version long, "
+    "source string, settings string, versions string"
 )
 METRICS_COLUMNS = tuple(columns(METRICS_SCHEMA))
 MARKER = "prox_spark"

@@ -44,6 +44,7 @@ from prox_spark.metrics import (
     sync_metrics,
 )
 from prox_spark.program import DROPPED
+from prox_spark.progress import progress
 from prox_spark.refresh import Plan, plan
 from prox_spark.schema import (
     CHUNK_ERROR,
@@ -245,16 +246,17 @@ def _commit_batches(spark: SparkSession, config: PipelineConfig, work: Plan, run
         batch_started = time.monotonic()
         rows = _not_done_since(spark, config, work.batch(k), fp, planned_at)
         later = work.pending.where(F.col("id") >= F.lit(work.bounds[k]))
-        refined = (
-            refine(rows.repartition(config.partitions), config,
-                   _existing(spark, config, later))
-            .withColumn("fingerprint", F.lit(fp))
-            .withColumn("refined_at", F.current_timestamp())
-            # Model output must never be computed twice, even after this
-            # session writes to a table the plan reads.
-            .localCheckpoint(eager=True)
-        )
-        stats = batch_stats(refined)
+        with progress(spark, f"batch {k + 1} of {n}"):
+            refined = (
+                refine(rows.repartition(config.partitions), config,
+                       _existing(spark, config, later))
+                .withColumn("fingerprint", F.lit(fp))
+                .withColumn("refined_at", F.current_timestamp())
+                # Model output must never be computed twice, even after this
+                # session writes to a table the plan reads.
+                .localCheckpoint(eager=True)
+            )
+            stats = batch_stats(refined)
         refine_seconds = time.monotonic() - batch_started
         if stats.refined == 0:
             skipped += 1
@@ -300,6 +302,49 @@ def _sync(spark: SparkSession, config: PipelineConfig) -> None:
                           retries=5, what="recording metrics", log=log.warning)
 
 
+def has_gpus(spark: SparkSession) -> bool:
+    """True when this driver or the cluster's executors have GPUs."""
+    import os
+
+    conf = spark.sparkContext.getConf()
+    for key in ("spark.executor.resource.gpu.amount", "spark.task.resource.gpu.amount"):
+        try:
+            if float(conf.get(key, "0")) > 0:
+                return True
+        except ValueError:
+            continue
+    return os.path.exists("/dev/nvidia0")
+
+
+def _cpu_sample(spark: SparkSession, config: PipelineConfig) -> PipelineConfig:
+    """Without a GPU, a config with `cpu_sample` refines only that many pending
+    documents (unless --limit or --all says otherwise)."""
+    from dataclasses import replace
+
+    names = {s.name for s in config.stages}
+    if config.cpu_sample is None or config.limit is not None or \
+            not names & {"prox_doc", "prox_chunk"} or has_gpus(spark):
+        return config
+    return replace(config, limit=config.cpu_sample)
+
+
+# What the released architecture reads on two CPU cores (measured by
+# benchmarks/generation_throughput.py: roughly 80-150 prompt tokens/s).
+CPU_PROMPT_TOKENS_PER_SECOND = 100.0
+
+
+def _estimate(work: Plan) -> None:
+    from pyspark.sql import functions as F
+
+    chars = work.pending.agg(F.sum(F.length("text"))).collect()[0][0] or 0
+    # Prompts hold each document about twice (doc stage, then its chunks),
+    # about four characters per token.
+    seconds = 2 * chars / 4 / CPU_PROMPT_TOKENS_PER_SECOND
+    log.warning("no GPU: refining a sample of %d of the %d pending documents (cpu_sample), "
+                "about %d min on CPU; run with --all (or --limit N) to refine more",
+                work.pending_count, work.waiting_count, max(1, round(seconds / 60)))
+
+
 def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> RunSummary:
     """Run the whole job: plan, delete what left the source, refine and commit
     in batches, record metrics."""
@@ -308,14 +353,17 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
 
     started = time.monotonic()
     local_conf = {"spark.sql.shuffle.partitions": str(config.partitions),
-                  "spark.ui.showConsoleProgress": "true", **config.spark_conf}
+                  "spark.ui.showConsoleProgress": "false", **config.spark_conf}
     spark = spark or get_spark("prox-spark-refine", conf=local_conf)
     fp = fingerprint(config)
     run_id = uuid.uuid4().hex[:12]
     planned_at = now()
     _sync(spark, config)
     log.info("reading %s (%s)", config.input.ref, config.input.format)
+    config = _cpu_sample(spark, config)
     work = plan(spark, config, fp)
+    if config.cpu_sample is not None and config.limit == config.cpu_sample:
+        _estimate(work)
     log.info("%d documents in (%s), %d to refine in %d batch(es) of up to %d, %d to delete; "
              "fingerprint %s", work.documents_in, work.mode, work.pending_count,
              len(work.bounds), config.commit_every, work.deleted_count, fp)
@@ -330,8 +378,10 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
     if work.documents_in == 0:
         notes.append(f"the input {config.input.ref} holds no documents")
     if work.waiting_count > work.pending_count:
+        beyond = ("the CPU sample (--all refines them)" if config.limit == config.cpu_sample
+                  else f"--limit {config.limit}")
         notes.append(f"{work.waiting_count - work.pending_count:,} more documents wait beyond "
-                     f"--limit {config.limit}")
+                     f"{beyond}")
     summary = RunSummary.of(
         totals, fingerprint=fp, documents_in=work.documents_in,
         already_refined=work.documents_in - work.waiting_count,
@@ -341,8 +391,39 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
         source_version=work.source_version, run_id=run_id, notes=tuple(notes),
     )
     _sync(spark, config)
+    row = {**run_row(summary), **_provenance(config, work.source_version)}
     with_conflict_retries(
-        lambda _: append_rows(spark, [run_row(summary)], METRICS_SCHEMA, config.metrics),
+        lambda _: append_rows(spark, [row], METRICS_SCHEMA, config.metrics),
         retries=5, what="recording the run", log=log.warning)
+    _report(spark, config)
     return summary
+
+
+def _provenance(config: PipelineConfig, source_version: int | None) -> dict[str, str]:
+    """What the run row records for its report: the source as read, the
+    settings, and the versions of what decided the output."""
+    from prox_spark.report import versions
+
+    inp = config.input
+    source = {"path": inp.ref.path, "table": inp.ref.table, "format": inp.format,
+              "id_column": inp.id_column, "text_column": inp.text_column,
+              "cast_text": inp.cast_text, "version": source_version}
+    return {"source": json.dumps(source), "versions": json.dumps(versions()),
+            "settings": json.dumps(asdict(config), default=str)}
+
+
+def _report(spark: SparkSession, config: PipelineConfig) -> None:
+    """Write the run's HTML report; a report that fails is logged, never fatal."""
+    from prox_spark.report import write_report
+
+    if config.report is None:
+        return
+    try:
+        path = write_report(spark, config.output, config.metrics, sample=config.report.sample,
+                            seed=config.report.seed, folder=config.report.path)
+    except Exception as exc:
+        log.warning("the run report could not be written: %s: %s", type(exc).__name__, exc)
+        return
+    if path is not None:
+        log.info("run report: %s", path)
 
