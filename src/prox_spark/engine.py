@@ -258,6 +258,15 @@ class Engine:
 # Seconds this process spent inside vLLM's generate (to see what else costs).
 GENERATE_SECONDS = [0.0]
 _LOCK = threading.Lock()
+
+
+def generate_seconds() -> float:
+    """Seconds this process has spent inside vLLM's `generate` so far.
+
+    A function, not the list: a UDF closure pickled by value would carry a
+    copy of the list, never updated in the worker.
+    """
+    return GENERATE_SECONDS[0]
 _ENGINES: dict[tuple[EngineConfig, tuple[str, ...]], Engine] = {}
 _FAILED: dict[tuple[EngineConfig, tuple[str, ...]], str] = {}
 _TOKENIZERS: dict[str, Any] = {}

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 from prox_spark.engine import (
     CHUNK_MAX_NEW_TOKENS,
     DOC_MAX_NEW_TOKENS,
-    GENERATE_SECONDS,
     Engine,
     EngineConfig,
     EngineStartError,
     bind_task_gpus,
+    generate_seconds,
     get_engine,
     record_event,
 )
@@ -104,11 +104,11 @@ def _model_pass(doc: DocRefiner | None, chunk: ChunkRefiner | None,
                                           for name, kind in added.items()})
 
         record_event("model_task", model_stage=stage, gpus=gpus, **task_info())
-        started, generating = time.perf_counter(), GENERATE_SECONDS[0]
+        started, generating = time.perf_counter(), generate_seconds()
         yield from prefetched(batches, prepare, finish)
         record_event("model_task_done", model_stage=stage, **task_info(),
                      seconds=time.perf_counter() - started,
-                     generate_seconds=GENERATE_SECONDS[0] - generating)
+                     generate_seconds=generate_seconds() - generating)
 
     return run
 
