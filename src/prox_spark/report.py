@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prox_spark.delta import TableRef, read_table, table_exists
-from prox_spark.program import STATUSES
+from prox_spark.program import DROPPED, STATUSES
 from prox_spark.report_diff import highlight
 from prox_spark.report_svg import bar_chart
 
@@ -142,13 +142,13 @@ def gather(spark: SparkSession, output: TableRef, metrics: TableRef, run: int | 
                   .collect()}
     rule_drop = F.exists(F.coalesce(F.col("rule_edits"), F.array()),
                          lambda e: e["reason"].isNotNull())
-    doc_drop = (F.col("status") == "dropped") & ~rule_drop \
+    doc_drop = (F.col("status") == DROPPED) & ~rule_drop \
         & F.coalesce(F.col("doc_program").contains("drop_doc("), F.lit(False))
-    policy_drop = (F.col("status") == "dropped") & ~rule_drop & ~doc_drop & \
+    policy_drop = (F.col("status") == DROPPED) & ~rule_drop & ~doc_drop & \
         F.col("error").isNull()
     totals = rows.agg(
         F.sum(F.coalesce(F.col(before), F.lit(0))).alias("in"),
-        F.sum(F.when(F.col("status") != "dropped", F.col(after))).alias("out"),
+        F.sum(F.when(F.col("status") != DROPPED, F.col(after))).alias("out"),
         F.sum(F.when(doc_drop, F.col(before))).alias("doc"),
         F.sum(doc_drop.cast("int")).alias("doc_drops"),
         F.sum(policy_drop.cast("int")).alias("policy_drops"),
@@ -162,7 +162,7 @@ def gather(spark: SparkSession, output: TableRef, metrics: TableRef, run: int | 
     stages.append(("chunk", flow, float(totals["out"] or 0)))
     data.stages = stages
     share = F.least(F.floor(F.col(after) / F.col(before) * 10), F.lit(9)).cast("int")
-    for r in (rows.where((F.col("status") != "dropped") & (F.col(before) > 0))
+    for r in (rows.where((F.col("status") != DROPPED) & (F.col(before) > 0))
               .groupBy(share.alias("bin")).count().collect()):
         data.kept_share[max(0, r.bin)] += r["count"]
     reasons = {f"rule: {r.r}": r["count"] for r in by_kind.where(F.col("r").isNotNull())
@@ -180,7 +180,7 @@ def gather(spark: SparkSession, output: TableRef, metrics: TableRef, run: int | 
     originals = _originals(spark, data.run, [r.id for r in picked])
     for r in picked:
         reason = next((e.reason for e in (r.rule_edits or []) if e.reason), None)
-        if reason is None and r.status == "dropped" and "drop_doc(" in (r.doc_program or ""):
+        if reason is None and r.status == DROPPED and "drop_doc(" in (r.doc_program or ""):
             reason = "doc model: drop_doc()"
         data.samples.append({
             "id": r.id, "status": r.status, "reason": reason, "error": r.error,
