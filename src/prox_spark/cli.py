@@ -1,4 +1,4 @@
-"""`prox-spark run CONFIG [...]`: the command-line entry point.
+"""`prox-spark run | report | annotate | train | evaluate`: the command-line entry point.
 
 Exit codes: 0 success, 1 the job failed (the cause is printed), 2 the
 configuration is wrong (nothing was written), 3 concurrent writers kept
@@ -43,7 +43,56 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--sample", type=int, default=3, help="documents shown per status")
     report.add_argument("--seed", type=int, default=0, help="seed of the document sample")
     report.add_argument("--out", help="the HTML file (default: <output>_reports/<run time>.html)")
+    for name, text in (
+        ("annotate", "label a sample of the input with the distill teacher into the SFT table"),
+        ("train", "fine-tune the student refiner on the SFT table (distill.student)"),
+        ("evaluate", "score the student against its teacher on the SFT table's eval split"),
+    ):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("config", help="YAML file with a distill: section, e.g. "
+                                        "conf/starter.yaml")
+        cmd.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+                         help="a Spark setting for a local session (repeatable)")
+        if name == "evaluate":
+            cmd.add_argument("--model", help="the model to score (default: "
+                                             "distill.student.output_dir)")
     return parser
+
+
+def distill_main(args: argparse.Namespace) -> int:
+    """`prox-spark annotate | train | evaluate CONFIG`: making a refiner."""
+    from prox_spark.delta import first_line
+
+    try:
+        overrides = {"spark_conf": _spark_conf(args.spark_conf)}
+        config = load_config(args.config, overrides, check_models=False)
+        if config.distill is None:
+            raise ConfigError("distill", f"{args.config} has no `distill:` section")
+        if args.command == "annotate":
+            from prox_spark.distill.annotate import annotate
+
+            print(annotate(config).render())
+        elif args.command == "train":
+            from prox_spark.distill.jobs import train
+
+            result = train(config)
+            print(f"trained {result.model_dir}: {result.steps} steps, final loss "
+                  f"{result.losses[-1][1] if result.losses else float('nan'):.4f}, "
+                  f"{result.train_tokens:,} tokens in {result.seconds:.0f} s"
+                  + (f" (resumed from {result.resumed_from})" if result.resumed_from else ""))
+        else:
+            from prox_spark.distill.jobs import evaluate
+
+            print(evaluate(config, model=args.model).render())
+    except ConfigError as exc:
+        print(f"prox-spark: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        logging.getLogger("prox_spark").debug("the job failed", exc_info=True)
+        print(f"prox-spark: {args.command} failed: {type(exc).__name__}: {first_line(exc, 500)}",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def report_main(args: argparse.Namespace) -> int:
@@ -86,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[prox-spark] %(message)s", stream=sys.stderr)
     if args.command == "report":
         return report_main(args)
+    if args.command in ("annotate", "train", "evaluate"):
+        return distill_main(args)
     overrides = {
         "input": args.input, "input_format": args.input_format, "output": args.output,
         "doc_model": args.doc_model, "chunk_model": args.chunk_model, "limit": args.limit,

@@ -14,13 +14,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prox_spark.delta import TableRef, is_delta_dir
 from prox_spark.engine import CHUNK_MAX_NEW_TOKENS, DOC_MAX_NEW_TOKENS, EngineConfig
 from prox_spark.program import ChunkPolicy
 from prox_spark.prompts import CHUNK_MAX_TOKENS, DEFAULT_MAX_DOC_CHARS, DOC_MAX_TOKENS
 from prox_spark.resources import DEFAULT_GPU_MEMORY_FRACTION, TaskResources, shares
+
+if TYPE_CHECKING:
+    from prox_spark.distill.config import DistillConfig
 
 FORMATS = ("delta", "parquet", "jsonl")
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
@@ -114,6 +117,7 @@ class PipelineConfig:
     gpu_memory_fraction: float = DEFAULT_GPU_MEMORY_FRACTION
     report: ReportConfig | None = field(default_factory=lambda: ReportConfig())
     cpu_sample: int | None = None
+    distill: DistillConfig | None = None
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -287,7 +291,7 @@ def _model(raw: Any, where: str, new_tokens: int, prompt_tokens: int,
 
 TOP_KEYS = ("input", "output", "metrics", "doc_model", "chunk_model", "policy", "spark",
             "limit", "stages", "commit_every", "commit_retries", "gpu_memory_fraction",
-            "report", "cpu_sample")
+            "report", "cpu_sample", "distill")
 _INPUT_KEYS = ("path", "table", "format", "id_column", "text_column", "cast_text",
                "on_duplicate_id", "change_feed", "on_source_delete")
 
@@ -489,7 +493,16 @@ def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = Tru
     return PipelineConfig(inp, output, metrics, doc, chunk, policy, partitions,
                           conf, limit, stages,
                           commit_every, retries, float(fraction), _report(top.get("report")),
-                          _positive(_typed(top, "cpu_sample", int, "config"), "cpu_sample"))
+                          _positive(_typed(top, "cpu_sample", int, "config"), "cpu_sample"),
+                          _distill(top.get("distill")))
+
+
+def _distill(raw: Any) -> DistillConfig | None:
+    if raw is None:
+        return None
+    from prox_spark.distill.config import parse_distill
+
+    return parse_distill(raw)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

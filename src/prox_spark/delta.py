@@ -272,3 +272,13 @@ def table_version(spark: SparkSession, ref: TableRef) -> int | None:
     if not table_exists(spark, ref):
         return None
     return int(_delta_table(spark, ref).history(1).collect()[0]["version"])
+
+
+def overwrite_table(df: DataFrame, ref: TableRef) -> None:
+    """Replace a Delta table's content (and schema) with `df` in one commit;
+    readers see the old version or the new one, never a mix."""
+    writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+    if ref.table is not None:
+        writer.saveAsTable(ref.table)
+    else:
+        writer.save(ref.path)

@@ -1,0 +1,465 @@
+"""`prox-spark annotate CONFIG`: a teacher labels a sample of the source and
+the labels become an SFT Delta table, one row per example.
+
+    >>> summary = annotate(load_config("conf/starter.yaml", check_models=False))  # doctest: +SKIP
+
+Each sampled document gives one `doc` example and, when the teacher kept
+it, one `chunk` example per chunk. The prompt is built by the very functions
+the refining stages call (`prompts.doc_prompt`, `chunk_document`,
+`chunk_prompt`) with the student's tokenizer, so training and inference
+cannot drift. Every program is checked by executing it before it becomes an
+example (`checks`); a discarded example stays in the table with
+`valid = false` and its `reason`, so the table is an audit of the teacher.
+The split (`train` / `eval`) is a stable hash of the document id: one
+document never lands in both.
+
+Columns: `id`, `task` (doc | chunk), `chunk_index`, `prompt`, `completion`,
+`teacher`, `teacher_output`, `valid`, `reason` (why the example was
+discarded), `discarded_calls` (calls of a kept example that failed their
+check, each with its reason), `split`, `example_key`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from prox_spark.config import ConfigError, PipelineConfig
+from prox_spark.distill.config import DistillConfig, TeacherConfig
+from prox_spark.program import ChunkPolicy
+from prox_spark.schema import ddl
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pyspark.sql import DataFrame, SparkSession
+
+    from prox_spark.distill.teachers import TeacherLabel
+
+log = logging.getLogger(__name__)
+
+SFT_FIELDS = {
+    "id": "string", "task": "string", "chunk_index": "int", "prompt": "string",
+    "completion": "string", "teacher": "string", "teacher_output": "string",
+    "valid": "boolean", "reason": "string", "discarded_calls": "array<string>",
+    "split": "string", "example_key": "string",
+}
+SFT_SCHEMA = ddl(SFT_FIELDS)
+
+
+@dataclass(frozen=True)
+class LabelJob:
+    """What one Spark task needs to label documents (picklable)."""
+
+    teacher: TeacherConfig
+    tokenizer: str
+    doc_max_tokens: int
+    chunk_max_tokens: int
+    max_doc_chars: int
+    tasks: tuple[str, ...]
+    eval_fraction: float
+    policy: ChunkPolicy
+    rules: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+
+
+@dataclass(frozen=True)
+class AnnotateSummary:
+    """What `annotate` wrote: counts per task and validity, labels, discards
+    by reason, the table and its Delta version."""
+
+    documents: int
+    examples: Mapping[str, Mapping[str, int]]
+    labels: Mapping[str, int]
+    discards: Mapping[str, int]
+    splits: Mapping[str, int]
+    table: str
+    version: int | None
+    seconds: float
+    report: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def render(self) -> str:
+        lines = [f"annotated {self.documents:,} documents in {self.seconds:.0f} s -> "
+                 f"{self.table} (version {self.version})"]
+        for task, counts in sorted(self.examples.items()):
+            lines.append(f"  {task}: {counts.get('valid', 0):,} valid, "
+                         f"{counts.get('discarded', 0):,} discarded")
+        lines.append("  labels: " + ", ".join(f"{k} {v:,}" for k, v in
+                                              sorted(self.labels.items())))
+        lines.append("  split (valid): " + ", ".join(f"{k} {v:,}" for k, v in
+                                                    sorted(self.splits.items())))
+        if self.discards:
+            lines.append("  discarded by reason:")
+            lines.extend(f"    {n:6,}  {r}" for r, n in
+                         sorted(self.discards.items(), key=lambda kv: -kv[1]))
+        lines.extend(f"  note: {n}" for n in self.notes)
+        if self.report:
+            lines.append(f"  report: {self.report}")
+        return "\n".join(lines)
+
+
+def _row(doc_id: str, task: str, index: int | None, prompt: str | None, completion: str | None,
+         job: LabelJob, raw: str | None, reason: str | None,
+         discarded_calls: Sequence[str] = ()) -> dict[str, Any]:
+    from prox_spark.distill.checks import example_key
+    from prox_spark.distill.labels import split_for
+
+    valid = completion is not None and reason is None
+    return {"id": doc_id, "task": task, "chunk_index": index, "prompt": prompt,
+            "completion": completion, "teacher": job.teacher.kind, "teacher_output": raw,
+            "valid": valid, "reason": None if valid else (reason or "no label"),
+            "discarded_calls": list(discarded_calls),
+            "split": split_for(doc_id, job.eval_fraction),
+            "example_key": example_key(task, prompt, completion) if valid and prompt else None}
+
+
+def _doc_rows(doc_id: str, text: str, label: TeacherLabel, tok: Any, job: LabelJob
+              ) -> list[dict[str, Any]]:
+    from prox_spark.prompts import doc_prompt
+
+    if "doc" not in job.tasks:
+        return []
+    prompt = doc_prompt(text, tok, job.doc_max_tokens)
+    return [_row(doc_id, "doc", None, prompt, label.doc, job, label.raw, label.reason)]
+
+
+def _chunks(text: str, tok: Any, job: LabelJob) -> list[str]:
+    from prox_spark.prompts import chunk_document
+
+    if len(text) > job.max_doc_chars:
+        raise ValueError(f"document of {len(text):,} characters exceeds max_doc_chars")
+    return chunk_document(text, tok, job.chunk_max_tokens)
+
+
+def _finish_document(doc_id: str, text: str, rows: list[dict[str, Any]], job: LabelJob
+                     ) -> list[dict[str, Any]]:
+    """A kept document whose chunk labels would delete all of it is not a
+    lesson to teach: its chunk examples are discarded with the reason."""
+    from prox_spark.distill.checks import check_document
+
+    programs = [r["completion"] for r in rows if r["valid"]]
+    why = check_document(text, programs, job.policy) if programs else None
+    if why is not None:
+        for r in rows:
+            if r["valid"]:
+                r.update(valid=False, reason=why, example_key=None)
+    return rows
+
+
+def _program_rows(doc_id: str, text: str, label: TeacherLabel, tok: Any, job: LabelJob
+                  ) -> list[dict[str, Any]]:
+    """Chunk examples from doc-level calls (rules and table teachers)."""
+    from prox_spark.distill.checks import check_calls
+    from prox_spark.distill.teachers import KEEP, calls_for_chunk
+    from prox_spark.prompts import chunk_prompt
+
+    if "chunk" not in job.tasks or label.doc != KEEP:
+        return []
+    try:
+        chunks = _chunks(text, tok, job)
+    except Exception as exc:
+        return [_row(doc_id, "chunk", None, None, None, job, label.raw, f"chunking failed: {exc}")]
+    rows = []
+    for k, chunk in enumerate(chunks):
+        prompt = chunk_prompt(chunk)
+        if label.calls is None:
+            rows.append(_row(doc_id, "chunk", k, prompt, None, job, label.raw, label.reason))
+            continue
+        program = calls_for_chunk(chunk, label.calls)
+        checked = check_calls(chunk, program)
+        rows.append(_row(doc_id, "chunk", k, prompt, checked.program, job, program,
+                         checked.reason, checked.discarded_calls))
+    return _finish_document(doc_id, text, rows, job)
+
+
+def _resolve_rules(job: LabelJob) -> list[tuple[str, Any, Mapping[str, Any]]]:
+    from prox_spark.stages.registry import BuildContext, stage_spec
+    from prox_spark.stages.rule_stages import RuleStage, _rule_function
+
+    context = BuildContext(None, None, job.policy, None, None)
+    out = []
+    for name, params in job.rules:
+        stage = stage_spec(name).create(dict(params), context)
+        if isinstance(stage, RuleStage):
+            out.append((stage.name, _rule_function(stage.rule), stage.params))
+    return out
+
+
+def _label_rules(frame: pd.DataFrame, tok: Any, job: LabelJob, rules: list[Any]
+                 ) -> list[dict[str, Any]]:
+    from prox_spark.distill.teachers import rules_teacher
+
+    rows: list[dict[str, Any]] = []
+    for doc_id, text in zip(frame["id"], frame["text"], strict=True):
+        label = rules_teacher(text, rules)
+        rows += _doc_rows(doc_id, text, label, tok, job)
+        rows += _program_rows(doc_id, text, label, tok, job)
+    return rows
+
+
+def _label_table(frame: pd.DataFrame, tok: Any, job: LabelJob) -> list[dict[str, Any]]:
+    from prox_spark.distill.teachers import TeacherLabel, table_teacher
+
+    rows: list[dict[str, Any]] = []
+    for doc_id, text, doc_program, chunk_programs, status in zip(
+            frame["id"], frame["text"], frame["doc_program"], frame["chunk_programs"],
+            frame["status"], strict=True):
+        if doc_program is None and chunk_programs is None:
+            label = TeacherLabel(None, None, "", f"the table holds no program for this "
+                                 f"document (status {status})")
+        else:
+            programs = None if chunk_programs is None else list(chunk_programs)
+            label = table_teacher(doc_program, programs)
+        rows += _doc_rows(doc_id, text, label, tok, job)
+        rows += _program_rows(doc_id, text, label, tok, job)
+    return rows
+
+
+def label_batches(job: LabelJob, frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """The task body: documents (`id`, `text`, and for a table teacher the
+    stored programs) in, SFT rows out. A document that cannot be labelled is
+    an invalid row with its reason, never a failed task."""
+    import pandas as pd
+
+    from prox_spark.distill.llm_teacher import label_llm
+    from prox_spark.engine import get_tokenizer
+
+    tok = get_tokenizer(job.tokenizer)
+    rules = _resolve_rules(job) if job.teacher.kind == "rules" else []
+    for frame in frames:
+        try:
+            if job.teacher.kind == "rules":
+                rows = _label_rules(frame, tok, job, rules)
+            elif job.teacher.kind == "table":
+                rows = _label_table(frame, tok, job)
+            else:
+                rows = label_llm(frame, tok, job)
+        except Exception as exc:  # one bad batch is rows with a reason, not a failed job
+            rows = [_row(i, "doc", None, None, None, job, None,
+                         f"labelling failed: {type(exc).__name__}: {exc}"[:300])
+                    for i in frame["id"]]
+        out = pd.DataFrame(rows, columns=list(SFT_FIELDS))
+        out["chunk_index"] = out["chunk_index"].astype("Int32")
+        yield out
+
+
+def _sample(df: DataFrame, config: DistillConfig) -> DataFrame:
+    """`sample.size` documents chosen by a seeded hash of their id: the same
+    documents for the same seed, whatever the partitioning."""
+    from pyspark.sql import functions as F
+
+    order = F.sha2(F.concat(F.lit(f"{config.sample.seed}:"), F.col("id")), 256)
+    ranked = df.withColumn("_order", order)
+    if config.sample.size is not None:
+        ranked = ranked.orderBy("_order").limit(config.sample.size)
+    return ranked.drop("_order")
+
+
+def _documents(spark: SparkSession, config: PipelineConfig) -> DataFrame:
+    """Readable, distinct documents of the input (bad records and repeated
+    ids are the refine job's business; a teacher only sees clean ones)."""
+    from pyspark.sql import functions as F
+
+    from prox_spark.sources import SOURCE_ERROR, read_source
+
+    df = read_source(spark, config.input)
+    df = df.where(F.col(SOURCE_ERROR).isNull() & F.col("text").isNotNull())
+    return df.dropDuplicates(["id"]).select("id", "text")
+
+
+def _with_table_programs(spark: SparkSession, docs: DataFrame, teacher: TeacherConfig
+                         ) -> DataFrame:
+    from prox_spark.delta import read_table, table_exists
+
+    assert teacher.table is not None
+    if not table_exists(spark, teacher.table):
+        raise ConfigError("distill.teacher.table", f"{teacher.table} is not a Delta table")
+    refined = read_table(spark, teacher.table)
+    missing = {"id", "doc_program", "chunk_programs", "status"} - set(refined.columns)
+    if missing:
+        raise ConfigError("distill.teacher.table", f"{teacher.table} lacks the column(s) "
+                          f"{', '.join(sorted(missing))} of a refined table")
+    programs = refined.select("id", "doc_program", "chunk_programs", "status")
+    return docs.join(programs, "id", "inner")
+
+
+def _dedup_examples(df: DataFrame) -> DataFrame:
+    """Identical (task, prompt, completion) examples: the first by id stays."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    w = Window.partitionBy("example_key").orderBy("id", "chunk_index")
+    first = F.first("id").over(w)
+    rank = F.when(F.col("example_key").isNull(), F.lit(1)).otherwise(F.row_number().over(w))
+    df = df.withColumn("_rank", rank).withColumn("_first", first)
+    dup = F.col("_rank") > 1
+    return (df.withColumn("valid", F.when(dup, F.lit(False)).otherwise(F.col("valid")))
+              .withColumn("reason", F.when(dup, F.concat(F.lit("duplicate example (kept: "),
+                                                         F.col("_first"), F.lit(")")))
+                          .otherwise(F.col("reason")))
+              .drop("_rank", "_first"))
+
+
+def _balance(df: DataFrame, drop_share: float) -> DataFrame:
+    """Down-sample the majority doc label of the train split so that drops
+    are `drop_share` of its valid doc examples (the eval split keeps the
+    teacher's own distribution, so evaluation figures stay honest)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    train_docs = (F.col("task") == "doc") & F.col("valid") & (F.col("split") == "train")
+    counts = {r["completion"]: r["count"] for r in
+              df.where(train_docs).groupBy("completion").count().collect()}
+    drops, keeps = counts.get("drop_doc()", 0), counts.get("keep_doc()", 0)
+    if not drops or not keeps:
+        return df
+    if drops / (drops + keeps) > drop_share:
+        label, quota = "drop_doc()", round(drop_share / (1 - drop_share) * keeps)
+    else:
+        label, quota = "keep_doc()", round((1 - drop_share) / drop_share * drops)
+    w = Window.partitionBy("completion").orderBy(F.sha2(F.col("id"), 256))
+    over = train_docs & (F.col("completion") == label) & (F.row_number().over(w) > quota)
+    df = df.withColumn("_over", over)
+    return (df.withColumn("valid", F.when(F.col("_over"), F.lit(False)).otherwise(F.col("valid")))
+              .withColumn("reason", F.when(F.col("_over"), F.lit(
+                  f"class balance: over drop_share={drop_share}")).otherwise(F.col("reason")))
+              .drop("_over"))
+
+
+def label_job(config: PipelineConfig) -> LabelJob:
+    """The task settings from a validated config (rules: its rule stages)."""
+    from prox_spark.prompts import CHUNK_MAX_TOKENS, DEFAULT_MAX_DOC_CHARS, DOC_MAX_TOKENS
+    from prox_spark.stages.registry import stage_spec
+
+    distill = _distill(config)
+    rules = tuple((s.name, dict(s.params)) for s in config.stages
+                  if stage_spec(s.name).model is None and not s.name.endswith("_dedup"))
+    if distill.teacher.kind == "rules" and not rules:
+        raise ConfigError("stages", "the rules teacher needs rule stages in `stages:` "
+                          "(e.g. gopher_quality, c4_quality)")
+    doc, chunk = config.doc_model, config.chunk_model
+    return LabelJob(
+        teacher=distill.teacher, tokenizer=distill.tokenizer_dir,
+        doc_max_tokens=doc.max_prompt_tokens if doc else DOC_MAX_TOKENS,
+        chunk_max_tokens=chunk.max_prompt_tokens if chunk else CHUNK_MAX_TOKENS,
+        max_doc_chars=chunk.max_doc_chars if chunk else DEFAULT_MAX_DOC_CHARS,
+        tasks=distill.tasks, eval_fraction=distill.eval_fraction, policy=config.policy,
+        rules=rules)
+
+
+def _distill(config: PipelineConfig) -> DistillConfig:
+    if config.distill is None:
+        raise ConfigError("distill", "this config has no `distill:` section")
+    return config.distill
+
+
+def _student_tokenizer(docs: DataFrame, config: DistillConfig) -> None:
+    """From scratch, the student's tokenizer is trained on the sampled
+    documents first (once per output directory), so every prompt is
+    measured with the tokenizer the student will have."""
+    from pathlib import Path
+
+    from prox_spark.distill.tokenizer import build_tokenizer
+
+    if config.student.base_model is not None:
+        return
+    path = Path(config.tokenizer_dir)
+    if (path / "tokenizer.json").is_file():
+        return
+    texts = [r["text"] for r in docs.select("text").collect()]
+    build_tokenizer(path, texts, vocab_size=config.student.vocab_size)
+    log.info("trained the student's tokenizer (%d tokens) on %d documents: %s",
+             config.student.vocab_size, len(texts), path)
+
+
+def summarize(df: DataFrame) -> tuple[dict[str, dict[str, int]], dict[str, int],
+                                      dict[str, int], dict[str, int]]:
+    """(examples per task and validity, labels, discards by reason, valid per split)."""
+    rows = df.groupBy("task", "valid", "split", "completion", "reason").count().collect()
+    examples: dict[str, Counter[str]] = {}
+    labels: Counter[str] = Counter()
+    discards: Counter[str] = Counter()
+    splits: Counter[str] = Counter()
+    for r in rows:
+        kind = "valid" if r["valid"] else "discarded"
+        examples.setdefault(r["task"], Counter())[kind] += r["count"]
+        if r["valid"]:
+            splits[r["split"]] += r["count"]
+            label = r["completion"] if r["task"] == "doc" or r["completion"] == "keep_chunk()" \
+                else "chunk edits"
+            labels[f"{r['task']}: {label}"] += r["count"]
+        else:
+            discards[f"{r['task']}: {reason_kind(r['reason'])}"] += r["count"]
+    return ({k: dict(v) for k, v in examples.items()}, dict(labels), dict(discards),
+            dict(splits))
+
+
+def reason_kind(reason: str | None) -> str:
+    """A discard reason without its specifics (line numbers, strings), to count by."""
+    text = (reason or "no label").split(" (")[0]
+    return text.split(": ", 1)[0] if ": " in text else text
+
+
+def annotate(config: PipelineConfig, spark: SparkSession | None = None) -> AnnotateSummary:
+    """Label a sample of `config.input` with the configured teacher and
+    write the SFT Delta table (overwritten: the table is one annotation).
+
+    Raises ConfigError for a config without `distill:`, a rules teacher
+    without rule stages, a table teacher whose table is missing."""
+    from prox_spark.delta import overwrite_table, read_table, table_version
+    from prox_spark.session import get_spark
+
+    distill = _distill(config)
+    job = label_job(config)
+    started = time.monotonic()
+    local_conf = {"spark.sql.shuffle.partitions": str(config.partitions),
+                  "spark.ui.showConsoleProgress": "false", **config.spark_conf}
+    spark = spark or get_spark("prox-spark-annotate", conf=local_conf)
+    docs = _sample(_documents(spark, config), distill).cache()
+    count = docs.count()
+    if count == 0:
+        raise ConfigError("input", f"{config.input.ref} holds no readable document to label")
+    _student_tokenizer(docs, distill)
+    if job.teacher.kind == "table":
+        docs = _with_table_programs(spark, docs, job.teacher)
+    docs = docs.repartition(max(config.partitions, 1))
+
+    def task(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        yield from label_batches(job, frames)
+
+    examples = docs.mapInPandas(task, SFT_SCHEMA)
+    if distill.dedup_examples:
+        examples = _dedup_examples(examples)
+    examples = examples.localCheckpoint()
+    if distill.drop_share is not None:
+        examples = _balance(examples, distill.drop_share).localCheckpoint()
+    overwrite_table(examples.select(*SFT_FIELDS), distill.sft_table)
+    docs.unpersist()
+    written = read_table(spark, distill.sft_table)
+    per_task, labels, discards, splits = summarize(written)
+    notes = []
+    for task_name in distill.tasks:
+        if not per_task.get(task_name, {}).get("valid"):
+            notes.append(f"no valid {task_name} example: train refuses this task")
+    summary = AnnotateSummary(
+        documents=count, examples=per_task, labels=labels, discards=discards, splits=splits,
+        table=str(distill.sft_table), version=table_version(spark, distill.sft_table),
+        seconds=time.monotonic() - started, notes=tuple(notes))
+    return _with_report(spark, written, summary, distill)
+
+
+def _with_report(spark: SparkSession, written: DataFrame, summary: AnnotateSummary,
+                 distill: DistillConfig) -> AnnotateSummary:
+    from dataclasses import replace
+
+    from prox_spark.distill.report import write_annotate_report
+
+    try:
+        path = write_annotate_report(written, summary, distill)
+    except Exception as exc:  # a report must never fail the labelling
+        log.warning("the annotate report could not be written: %s: %s", type(exc).__name__, exc)
+        return summary
+    return replace(summary, report=None if path is None else str(path))

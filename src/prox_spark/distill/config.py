@@ -1,0 +1,255 @@
+"""The `distill:` section of a YAML config: how to make a refiner.
+
+One section drives the three commands (`prox-spark annotate | train |
+evaluate CONFIG`). The documents come from the config's `input:` (any source
+the pipeline reads), the rule stages of `stages:` are the `rules` teacher, and
+the `doc_model` / `chunk_model` sections give the prompt budgets the student
+will be run with, so an example's prompt is exactly what the refiner reads.
+
+    distill:
+      sample: {size: 2000, seed: 0}       # documents drawn from the input
+      eval_fraction: 0.1                  # by a stable hash of the document id
+      teacher: {kind: rules}              # rules | llm | table
+      drop_share: null                    # class balance of doc examples (0-1)
+      sft_table: {path: output/sft}       # the SFT Delta table annotate writes
+      student:
+        output_dir: output/refiner        # the model directory train writes
+        base_model: null                  # a HF model directory, or null: from scratch
+        max_steps: 1000
+
+Every problem is one `ConfigError` naming the field (`distill.teacher.kind`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prox_spark.config import ConfigError, _check_output, _table_ref
+from prox_spark.delta import TableRef
+from prox_spark.engine import EngineConfig
+from prox_spark.params import check_params
+
+TEACHERS = ("rules", "llm", "table")
+CHUNK_MODES = ("calls", "rewrite")
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """How many documents the teacher labels and the seed that picks them.
+
+    `size` None labels every document of the input."""
+
+    size: int | None = 2000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """Who writes the labels.
+
+    - `rules`: the config's rule stages (their drops and line removals);
+    - `llm`: any chat model vLLM can load (`model` plus the engine keys of a
+      model section), scoring documents (doc) and writing calls or rewrites
+      (chunk, `chunk_mode`);
+    - `table`: the programs stored in an existing refined table (`table`),
+      e.g. one refined with the released models, to distill a smaller student.
+    """
+
+    kind: str = "rules"
+    model: str | None = None
+    tokenizer: str | None = None
+    dtype: str = "auto"
+    max_model_len: int = 4096
+    kv_cache_gib: float | None = None
+    gpu_memory_utilization: float | None = None
+    tensor_parallel_size: int = 1
+    enforce_eager: bool = False
+    chunk_mode: str = "calls"
+    doc_max_new_tokens: int = 32
+    chunk_max_new_tokens: int = 512
+    table: TableRef | None = None
+
+    def engine(self) -> EngineConfig:
+        """The teacher's engine (an `llm` teacher only)."""
+        assert self.model is not None
+        return EngineConfig(
+            model=self.model, tokenizer=self.tokenizer, dtype=self.dtype,
+            max_model_len=self.max_model_len, kv_cache_gib=self.kv_cache_gib,
+            gpu_memory_utilization=self.gpu_memory_utilization,
+            tensor_parallel_size=self.tensor_parallel_size, enforce_eager=self.enforce_eager)
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """The model `train` fine-tunes and `evaluate` scores.
+
+    From `base_model` (a Hugging Face Llama/Qwen-style model directory), or
+    from scratch at the given size with a BPE tokenizer trained on the
+    sampled corpus. `num_processes` > 1 trains under Spark's TorchDistributor
+    (`local_mode` false: as barrier tasks on the executors)."""
+
+    output_dir: str = "output/refiner"
+    base_model: str | None = None
+    hidden_size: int = 256
+    layers: int = 4
+    heads: int = 4
+    vocab_size: int = 4000
+    max_steps: int = 1000
+    learning_rate: float = 1e-3
+    batch_size: int = 8
+    save_steps: int = 200
+    seed: int = 0
+    num_processes: int = 1
+    local_mode: bool = True
+    use_gpu: bool = False
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """The whole `distill:` section, validated."""
+
+    sft_table: TableRef
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    eval_fraction: float = 0.1
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    drop_share: float | None = None
+    dedup_examples: bool = True
+    tasks: tuple[str, ...] = ("doc", "chunk")
+
+    @property
+    def tokenizer_dir(self) -> str:
+        """The tokenizer every example's prompt is measured with: the base
+        model's, or (from scratch) the one `annotate` trains next to the
+        student's output directory."""
+        return self.student.base_model or str(Path(self.student.output_dir) / "tokenizer")
+
+
+def _fields(cls: type, raw: Any, where: str, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`raw` checked against the dataclass `cls`: known keys, declared types."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(where, f"expected a mapping, got {type(raw).__name__}")
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in allowed:
+            raise ConfigError(f"{where}.{key}",
+                              f"unknown key; expected one of {', '.join(allowed)}")
+    values = {k: v for k, v in raw.items() if k not in skip}
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        try:
+            check_params(cls, {key: value}) if key in hints else None
+        except ValueError as exc:
+            raise ConfigError(f"{where}.{key}", str(exc).split(": ", 1)[1]) from None
+    return values
+
+
+def _at_least(value: float | None, low: float, where: str) -> None:
+    if value is not None and value < low:
+        raise ConfigError(where, f"must be at least {low}, got {value}")
+
+
+def _share(value: float | None, where: str, *, open_low: bool = True) -> None:
+    if value is not None and not ((0 < value < 1) if open_low else (0 <= value <= 1)):
+        raise ConfigError(where, f"must be between 0 and 1 (exclusive), got {value}")
+
+
+def _table(raw: Any, where: str) -> TableRef:
+    ref = _table_ref(raw if isinstance(raw, Mapping) else {"path": raw}, where)
+    _check_output(ref, where)
+    return ref
+
+
+def _teacher(raw: Any) -> TeacherConfig:
+    where = "distill.teacher"
+    values = _fields(TeacherConfig, raw, where, skip=("table",))
+    table = None
+    if isinstance(raw, Mapping) and raw.get("table") is not None:
+        t = raw["table"]
+        table = _table_ref(t if isinstance(t, Mapping) else {"path": t}, f"{where}.table")
+    teacher = TeacherConfig(**values, table=table)
+    if teacher.kind not in TEACHERS:
+        raise ConfigError(f"{where}.kind", f"{teacher.kind!r} is not one of {', '.join(TEACHERS)}")
+    if teacher.chunk_mode not in CHUNK_MODES:
+        raise ConfigError(f"{where}.chunk_mode",
+                          f"{teacher.chunk_mode!r} is not one of {', '.join(CHUNK_MODES)}")
+    if teacher.kind == "llm" and not teacher.model:
+        raise ConfigError(f"{where}.model", "an llm teacher needs a model directory or hub id")
+    if teacher.kind == "table" and teacher.table is None:
+        raise ConfigError(f"{where}.table", "a table teacher needs the refined table "
+                          "(path or table) whose programs it reads")
+    for key in ("doc_max_new_tokens", "chunk_max_new_tokens", "max_model_len",
+                "tensor_parallel_size"):
+        _at_least(getattr(teacher, key), 1, f"{where}.{key}")
+    if teacher.kind == "llm":
+        try:
+            teacher.engine()
+        except ValueError as exc:
+            raise ConfigError(where, str(exc)) from None
+    return teacher
+
+
+def _student(raw: Any) -> StudentConfig:
+    where = "distill.student"
+    student = StudentConfig(**_fields(StudentConfig, raw, where))
+    for key in ("hidden_size", "layers", "heads", "max_steps", "batch_size", "save_steps",
+                "num_processes"):
+        _at_least(getattr(student, key), 1, f"{where}.{key}")
+    _at_least(student.vocab_size, 300, f"{where}.vocab_size")
+    if student.learning_rate <= 0:
+        raise ConfigError(f"{where}.learning_rate", f"must be positive, got "
+                          f"{student.learning_rate}")
+    if student.hidden_size % student.heads or student.hidden_size // student.heads not in (64, 80):
+        raise ConfigError(f"{where}.heads", f"hidden_size / heads = {student.hidden_size} / "
+                          f"{student.heads} must be 64 or 80 (vLLM's CPU attention head sizes)")
+    if not student.output_dir.strip():
+        raise ConfigError(f"{where}.output_dir", "must name a directory")
+    if student.base_model is not None and not (Path(student.base_model) / "config.json").is_file():
+        raise ConfigError(f"{where}.base_model",
+                          f"{student.base_model} is not a model directory (no config.json)")
+    return replace_paths(student)
+
+
+def replace_paths(student: StudentConfig) -> StudentConfig:
+    """The student with its directories made absolute (relative to the
+    working directory, like every path of a config)."""
+    out = str(Path(student.output_dir).expanduser().resolve())
+    base = student.base_model and str(Path(student.base_model).expanduser().resolve())
+    return dataclasses.replace(student, output_dir=out, base_model=base)
+
+
+def parse_distill(raw: Any) -> DistillConfig:
+    """Validate a `distill:` mapping (ConfigError naming the field)."""
+    where = "distill"
+    section = _fields(DistillConfig, raw, where, skip=("sft_table", "sample", "teacher",
+                                                       "student", "tasks"))
+    raw = dict(raw or {})
+    if raw.get("sft_table") is None:
+        raise ConfigError(f"{where}.sft_table", "the SFT Delta table to write is required "
+                          "(e.g. {path: output/sft})")
+    sample = SampleConfig(**_fields(SampleConfig, raw.get("sample"), f"{where}.sample"))
+    _at_least(sample.size, 1, f"{where}.sample.size")
+    tasks = raw.get("tasks", ("doc", "chunk"))
+    if isinstance(tasks, str):
+        tasks = [tasks]
+    if not isinstance(tasks, list | tuple) or not tasks or \
+            any(t not in ("doc", "chunk") for t in tasks):
+        raise ConfigError(f"{where}.tasks", f"expected a list of doc and/or chunk, got {tasks!r}")
+    config = DistillConfig(
+        sft_table=_table(raw["sft_table"], f"{where}.sft_table"),
+        sample=sample,
+        teacher=_teacher(raw.get("teacher")),
+        student=_student(raw.get("student")),
+        tasks=tuple(dict.fromkeys(tasks)),
+        **section,
+    )
+    _share(config.eval_fraction, f"{where}.eval_fraction")
+    _share(config.drop_share, f"{where}.drop_share")
+    return config

@@ -1,0 +1,180 @@
+"""`prox-spark train CONFIG` and `prox-spark evaluate CONFIG`: the student
+fine-tuned on the SFT table `annotate` wrote, then scored against its
+teacher on the table's `eval` split.
+
+    >>> config = load_config("conf/starter.yaml", check_models=False)  # doctest: +SKIP
+    >>> result = train(config)  # doctest: +SKIP
+    >>> print(evaluate(config).render())  # doctest: +SKIP
+
+The paper's 0.3B refiners reach F1 82.6 (doc) and 75.2 (chunk) against their
+teacher's held-out labels (`prox-programs.md` section 5); `evaluate` prints
+the same figures for a student so the two can be compared.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from prox_spark.config import ConfigError, PipelineConfig
+from prox_spark.distill.annotate import _distill
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from prox_spark.distill.evaluate import Evaluation
+    from prox_spark.distill.train import TrainResult
+
+log = logging.getLogger(__name__)
+PAPER_F1 = {"doc": 82.6, "chunk": 75.2}
+
+
+def _spark(config: PipelineConfig, name: str) -> SparkSession:
+    from prox_spark.session import get_spark
+
+    return get_spark(name, conf={"spark.sql.shuffle.partitions": str(config.partitions),
+                                 "spark.ui.showConsoleProgress": "false", **config.spark_conf})
+
+
+def sft_rows(spark: SparkSession, config: PipelineConfig) -> tuple[DataFrame, int | None]:
+    """The SFT table and its Delta version (ConfigError when it is missing)."""
+    from prox_spark.delta import read_table, table_exists, table_version
+
+    distill = _distill(config)
+    if not table_exists(spark, distill.sft_table):
+        raise ConfigError("distill.sft_table", f"{distill.sft_table} is not a Delta table; "
+                          "run `prox-spark annotate CONFIG` first")
+    return read_table(spark, distill.sft_table), table_version(spark, distill.sft_table)
+
+
+def train_examples(df: DataFrame, tasks: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Valid `train` examples of `tasks` as (prompt, completion), in a stable
+    order. ConfigError naming `distill.tasks` when a task has none."""
+    from pyspark.sql import functions as F
+
+    rows = (df.where(F.col("valid") & (F.col("split") == "train") & F.col("task").isin(*tasks))
+              .select("task", "id", "chunk_index", "prompt", "completion")
+              .orderBy("task", "id", "chunk_index").collect())
+    for task in tasks:
+        if not any(r["task"] == task for r in rows):
+            raise ConfigError("distill.tasks", f"the SFT table holds no valid train example "
+                              f"for the {task} task (see its `reason` column)")
+    return [(r["prompt"], r["completion"]) for r in rows]
+
+
+def train(config: PipelineConfig, spark: SparkSession | None = None) -> TrainResult:
+    """Fine-tune the student on the SFT table's valid `train` examples.
+
+    Raises ConfigError (exit 2, nothing written) for a missing table or a
+    task without valid examples; ValueError from `train_sft` for a base model
+    whose tokenizer lacks BOS/EOS is turned into a ConfigError naming
+    `distill.student.base_model`."""
+    from prox_spark.distill.train import TrainConfig, train_sft
+
+    distill = _distill(config)
+    spark = spark or _spark(config, "prox-spark-train")
+    df, version = sft_rows(spark, config)
+    examples = train_examples(df, distill.tasks)
+    s = distill.student
+    settings = TrainConfig(
+        output_dir=s.output_dir, base_model=s.base_model, tokenizer=distill.tokenizer_dir,
+        hidden_size=s.hidden_size, layers=s.layers, heads=s.heads, vocab_size=s.vocab_size,
+        max_steps=s.max_steps, learning_rate=s.learning_rate, batch_size=s.batch_size,
+        save_steps=s.save_steps, seed=s.seed, num_processes=s.num_processes,
+        local_mode=s.local_mode, use_gpu=s.use_gpu)
+    card = {"teacher": _teacher_name(config), "sft_table": str(distill.sft_table),
+            "sft_table_version": version, "tasks": list(distill.tasks),
+            "train_examples": len(examples)}
+    log.info("training %s on %d examples (%s) from %s version %s", s.output_dir, len(examples),
+             "+".join(distill.tasks), distill.sft_table, version)
+    try:
+        return train_sft(examples, settings, card=card)
+    except ValueError as exc:
+        if "base_model" in str(exc):
+            raise ConfigError("distill.student.base_model", str(exc)) from None
+        raise
+
+
+def _teacher_name(config: PipelineConfig) -> str:
+    t = _distill(config).teacher
+    if t.kind == "llm":
+        return f"llm {t.model} (chunk {t.chunk_mode})"
+    if t.kind == "table":
+        return f"table {t.table}"
+    return "rules " + ", ".join(s.name for s in config.stages
+                                if s.name not in ("prox_doc", "prox_chunk"))
+
+
+@dataclass(frozen=True)
+class EvaluateResult:
+    """A student's figures against its teacher, beside the paper's."""
+
+    evaluation: Evaluation
+    sft_table_version: int | None
+
+    def render(self) -> str:
+        e = self.evaluation
+        lines = [f"student {e.model} against its teacher on {e.examples:,} eval examples "
+                 f"(SFT table version {self.sft_table_version})"]
+        if e.doc is not None:
+            d = e.doc
+            lines.append(f"  doc ({d.n:,}): drop_doc precision {d.precision:.3f} recall "
+                         f"{d.recall:.3f} F1 {d.f1:.3f} (paper's 0.3B refiner: "
+                         f"{PAPER_F1['doc'] / 100:.3f}); accuracy {d.accuracy:.3f}; outputs "
+                         f"that parse {d.parse_rate:.3f}")
+        if e.chunk is not None:
+            c = e.chunk
+            lines.append(f"  chunk ({c.n:,}): removed-line F1 {c.line_f1:.3f} (precision "
+                         f"{c.line_precision:.3f}, recall {c.line_recall:.3f}; paper's 0.3B "
+                         f"refiner: {PAPER_F1['chunk'] / 100:.3f}); normalize F1 "
+                         f"{c.normalize_f1:.3f}; exact program match {c.exact_match:.3f}; "
+                         f"outputs that parse {c.parse_rate:.3f}")
+        return "\n".join(lines)
+
+    def figures(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        e = self.evaluation
+        return {"eval_examples": e.examples, "sft_table_version": self.sft_table_version,
+                "doc": None if e.doc is None else asdict(e.doc),
+                "chunk": None if e.chunk is None else asdict(e.chunk)}
+
+
+def evaluate(config: PipelineConfig, spark: SparkSession | None = None,
+             model: str | None = None) -> EvaluateResult:
+    """Score the student (`model`, default the student's output directory)
+    on the SFT table's `eval` split and add the figures to its model card.
+
+    Raises ConfigError naming `distill.eval_fraction` when the split has no
+    valid eval example, `distill.student.output_dir` when there is no model."""
+    from pathlib import Path
+
+    from pyspark.sql import functions as F
+
+    from prox_spark.distill.evaluate import evaluate_student
+    from prox_spark.distill.train import update_model_card
+    from prox_spark.engine import EngineConfig
+
+    distill = _distill(config)
+    target = model or distill.student.output_dir
+    if not (Path(target) / "config.json").is_file():
+        raise ConfigError("distill.student.output_dir", f"{target} holds no trained model; "
+                          "run `prox-spark train CONFIG` first")
+    spark = spark or _spark(config, "prox-spark-evaluate")
+    df, version = sft_rows(spark, config)
+    df = df.where(F.col("task").isin(*distill.tasks))
+    if df.where(F.col("valid") & (F.col("split") == "eval")).limit(1).count() == 0:
+        raise ConfigError("distill.eval_fraction", "the SFT table has no valid eval example "
+                          "to score; raise eval_fraction or the sample size")
+    base = config.chunk_model or config.doc_model
+    engine = EngineConfig(model=target, dtype="float32",
+                          kv_cache_gib=base.engine.kv_cache_gib if base else None,
+                          enforce_eager=True)
+    evaluation = evaluate_student(spark, df, engine)
+    result = EvaluateResult(evaluation, version)
+    try:
+        update_model_card(target, result.figures())
+    except OSError as exc:
+        log.warning("could not add the evaluation to the model card: %s", exc)
+    return result

@@ -1,0 +1,133 @@
+"""The `llm` teacher inside a Spark task: score documents, then write calls
+or rewrites for the chunks of the documents it kept.
+
+The teacher runs through the project's executor-local engines (`get_engine`:
+one cached engine per Python worker, bound to the task's GPUs, its memory
+share from the config), so a teacher that cannot start or a prompt it
+cannot answer is a row with a reason, never a failed task. Its prompts are
+wrapped in the teacher's own chat template when its tokenizer has one, else
+in the Llama-2 chat format the refiners use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from prox_spark.distill.annotate import LabelJob
+    from prox_spark.engine import Engine, Generation
+
+
+def teacher_prompt(user: str, tokenizer: Any) -> str:
+    """`user` as the teacher's chat turn, without a leading BOS (the engine
+    adds exactly one)."""
+    from prox_spark.prompts import chat_prompt
+
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template([{"role": "user", "content": user}],
+                                             tokenize=False, add_generation_prompt=True)
+        bos = getattr(tokenizer, "bos_token", None)
+        return text[len(bos):] if bos and text.startswith(bos) else text
+    return chat_prompt(user)
+
+
+def _scoring_prompt(text: str, engine: Engine, job: LabelJob) -> str:
+    """The scoring prompt, the document cut so that prompt and answer fit
+    the teacher's context."""
+    from prox_spark.distill.labels import scoring_prompt
+    from prox_spark.prompts import _prefix_within
+
+    frame = len(engine.encode_one(teacher_prompt(scoring_prompt(""), engine.tokenizer)))
+    budget = job.teacher.max_model_len - job.teacher.doc_max_new_tokens - frame - 8
+    return teacher_prompt(scoring_prompt(_prefix_within(text, engine.tokenizer, budget)),
+                          engine.tokenizer)
+
+
+def _generate(engine: Engine, prompts: list[str], max_new_tokens: int) -> list[Generation]:
+    from prox_spark.udfs import _generate_safely
+
+    return _generate_safely(engine, prompts, max_new_tokens)
+
+
+def _answer(gen: Generation) -> tuple[str | None, str | None]:
+    """(answer text, why there is none)."""
+    if gen.error is not None:
+        return None, f"teacher failed: {gen.error}"[:300]
+    return gen.text, None
+
+
+def label_llm(frame: pd.DataFrame, tok: Any, job: LabelJob) -> list[dict[str, Any]]:
+    """SFT rows for one batch of documents (`id`, `text`) from an llm teacher."""
+    from prox_spark.distill.annotate import _doc_rows, _row
+    from prox_spark.distill.labels import LabelError, doc_label, parse_scores
+    from prox_spark.distill.teachers import KEEP, TeacherLabel
+    from prox_spark.engine import get_engine
+
+    ids, texts = list(frame["id"]), list(frame["text"])
+    try:
+        engine = get_engine(job.teacher.engine())
+    except Exception as exc:
+        why = f"teacher engine failed to start: {exc}"[:300]
+        return [_row(i, "doc", None, None, None, job, None, why) for i in ids]
+    labels: list[TeacherLabel] = []
+    if "doc" in job.tasks:
+        prompts = [_scoring_prompt(t, engine, job) for t in texts]
+        for gen in _generate(engine, prompts, job.teacher.doc_max_new_tokens):
+            answer, why = _answer(gen)
+            try:
+                if why is not None:
+                    raise LabelError(why)
+                edu, fmt = parse_scores(answer)
+                labels.append(TeacherLabel(doc_label(edu, fmt), None, answer or ""))
+            except LabelError as exc:
+                labels.append(TeacherLabel(None, None, answer or "", exc.reason))
+    else:
+        labels = [TeacherLabel(KEEP, None, "") for _ in texts]
+    rows: list[dict[str, Any]] = []
+    for doc_id, text, label in zip(ids, texts, labels, strict=True):
+        rows += _doc_rows(doc_id, text, label, tok, job)
+    if "chunk" in job.tasks:
+        kept = [(i, t, lab) for i, t, lab in zip(ids, texts, labels, strict=True)
+                if lab.doc == KEEP]
+        rows += _chunk_rows(kept, tok, job, engine)
+    return rows
+
+
+def _chunk_rows(kept: list[tuple[str, str, Any]], tok: Any, job: LabelJob, engine: Engine
+                ) -> list[dict[str, Any]]:
+    """Calls (few-shot) or rewrites for every chunk of the kept documents, in
+    one engine call, each checked by executing it."""
+    from prox_spark.distill.annotate import _chunks, _finish_document, _row
+    from prox_spark.distill.checks import check_calls, derive_rewrite
+    from prox_spark.distill.labels import calls_prompt, rewrite_prompt
+    from prox_spark.prompts import chunk_prompt
+
+    ask = calls_prompt if job.teacher.chunk_mode == "calls" else rewrite_prompt
+    check = check_calls if job.teacher.chunk_mode == "calls" else derive_rewrite
+    plan: list[tuple[str, str, list[str]]] = []
+    rows: list[dict[str, Any]] = []
+    for doc_id, text, label in kept:
+        try:
+            plan.append((doc_id, text, _chunks(text, tok, job)))
+        except Exception as exc:
+            rows.append(_row(doc_id, "chunk", None, None, None, job, label.raw,
+                             f"chunking failed: {exc}"))
+    prompts = [teacher_prompt(ask(c), engine.tokenizer) for _, _, cs in plan for c in cs]
+    answers = iter(_generate(engine, prompts, job.teacher.chunk_max_new_tokens))
+    for doc_id, text, chunks in plan:
+        doc_rows = []
+        for k, chunk in enumerate(chunks):
+            answer, why = _answer(next(answers))
+            if why is None and answer is not None and not answer.strip():
+                why = "empty answer"
+            checked = check(chunk, answer) if why is None else None
+            doc_rows.append(_row(
+                doc_id, "chunk", k, chunk_prompt(chunk),
+                None if checked is None else checked.program, job, answer,
+                why if checked is None else checked.reason,
+                () if checked is None else checked.discarded_calls))
+        rows += _finish_document(doc_id, text, doc_rows, job)
+    return rows
+

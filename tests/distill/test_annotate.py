@@ -1,0 +1,232 @@
+"""`annotate` on real Spark and Delta: the rules, table and llm teachers.
+
+The llm teacher is a tiny model trained here to answer scoring, calls and
+rewrite prompts, some answers wrong on purpose; exactly the valid ones must
+survive, each discard with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from prox_spark.config import ConfigError, parse_config
+from prox_spark.distill.annotate import annotate
+from prox_spark.distill.teachers import rules_teacher
+from prox_spark.engine import get_tokenizer
+from prox_spark.prompts import chunk_document, chunk_prompt, doc_prompt
+from prox_spark.rules import QUALITY_RULES
+
+pytestmark = pytest.mark.spark
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "web_docs.jsonl"
+RULES = ["gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality"]
+
+
+def _config(tmp: Path, source: Path, teacher: dict[str, Any], base_model: str | None,
+            **distill: Any) -> Any:
+    raw = {
+        "input": {"path": str(source), "format": "jsonl"},
+        "output": {"path": str(tmp / "refined")},
+        "stages": RULES,
+        "doc_model": {"model": str(tmp / "student"), "max_prompt_tokens": 400},
+        "chunk_model": {"model": str(tmp / "student"), "max_prompt_tokens": 300},
+        "distill": {"sample": {"size": 40, "seed": 3}, "eval_fraction": 0.25,
+                    "teacher": teacher, "sft_table": {"path": str(tmp / "sft")},
+                    "student": {"output_dir": str(tmp / "student"), "base_model": base_model,
+                                "hidden_size": 128, "heads": 2},
+                    **distill},
+    }
+    return parse_config(raw, check_models=False)
+
+
+def _rows(spark: Any, tmp: Path) -> list[Any]:
+    return spark.read.format("delta").load(str(tmp / "sft")).collect()
+
+
+def _docs() -> dict[str, str]:
+    return {d["id"]: d["text"] for d in map(json.loads, SAMPLE.read_text().splitlines())}
+
+
+def test_rules_teacher_labels_the_sample(spark: Any, tmp_path: Path, tiny_model: Path) -> None:
+    config = _config(tmp_path, SAMPLE, {"kind": "rules"}, str(tiny_model))
+    summary = annotate(config, spark)
+    rows = _rows(spark, tmp_path)
+    docs = _docs()
+    tok = get_tokenizer(str(tiny_model))
+    rules = [(n, QUALITY_RULES[n], {}) for n in RULES]
+    doc_rows = [r for r in rows if r.task == "doc"]
+    assert summary.documents == len(doc_rows) == 40
+    split_of: dict[str, set[str]] = {}
+    for r in rows:
+        split_of.setdefault(r.id, set()).add(r.split)
+        assert r.valid == (r.reason is None)
+    assert all(len(s) == 1 for s in split_of.values()), "one document in two splits"
+    assert {"train", "eval"} <= {s for v in split_of.values() for s in v}
+    for r in doc_rows:
+        expected = rules_teacher(docs[r.id], rules)
+        assert r.prompt == doc_prompt(docs[r.id], tok, 400)
+        if r.valid:
+            assert r.completion == expected.doc
+        else:
+            assert r.reason.startswith("duplicate example")
+    chunks = [r for r in rows if r.task == "chunk"]
+    assert chunks, "kept documents give chunk examples"
+    kept = {r.id for r in doc_rows if r.completion == "keep_doc()"}
+    assert {r.id for r in chunks} <= kept
+    edited = 0
+    for r in chunks:
+        assert r.prompt == chunk_prompt(chunk_document(docs[r.id], tok, 300)[r.chunk_index])
+        if r.valid:
+            edited += r.completion != "keep_chunk()"
+    assert edited > 0
+    assert summary.report is not None and Path(summary.report).is_file()
+    assert "Discarded examples by reason" in Path(summary.report).read_text()
+
+
+def test_table_teacher_reads_stored_programs(spark: Any, tmp_path: Path,
+                                            tiny_model: Path) -> None:
+    docs = _docs()
+    ids = sorted(docs)[:30]
+    refined = []
+    for i, doc_id in enumerate(ids):
+        if i % 3 == 0:
+            refined.append((doc_id, "drop_doc()", None, "dropped"))
+        else:
+            # A released-model-like chunk program: the first line, and one
+            # range past the end (clipped into the chunk, as the reference does).
+            refined.append((doc_id, "keep_doc()", ["remove_lines(line_start=0, line_end=0)"],
+                            "edited"))
+    table = str(tmp_path / "released")
+    (spark.createDataFrame(refined, "id string, doc_program string, "
+                                    "chunk_programs array<string>, status string")
+     .write.format("delta").save(table))
+    config = _config(tmp_path, SAMPLE, {"kind": "table", "table": {"path": table}},
+                     str(tiny_model), sample={"size": None})
+    annotate(config, spark)
+    rows = _rows(spark, tmp_path)
+    doc_rows = {r.id: r for r in rows if r.task == "doc"}
+    assert set(doc_rows) == set(ids)
+    for i, doc_id in enumerate(ids):
+        want = "drop_doc()" if i % 3 == 0 else "keep_doc()"
+        r = doc_rows[doc_id]
+        assert r.completion == want or r.reason.startswith("duplicate example")
+    firsts = [r for r in rows if r.task == "chunk" and r.chunk_index == 0 and r.valid]
+    assert firsts and all(r.completion == "remove_lines(line_start=0, line_end=0)"
+                          for r in firsts)
+    later = [r for r in rows if r.task == "chunk" and (r.chunk_index or 0) > 0 and r.valid]
+    assert all(r.completion == "keep_chunk()" for r in later)
+
+
+def test_config_errors_name_the_field(tmp_path: Path, tiny_model: Path) -> None:
+    with pytest.raises(ConfigError, match=r"distill\.teacher\.kind"):
+        _config(tmp_path, SAMPLE, {"kind": "oracle"}, str(tiny_model))
+    with pytest.raises(ConfigError, match=r"distill\.teacher\.table"):
+        _config(tmp_path, SAMPLE, {"kind": "table"}, str(tiny_model))
+    with pytest.raises(ConfigError, match=r"distill\.eval_fraction"):
+        _config(tmp_path, SAMPLE, {"kind": "rules"}, str(tiny_model), eval_fraction=1.5)
+    with pytest.raises(ConfigError, match=r"distill\.student\.base_model"):
+        _config(tmp_path, SAMPLE, {"kind": "rules"}, str(tmp_path / "nothing"))
+    with pytest.raises(ConfigError, match=r"distill\.sample\.size"):
+        _config(tmp_path, SAMPLE, {"kind": "rules"}, None, sample={"size": "10"})
+
+
+# --- the llm teacher -------------------------------------------------------
+
+KEEP_TEXT = "\n".join([
+    "Home | News | Contact",
+    "Click here to subscribe",
+    "Bread needs flour, water, salt and time to rise well.",
+    "Long fermentation develops flavour that a quick rise cannot match.",
+    "Bake on a hot stone so the crust sets early. Click here",
+])
+ODD_TEXT = "\n".join([
+    "Menu",
+    "Rivers rise in the hills and reach the sea after many kilometres.",
+    "Old mills along the banks used the current to grind grain.",
+])
+DROP_TEXT = "BEST CHEAP pills ONLINE!!! Buy pills now, free pills, pills pills."
+RANGE_TEXT = "Jupiter is bright enough to see from a city, even with a full moon."
+NONSENSE_TEXT = "Loading..."
+
+
+def _teacher_pairs(tok: Any) -> tuple[list[tuple[str, str]], dict[str, Any]]:
+    from prox_spark.distill.labels import calls_prompt, rewrite_prompt, scoring_prompt
+    from prox_spark.distill.llm_teacher import teacher_prompt
+
+    scores = {
+        "keep": (KEEP_TEXT, "Educational score: 4\nFormat score: 3"),
+        "odd": (ODD_TEXT, "Educational score: 2\nFormat score: 5"),
+        "drop": (DROP_TEXT, "Educational score: 0\nFormat score: 1"),
+        "range": (RANGE_TEXT, "Educational score: 9\nFormat score: 2"),
+        "nonsense": (NONSENSE_TEXT, "It is a loading page."),
+    }
+    pairs = [(teacher_prompt(scoring_prompt(t), tok), a) for t, a in scores.values()]
+    keep_chunk = chunk_document(KEEP_TEXT, tok, 300)[0]
+    odd_chunk = chunk_document(ODD_TEXT, tok, 300)[0]
+    answers = {
+        # valid range, range past the chunk, normalize of a string in the chunk,
+        # normalize of a string not in it, and a call our parser cannot read.
+        ("calls", "keep"): ('remove_lines(line_start=0, line_end=1)\n'
+                            'remove_lines(line_start=40, line_end=41)\n'
+                            'normalize(source_str=" Click here", target_str="")\n'
+                            'normalize(source_str="Buy now", target_str="")\n'
+                            'remove_lines(line_start=3, line_end='),
+        ("calls", "odd"): "I would remove the menu line.",
+        ("rewrite", "keep"): "\n".join([*KEEP_TEXT.split("\n")[2:4],
+                                        "Bake on a hot stone so the crust sets early."]),
+        ("rewrite", "odd"): "\n".join(["Rivers rise in the green hills and reach the sea after "
+                                       "many kilometres.", ODD_TEXT.split("\n")[2]]),
+    }
+    for (mode, which), answer in answers.items():
+        chunk = keep_chunk if which == "keep" else odd_chunk
+        ask = calls_prompt if mode == "calls" else rewrite_prompt
+        pairs.append((teacher_prompt(ask(chunk), tok), answer))
+    return pairs, {"keep_chunk": keep_chunk, "odd_chunk": odd_chunk}
+
+
+@pytest.mark.vllm
+@pytest.mark.parametrize("mode", ["calls", "rewrite"])
+def test_llm_teacher_keeps_exactly_the_valid_labels(
+        spark: Any, tmp_path: Path, tiny_model: Path, trained_model: Any, mode: str) -> None:
+    tok = get_tokenizer(str(tiny_model))
+    pairs, chunks = _teacher_pairs(tok)
+    teacher = trained_model(pairs, steps=400)
+    source = tmp_path / "docs.jsonl"
+    texts = {"keep": KEEP_TEXT, "odd": ODD_TEXT, "drop": DROP_TEXT, "range": RANGE_TEXT,
+             "nonsense": NONSENSE_TEXT}
+    source.write_text("".join(json.dumps({"id": k, "text": t}) + "\n" for k, t in texts.items()))
+    config = _config(tmp_path, source,
+                     {"kind": "llm", "model": str(teacher), "chunk_mode": mode,
+                      "kv_cache_gib": 0.25, "enforce_eager": True, "max_model_len": 2048},
+                     str(teacher), sample={"size": None})
+    annotate(config, spark)
+    rows = {(r.id, r.task, r.chunk_index): r for r in _rows(spark, tmp_path)}
+    assert rows[("keep", "doc", None)].completion == "keep_doc()"
+    assert rows[("odd", "doc", None)].completion == "keep_doc()"  # edu 2, format 5
+    assert rows[("drop", "doc", None)].completion == "drop_doc()"
+    assert not rows[("range", "doc", None)].valid
+    assert "out of range" in rows[("range", "doc", None)].reason
+    assert not rows[("nonsense", "doc", None)].valid
+    assert "score" in rows[("nonsense", "doc", None)].reason
+    assert not any(k[0] in ("drop", "range", "nonsense") and k[1] == "chunk" for k in rows)
+    keep, odd = rows[("keep", "chunk", 0)], rows[("odd", "chunk", 0)]
+    if mode == "calls":
+        assert keep.valid
+        assert keep.completion == ('remove_lines(line_start=0, line_end=1)\n'
+                                   'normalize(source_str=" Click here", target_str="")')
+        dropped = " | ".join(keep.discarded_calls)
+        assert "outside the chunk" in dropped
+        assert "not in the chunk" in dropped
+        assert "unparsable" in dropped
+        assert not odd.valid and odd.reason
+    else:
+        from prox_spark.distill.checks import chunk_lines, execute_on_chunk
+
+        assert keep.valid, keep.reason
+        lines, _ = execute_on_chunk(chunk_lines(chunks["keep_chunk"]), keep.completion)
+        assert "\n".join(lines) == keep.teacher_output.strip()
+        assert not odd.valid and odd.reason.startswith("rewrite adds text")
