@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from prox_spark.distill.train import TrainResult
 
 log = logging.getLogger(__name__)
-PAPER_F1 = {"doc": 82.6, "chunk": 75.2}
 
 
 def _spark(config: PipelineConfig, name: str) -> SparkSession:
@@ -78,7 +77,7 @@ def train(config: PipelineConfig, spark: SparkSession | None = None) -> TrainRes
     examples = train_examples(df, distill.tasks)
     s = distill.student
     settings = TrainConfig(
-        output_dir=s.output_dir, base_model=s.base_model, tokenizer=distill.tokenizer_dir,
+        output_dir=s.output_dir, base_model=s.base_model,
         hidden_size=s.hidden_size, layers=s.layers, heads=s.heads, vocab_size=s.vocab_size,
         max_steps=s.max_steps, learning_rate=s.learning_rate, batch_size=s.batch_size,
         save_steps=s.save_steps, seed=s.seed, num_processes=s.num_processes,
@@ -114,23 +113,8 @@ class EvaluateResult:
     sft_table_version: int | None
 
     def render(self) -> str:
-        e = self.evaluation
-        lines = [f"student {e.model} against its teacher on {e.examples:,} eval examples "
-                 f"(SFT table version {self.sft_table_version})"]
-        if e.doc is not None:
-            d = e.doc
-            lines.append(f"  doc ({d.n:,}): drop_doc precision {d.precision:.3f} recall "
-                         f"{d.recall:.3f} F1 {d.f1:.3f} (paper's 0.3B refiner: "
-                         f"{PAPER_F1['doc'] / 100:.3f}); accuracy {d.accuracy:.3f}; outputs "
-                         f"that parse {d.parse_rate:.3f}")
-        if e.chunk is not None:
-            c = e.chunk
-            lines.append(f"  chunk ({c.n:,}): removed-line F1 {c.line_f1:.3f} (precision "
-                         f"{c.line_precision:.3f}, recall {c.line_recall:.3f}; paper's 0.3B "
-                         f"refiner: {PAPER_F1['chunk'] / 100:.3f}); normalize F1 "
-                         f"{c.normalize_f1:.3f}; exact program match {c.exact_match:.3f}; "
-                         f"outputs that parse {c.parse_rate:.3f}")
-        return "\n".join(lines)
+        return (f"{self.evaluation.summary()}\n(SFT table version {self.sft_table_version}; "
+                "F1 against the teacher's eval-split labels, as the paper reports it)")
 
     def figures(self) -> dict[str, Any]:
         from dataclasses import asdict

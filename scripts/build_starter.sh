@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds, once, the starter refiner: a small model distilled from the rule
+# stages (conf/starter.yaml) on a generated corpus, with the same three
+# commands a team uses for its own refiner:
+#   prox-spark annotate | train | evaluate conf/starter.yaml
+# Deterministic and cached under $PROX_SPARK_CACHE/starter-<key> (the key
+# hashes the config, the corpus generator and the code that decides the
+# model). Prints the model directory on stdout; progress goes to stderr.
+set -euo pipefail
+_here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ -z "${PROX_SPARK_PYTHON:-}" ]; then
+  . "$_here/scripts/setup.sh"
+  set -euo pipefail
+fi
+_key="$(cat "$_here/conf/starter.yaml" "$_here/scripts/make_sample_corpus.py" \
+          "$_here"/src/prox_spark/distill/*.py "$_here/src/prox_spark/prompts.py" \
+        | sha256sum | cut -c1-16)"
+_dir="$PROX_SPARK_CACHE/starter-$_key"
+if [ ! -f "$_dir/.complete" ]; then
+  printf '[starter] building the starter refiner in %s (first time only)\n' "$_dir" >&2
+  rm -rf "$_dir"
+  mkdir -p "$_dir"
+  (
+    cd "$_dir"
+    python "$_here/scripts/make_sample_corpus.py" --docs 1500 --seed 7 --out corpus.jsonl >&2
+    prox-spark annotate "$_here/conf/starter.yaml" >&2
+    prox-spark train "$_here/conf/starter.yaml" >&2
+    prox-spark evaluate "$_here/conf/starter.yaml" | tee evaluation.txt >&2
+  )
+  touch "$_dir/.complete"
+fi
+echo "$_dir/refiner"
