@@ -1,0 +1,136 @@
+"""Refiner training throughput, one process vs TorchDistributor, and the
+starter refiner's scores.
+
+    python benchmarks/distill.py [--examples 48] [--steps 12] [--hidden 256 --layers 4]
+    python benchmarks/distill.py --starter MODEL_DIR     # only the starter's F1 figures
+
+Trains the same model (from scratch, same tokenizer, same examples: chunk
+prompts of generated web-like documents with their programs) twice in one
+run: in this process, then as 2 gloo processes under Spark's
+`TorchDistributor(local_mode=True)`. Prints training tokens per second per
+core (tokens seen / Trainer wall time / cores: the torch threads of the one
+process, one core per DDP process) and their ratio. Process start-up and
+model saving are outside the timed span; the whole call's wall time is
+printed beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from workload import corpus
+
+from prox_spark.distill.tokenizer import build_tokenizer
+from prox_spark.distill.train import CARD_JSON, TOKENIZER_DIR, TrainConfig, train_sft
+
+# What the issue asks of a starter refiner against its teacher.
+STARTER_TARGETS = {"doc f1": 0.8, "chunk line f1": 0.6}
+
+
+def examples(n: int, tokenizer: Any, max_tokens: int) -> list[tuple[str, str]]:
+    """Chunk prompts of `n` generated documents (first chunk) and their programs."""
+    from prox_spark.prompts import chunk_document, chunk_prompt
+
+    pairs = []
+    for text, program in corpus(n, seed=3):
+        chunk = chunk_document(text, tokenizer, max_tokens)[0]
+        pairs.append((chunk_prompt(chunk), program))
+    return pairs
+
+
+def run(pairs: list[tuple[str, str]], tokenizer_dir: Path, root: Path, name: str,
+        processes: int, args: argparse.Namespace) -> dict[str, float]:
+    import torch
+
+    out = root / name
+    shutil.copytree(tokenizer_dir, out / TOKENIZER_DIR)  # identical tokenizer for both runs
+    config = TrainConfig(
+        output_dir=str(out), hidden_size=args.hidden, layers=args.layers,
+        heads=args.hidden // 64, vocab_size=args.vocab, max_steps=args.steps,
+        batch_size=args.batch, save_steps=10**6, num_processes=processes, local_mode=True,
+        max_seq_tokens=args.max_tokens + 64, max_positions=max(2048, args.max_tokens + 64))
+    started = time.perf_counter()
+    result = train_sft(pairs, config)
+    wall = time.perf_counter() - started
+    cores = torch.get_num_threads() if processes == 1 else processes
+    rate = result.train_tokens / result.seconds
+    return {"tokens": result.train_tokens, "seconds": result.seconds, "wall": wall,
+            "cores": cores, "per_core": rate / cores, "rate": rate,
+            "loss": result.losses[-1][1]}
+
+
+def print_starter_scores(model_dir: str | Path) -> None:
+    """Print a starter refiner's doc F1 and chunk line F1 against its teacher,
+    read from the evaluation section `prox-spark evaluate` writes into the
+    model card (``prox_card.json``), beside the issue's targets."""
+    card_path = Path(model_dir) / CARD_JSON
+    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
+    evaluation = card.get("evaluation")
+    if not isinstance(evaluation, Mapping):
+        print(f"starter {model_dir}: not evaluated yet (run `prox-spark evaluate`)")
+        return
+    doc = evaluation.get("doc") or {}
+    chunk = evaluation.get("chunk") or {}
+    figures = {"doc f1": doc.get("f1"), "chunk line f1": chunk.get("line_f1")}
+    print(f"starter refiner {model_dir} (teacher: {card.get('teacher', 'unknown')})")
+    for name, value in figures.items():
+        shown = "n/a" if value is None else f"{value:.3f}"
+        print(f"  {name:14s} {shown:>6s}   target >= {STARTER_TARGETS[name]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--examples", type=int, default=48)
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--batch", type=int, default=4, help="per process")
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--vocab", type=int, default=4000)
+    parser.add_argument("--max-tokens", type=int, default=512, help="chunk budget of a prompt")
+    parser.add_argument("--starter", default=None, help="a starter refiner's model directory")
+    args = parser.parse_args()
+    if args.starter:
+        print_starter_scores(args.starter)
+        return
+
+    from pyspark.sql import SparkSession
+    from transformers import AutoTokenizer
+
+    from prox_spark.session import get_spark
+
+    spark = SparkSession.getActiveSession() or get_spark("prox-spark-distill-bench")
+    root = Path(tempfile.mkdtemp(prefix="prox-distill-bench-"))
+    try:
+        texts = [t for t, _ in corpus(args.examples, seed=3)]
+        tok_dir = build_tokenizer(root / "tokenizer", texts, args.vocab)
+        pairs = examples(args.examples, AutoTokenizer.from_pretrained(str(tok_dir)),
+                         args.max_tokens)
+        one = run(pairs, tok_dir, root, "one", 1, args)
+        two = run(pairs, tok_dir, root, "ddp", 2, args)
+    finally:
+        spark.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"model: Llama hidden {args.hidden}, {args.layers} layers, head size 64; "
+          f"{len(pairs)} chunk examples, {args.steps} steps, batch {args.batch} per process")
+    for name, r in (("1 process", one), ("TorchDistributor x2", two)):
+        print(f"{name:20s} {r['tokens']:>8,} tokens in {r['seconds']:6.1f} s "
+              f"({r['cores']} cores, call {r['wall']:5.1f} s): "
+              f"{r['rate']:7.0f} tokens/s, {r['per_core']:7.0f} tokens/s/core, "
+              f"final loss {r['loss']:.3f}")
+    ratio = two["per_core"] / one["per_core"]
+    print(f"per-core ratio, TorchDistributor x2 / 1 process: {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Train a Llama-style BPE tokenizer on the spot, with no download.
+
+The tokenizer follows the released ProX refiners' conventions (`<unk>`=0,
+`<s>`=1, `</s>`=2, one BOS added on encode, SentencePiece-style BPE with byte
+fallback), so prompt code and the engine see what they see in production;
+only the vocabulary is trained on the given corpus. Used for refiners trained
+from scratch (`distill.train`) and for the tiny test models.
+
+    >>> build_tokenizer("/tmp/tok", ["drop_doc()", "keep_doc()"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+SPECIAL_TOKENS = ("<unk>", "<s>", "</s>")
+
+# Always in the training text, so the chat frame and the program language
+# get their own merges even when the corpus is small.
+_BASE_CORPUS = (
+    "[INST] <<SYS>>\nYou are a helpful, respectful and honest assistant.\n<</SYS>>\n\n",
+    " [/INST]",
+    "[doc]\n[000]Home | About | Contact\n[001]Cookie notice\n[/doc]",
+    "drop_doc()\nkeep_doc()\nkeep_chunk()\n",
+    'remove_lines(line_start=0, line_end=5)\nnormalize(source_str="Click here", target_str="")\n',
+    "The quick brown fox jumps over the lazy dog. 0123456789 ,.;:!?'\"()[]{}<>=+-*/_#|",
+)
+
+
+def build_tokenizer(path: str | Path, corpus: Iterable[str] = (), vocab_size: int = 512) -> Path:
+    """Train a SentencePiece-style BPE tokenizer shaped like Llama-2's and save it.
+
+    Same pipeline as the released models' tokenizer: no normalizer, a
+    Metaspace pre-tokenizer (``▁`` for spaces, prepended once, no splitting),
+    BPE with byte fallback (ids 3..258 are ``<0x00>``..``<0xFF>``), Llama's
+    decoder, and one ``<s>`` added on encode. Merges are learnt within words,
+    so, as in Llama's vocabulary, ``▁`` only ever starts a token.
+
+    `vocab_size` is an upper bound (a small corpus yields fewer merges); the
+    vocabulary holds at least the 3 specials, 256 bytes and 64 learnt tokens.
+    Returns `path`, holding the files `AutoTokenizer.from_pretrained` reads.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    path = Path(path)
+    texts = [*_BASE_CORPUS, *corpus]
+    learner = Tokenizer(models.BPE(unk_token="<unk>"))
+    learner.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="first", split=True)
+    trainer = trainers.BpeTrainer(
+        vocab_size=max(vocab_size - 256, 64),
+        special_tokens=list(SPECIAL_TOKENS),
+        show_progress=False,
+    )
+    learner.train_from_iterator(texts, trainer=trainer)
+    learnt = json.loads(learner.to_str())["model"]
+    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
+    for byte in range(256):
+        vocab[f"<0x{byte:02X}>"] = len(vocab)
+    for token, _ in sorted(learnt["vocab"].items(), key=lambda item: item[1]):
+        vocab.setdefault(token, len(vocab))
+    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in learnt["merges"]]
+
+    tok = Tokenizer(
+        models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True,
+                   fuse_unk=True)
+    )
+    tok.add_special_tokens(list(SPECIAL_TOKENS))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="first", split=False)
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+         decoders.Strip(" ", 1, 0)]
+    )
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        add_bos_token=True,
+        add_eos_token=False,
+    )
+    fast.save_pretrained(str(path))
+    return path
