@@ -201,6 +201,18 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path, pairs):
     assert (tmp_path / "run" / "model.safetensors").is_file()
 
 
+def test_a_seed_gives_the_same_model(tmp_path, pairs):
+    from safetensors.torch import load_file
+
+    runs = [train_sft(pairs, TrainConfig(output_dir=str(tmp_path / name), **TINY, max_steps=3,
+                                         batch_size=2, seed=5))
+            for name in ("a", "b")]
+    assert runs[0].losses == runs[1].losses
+    weights = [load_file(str(tmp_path / name / "model.safetensors")) for name in ("a", "b")]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(weights[0][k].equal(weights[1][k]) for k in weights[0])
+
+
 def test_a_base_tokenizer_without_eos_is_refused(tmp_path, pairs):
     from transformers import AutoTokenizer
 
