@@ -58,7 +58,7 @@ def run(pairs: list[tuple[str, str]], tokenizer_dir: Path, root: Path, name: str
         output_dir=str(out), hidden_size=args.hidden, layers=args.layers,
         heads=args.hidden // 64, vocab_size=args.vocab, max_steps=args.steps,
         batch_size=args.batch, save_steps=10**6, num_processes=processes, local_mode=True,
-        max_seq_tokens=args.max_tokens + 64, max_positions=max(2048, args.max_tokens + 64))
+        max_seq_tokens=args.max_tokens + 256, max_positions=max(2048, args.max_tokens + 256))
     started = time.perf_counter()
     result = train_sft(pairs, config)
     wall = time.perf_counter() - started
@@ -66,7 +66,7 @@ def run(pairs: list[tuple[str, str]], tokenizer_dir: Path, root: Path, name: str
     rate = result.train_tokens / result.seconds
     return {"tokens": result.train_tokens, "seconds": result.seconds, "wall": wall,
             "cores": cores, "per_core": rate / cores, "rate": rate,
-            "loss": result.losses[-1][1]}
+            "loss": result.losses[-1][1], "examples": len(pairs) - result.skipped_examples}
 
 
 def print_starter_scores(model_dir: str | Path) -> None:
@@ -122,7 +122,7 @@ def main() -> None:
         spark.stop()
         shutil.rmtree(root, ignore_errors=True)
     print(f"model: Llama hidden {args.hidden}, {args.layers} layers, head size 64; "
-          f"{len(pairs)} chunk examples, {args.steps} steps, batch {args.batch} per process")
+          f"{one['examples']} chunk examples, {args.steps} steps, batch {args.batch} per process")
     for name, r in (("1 process", one), ("TorchDistributor x2", two)):
         print(f"{name:20s} {r['tokens']:>8,} tokens in {r['seconds']:6.1f} s "
               f"({r['cores']} cores, call {r['wall']:5.1f} s): "

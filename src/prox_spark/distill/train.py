@@ -430,6 +430,7 @@ def train_process(job: _Job) -> dict[str, Any] | None:
         data_seed=config.seed,
         use_cpu=not config.use_gpu,
         ddp_backend="gloo" if distributed and not config.use_gpu else None,
+        ddp_find_unused_parameters=False,  # every weight of a causal LM takes part
         include_num_input_tokens_seen="non_padding",
         report_to="none",
         disable_tqdm=True,
@@ -478,11 +479,12 @@ def write_model_card(model_dir: str | Path, info: Mapping[str, Any]) -> Path:
     """Write the model card: ``README.md`` for people, ``prox_card.json`` (the
     same facts) for programs. Returns the README's path.
 
-    Known keys of `info`: teacher, sft_table, sft_version, base_model,
-    architecture, examples, skipped_examples, steps, processes, train_tokens,
+    Known keys of `info`: teacher, sft_table, sft_version (or
+    sft_table_version), tasks, base_model, architecture, train_examples,
+    examples, skipped_examples, steps, processes, train_tokens,
     losses ([step, loss] pairs, shown as a table of at most 12 rows),
     resumed_from, config, evaluation (task -> metric -> value, see
-    `update_model_card`). Other scalar keys are listed as they are.
+    `update_model_card`). Other keys are listed as they are.
     """
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -518,6 +520,8 @@ def _plain(value: Any) -> Any:
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(_fmt(v) for v in value)
     if isinstance(value, float):
         return f"{value:.4f}"
     if isinstance(value, int) and not isinstance(value, bool):
@@ -525,8 +529,9 @@ def _fmt(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-_SHOWN = ("teacher", "sft_table", "sft_version", "base_model", "examples", "skipped_examples",
-          "steps", "processes", "train_tokens", "resumed_from")
+_SHOWN = ("teacher", "sft_table", "sft_version", "sft_table_version", "tasks", "base_model",
+          "train_examples", "examples", "skipped_examples", "steps", "processes", "train_tokens",
+          "resumed_from")
 _SECTIONS = ("architecture", "config", "losses", "evaluation")
 
 
@@ -539,7 +544,7 @@ def _render_card(model_dir: Path, card: Mapping[str, Any]) -> str:
                 value = "none (trained from scratch)"
             rows.append((key.replace("_", " "), value))
     rows += [(k.replace("_", " "), v) for k, v in sorted(card.items())
-             if k not in _SHOWN and k not in _SECTIONS and not isinstance(v, dict | list)]
+             if k not in _SHOWN and k not in _SECTIONS and not isinstance(v, dict)]
     lines = [
         "---", "library_name: transformers", "tags: [prox, prox-spark, refiner]", "---", "",
         f"# ProX refiner `{model_dir.name}`", "",
@@ -563,7 +568,7 @@ def _render_card(model_dir: Path, card: Mapping[str, Any]) -> str:
     if isinstance(evaluation, dict) and evaluation:
         for task, scores in evaluation.items():
             if isinstance(scores, dict):
-                lines += [f"### {task}", "", "| metric | value |", "|---|---:|"]
+                lines += ["", f"### {task}", "", "| metric | value |", "|---|---:|"]
                 lines += [f"| {k.replace('_', ' ')} | {_fmt(v)} |" for k, v in scores.items()]
                 lines.append("")
             elif scores is not None:
