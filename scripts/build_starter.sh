@@ -22,7 +22,7 @@ if [ ! -f "$_dir/.complete" ]; then
   mkdir -p "$_dir"
   (
     cd "$_dir"
-    python "$_here/scripts/make_sample_corpus.py" --docs 1500 --seed 7 --out corpus.jsonl >&2
+    python "$_here/scripts/make_sample_corpus.py" --docs 1000 --seed 7 --out corpus.jsonl >&2
     prox-spark annotate "$_here/conf/starter.yaml" >&2
     prox-spark train "$_here/conf/starter.yaml" >&2
     prox-spark evaluate "$_here/conf/starter.yaml" | tee evaluation.txt >&2
