@@ -1,6 +1,7 @@
 """vLLM's INFO lines stay off the console, in the engine log, unless asked
 for (issue 17). Runs vLLM's real logging set-up in a fresh interpreter: the
-same path an engine takes (`route_vllm_logs`, then importing vLLM)."""
+same path an engine takes (`route_vllm_logs`, then vLLM's logging set-up as
+`vllm.LLM` runs it), without building an engine."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ SCRIPT = """
 import logging
 from prox_spark.engine import route_vllm_logs
 route_vllm_logs()
-import vllm.logger
+# What `vllm.LLM(...)` does first when it builds an engine.
+from vllm.config.logging import LoggingConfig
+from vllm.logger import configure_logging_if_needed
+configure_logging_if_needed(LoggingConfig())
 log = logging.getLogger("vllm.engine.test")
 log.info("Initializing an engine with config: model=tiny")
 log.warning("a warning the user must see")

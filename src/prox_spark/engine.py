@@ -163,10 +163,9 @@ def route_vllm_logs() -> None:
     """Keep vLLM's INFO lines off the console, in the engine log, unless
     PROX_SPARK_VERBOSE=1 (`prox-spark run --verbose`) asks for them.
 
-    Uses vLLM's own hook, VLLM_LOGGING_CONFIG_PATH (applied when vLLM is
-    imported and again when an engine is built), set only when the user
-    has not set it; vLLM's warnings and errors still reach stderr. Must run
-    before vLLM is imported to cover its import-time lines.
+    Uses vLLM's own hook, VLLM_LOGGING_CONFIG_PATH (a `logging.dictConfig`
+    file that `vllm.LLM` applies when it builds an engine), set only when
+    the user has not set one; vLLM's warnings and errors still reach stderr.
     """
     if os.environ.get(VERBOSE_ENV) == "1":
         return
