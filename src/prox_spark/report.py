@@ -197,7 +197,7 @@ def gather(spark: SparkSession, output: TableRef, metrics: TableRef, run: int | 
                               float(totals["in"] or 0), float(totals["doc"] or 0),
                               float(totals["out"] or 0) + float(totals["failed"] or 0))
     share = F.least(F.floor(F.col(after) / F.col(before) * 10), F.lit(9)).cast("int") + 1
-    for r in (rows.where(~is_dropped & (F.col(before) > 0))
+    for r in (rows.where(~is_dropped & (F.col("status") != FAILED) & (F.col(before) > 0))
               .groupBy(share.alias("bin")).count().collect()):
         data.kept_share[max(1, r.bin)] += r["count"]
     data.kept_share[0] = data.statuses.get(DROPPED, 0)
