@@ -114,7 +114,7 @@ def check_reports(spark, config, tmp_path):
     assert not [line for line in console if "CONSOLE" in line or "Uncaught" in line], console
     bars = {cid: len(re.findall(r'class="bar"', svg)) for cid, svg in
             re.findall(r'<svg[^>]*id="([\w-]+)"(.*?)</svg>', dom, re.S)}
-    assert bars == {"statuses": 4, "stages": 8, "kept-share": 10, "reasons": 1}
+    assert bars == {"statuses": 5, "stages": 8, "kept-share": 10, "reasons": 1}
     assert re.search(r'data-label="dropped" data-series="documents" data-value="3"', dom)
     spam = re.search(r'<div class="sample" data-status="dropped"><h3>spam.*?</div>', dom, re.S)
     assert spam and '<del class="dropped"' in spam.group(0)

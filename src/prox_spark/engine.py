@@ -308,6 +308,18 @@ def get_tokenizer(name: str) -> Any:
         return tok
 
 
+def counting_tokenizer(name: str | None) -> Any | None:
+    """`get_tokenizer(name)` for token statistics, or None when it cannot be
+    loaded (the counts are then null): a statistic never fails a task."""
+    if name is None:
+        return None
+    try:
+        return get_tokenizer(name)
+    except Exception as exc:
+        record_event("tokenizer_failed", tokenizer=name, error=f"{type(exc).__name__}: {exc}")
+        return None
+
+
 def get_engine(config: EngineConfig) -> Engine:
     """The cached engine for `config` and the current task's GPUs, created on
     first use; raises `EngineStartError` if it cannot be built.

@@ -210,6 +210,8 @@ def _final_counts(df: DataFrame, config: PipelineConfig) -> DataFrame:
     from pyspark.sql import functions as F
     from pyspark.sql.functions import pandas_udf
 
+    from prox_spark.engine import counting_tokenizer
+
     model = config.chunk_model or config.doc_model
     counted = model is not None and "tokens_after" in df.columns
     tokenizer = model.engine.tokenizer_name if counted and model is not None else None
@@ -221,11 +223,11 @@ def _final_counts(df: DataFrame, config: PipelineConfig) -> DataFrame:
             final = [t if isinstance(t, str) and s in corpus else ""
                      for t, s in zip(texts, statuses, strict=True)]
             tokens: list[int | None] = [None] * len(final)
-            if tokenizer is not None and final:
-                from prox_spark.engine import get_tokenizer
+            tok = counting_tokenizer(tokenizer) if final else None
+            if tok is not None:
                 from prox_spark.prompts import token_counts
 
-                tokens = list(token_counts(final, get_tokenizer(tokenizer)))
+                tokens = list(token_counts(final, tok))
             yield pd.DataFrame({"words": [len(t.split()) for t in final], "tokens": tokens})
 
     out = df.withColumn("_counts", prox_counts(F.col(REFINED_TEXT), F.col(STATUS)))

@@ -102,11 +102,12 @@ def apply_batch(
     out = pd.DataFrame(rows, columns=["text", *list(RESULT_FIELDS)[:-2]])
     out["tokens_before"] = None
     out["tokens_after"] = None
-    if tokenizer is not None and len(out):
-        from prox_spark.engine import get_tokenizer
+    from prox_spark.engine import counting_tokenizer
+
+    tok = counting_tokenizer(tokenizer) if len(out) else None
+    if tok is not None:
         from prox_spark.prompts import token_counts
 
-        tok = get_tokenizer(tokenizer)
         before = [t if isinstance(t, str) else "" for t in texts]
         after = [t if isinstance(t, str) and s in CORPUS_STATUSES else ""
                  for t, s in zip(out["text"], out["status"], strict=True)]

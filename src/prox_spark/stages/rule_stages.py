@@ -88,11 +88,12 @@ def apply_rule_batch(texts: pd.Series, rule: str | Callable[..., Any],
                                       "error"])
     out["tokens_removed"] = None
     changed = [i for i, row in enumerate(rows) if row[3]]
-    if tokenizer is not None and changed:
-        from prox_spark.engine import get_tokenizer
+    from prox_spark.engine import counting_tokenizer
+
+    tok = counting_tokenizer(tokenizer) if changed else None
+    if tok is not None:
         from prox_spark.prompts import token_counts
 
-        tok = get_tokenizer(tokenizer)
         before = token_counts([texts.iloc[i] for i in changed], tok)
         after = token_counts([rows[i][0] or "" for i in changed], tok)
         removed = pd.Series(None, index=out.index, dtype="object")
