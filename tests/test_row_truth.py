@@ -148,3 +148,20 @@ def test_attempt_settings_are_checked(tmp_path):
         with pytest.raises(ConfigError, match=field):
             load_config(write(tmp_path, rows({"id": "a", "text": PROSE}),
                               stages=["exact_dedup"], **extra))
+
+
+def test_failed_rows_are_planned_again_until_max_attempts(spark, tmp_path):
+    lines = rows({"id": "a", "text": PROSE}, {"id": "b", "text": PROSE.replace("river", "road")},
+                 {"id": "c", "text": PROSE.replace("river", "lane")})
+    config = load_config(write(tmp_path, lines, stages=["exact_dedup"], max_attempts=3))
+    assert run_pipeline(config, spark).refined == 3
+    # As a run whose engine failed would have left them.
+    spark.sql(f"UPDATE delta.`{config.output.path}` SET status = 'failed', text = NULL, "
+              "attempts = CASE id WHEN 'a' THEN 1 ELSE 3 END WHERE id IN ('a', 'b')")
+    again = run_pipeline(config, spark)
+    assert again.refined == 1  # a is retried; b has had its 3 attempts
+    table = {r.id: r for r in read_table(spark, config.output).collect()}
+    assert (table["a"].status, table["a"].attempts, table["a"].text) == ("kept", 2, PROSE)
+    assert (table["b"].status, table["b"].attempts) == ("failed", 3)
+    assert (table["c"].status, table["c"].attempts) == ("kept", 1)
+    assert read_corpus(spark, config.output).count() == 2
