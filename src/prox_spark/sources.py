@@ -90,7 +90,10 @@ def _text_column(df: DataFrame, inp: InputConfig) -> tuple[Column, Column]:
     kind = df.schema[inp.text_column].dataType
     col = F.col(inp.text_column)
     if isinstance(kind, StringType):
-        return col, F.lit(None).cast("string")
+        # Parquet and Delta may hold bytes that are not UTF-8; Python
+        # cannot take them, so such a row is an error row, not a failed job.
+        return col, F.when(~F.is_valid_utf8(col), F.lit(
+            "text is not valid UTF-8 (invalid bytes or a lone surrogate in the source)"))
     if inp.cast_text:
         cast = F.to_json(col) if isinstance(kind, ArrayType | MapType | StructType) \
             else col.cast("string")
@@ -126,8 +129,11 @@ def normalize_typed(df: DataFrame, inp: InputConfig, where: TableRef) -> DataFra
     else:
         raw_id = F.col(inp.id_column).cast("string")
         bad = raw_id.isNull() | (F.trim(raw_id) == "")
-        ident = F.when(bad, row_id).otherwise(raw_id)
-        id_error = F.when(bad, F.lit(f"record has no {inp.id_column} (null or empty)"))
+        garbled = ~F.is_valid_utf8(raw_id)
+        ident = F.when(bad | garbled, row_id).otherwise(raw_id)
+        id_error = (F.when(bad, F.lit(f"record has no {inp.id_column} (null or empty)"))
+                    .when(garbled, F.lit(f"record has no usable {inp.id_column} "
+                                         f"({inp.id_column} is not valid UTF-8)")))
     source_error = F.coalesce(id_error, error)
     sort = F.col(inp.last_by) if inp.last_by else None
     out = df.select(
@@ -136,7 +142,8 @@ def normalize_typed(df: DataFrame, inp: InputConfig, where: TableRef) -> DataFra
         source_error.alias(SOURCE_ERROR),
         F.monotonically_increasing_id().alias(ORDER),
         (sort.cast("double") if sort is not None else F.lit(None).cast("double")).alias(SORT_NUM),
-        (sort.cast("string") if sort is not None else F.lit(None).cast("string")).alias(SORT_STR),
+        (F.make_valid_utf8(sort.cast("string")) if sort is not None
+         else F.lit(None).cast("string")).alias(SORT_STR),
         *inp.extra_columns,
     )
     return _finish(out, inp.extra_columns)
