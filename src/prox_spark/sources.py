@@ -189,6 +189,9 @@ def read_changes(spark: SparkSession, inp: InputConfig, from_version: int, to_ve
     """Rows inserted or updated, and ids deleted, in versions (from, to] of a CDF source.
 
     The latest change of each id wins: a row deleted and inserted again is an upsert.
+    Without an id column (ids are content hashes) `deleted_ids` also holds the
+    old texts of updated rows: candidates, which the caller keeps when the same
+    text is still in the source.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -197,6 +200,10 @@ def read_changes(spark: SparkSession, inp: InputConfig, from_version: int, to_ve
               .option("startingVersion", from_version + 1)
               .option("endingVersion", to_version))
     raw = reader.table(inp.ref.table) if inp.ref.table else reader.load(inp.ref.path)
+    if inp.id_column is None:
+        # Ids come from the text: an update's old text is an id that may have
+        # left the source (the caller keeps it when the text is still there).
+        old_texts = raw.where(F.col("_change_type").isin("delete", "update_preimage"))
     raw = raw.where(F.col("_change_type") != "update_preimage")
     if inp.id_column is not None:
         key = F.col(inp.id_column).cast("string")
@@ -204,7 +211,8 @@ def read_changes(spark: SparkSession, inp: InputConfig, from_version: int, to_ve
             F.col("_commit_version").desc(),
             (F.col("_change_type") == "delete").cast("int").asc())
         raw = raw.withColumn("_rank", F.row_number().over(latest)).where("_rank = 1")
-    deletes = raw.where(F.col("_change_type") == "delete")
+    deletes = raw.where(F.col("_change_type") == "delete") if inp.id_column is not None \
+        else old_texts
     upserts = raw.where(F.col("_change_type") != "delete").drop(
         "_change_type", "_commit_version", "_commit_timestamp", "_rank")
     data_columns = [c for c in deletes.columns

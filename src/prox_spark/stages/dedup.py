@@ -190,10 +190,13 @@ def minhash_signature(text: str | None, ngram: int, a: np.ndarray, b: np.ndarray
 @dataclass
 class NearDedup(Stage):
     """MinHash + LSH banding over word 5-gram shingles; documents whose
-    estimated Jaccard similarity reaches `threshold` are duplicates of the
-    best-priority document they match. Rows of `existing` (with a `minhash`
-    column made with the same bands, rows and seed) are matched too and
-    always kept.
+    estimated Jaccard similarity reaches `threshold` are linked, and each
+    connected component of links (a cluster, as in datatrove and NeMo
+    Curator) keeps one document: the lowest `priority` (any orderable column,
+    nulls last), then the lowest id. The others name it in `duplicate_of`.
+    Rows of `existing` (with a `minhash` column made with the same bands,
+    rows and seed) are matched too and always kept. The similar pairs are
+    collected to the driver to resolve the clusters (about one per duplicate).
 
     Parameters:
         threshold: estimated Jaccard similarity at or above which documents are duplicates.
