@@ -134,7 +134,10 @@ def require_delta(spark: SparkSession) -> None:
     """
     if "DATABRICKS_RUNTIME_VERSION" in os.environ:
         return
-    jvm = getattr(getattr(spark, "sparkContext", None), "_jvm", None)
+    try:
+        jvm = spark.sparkContext._jvm
+    except Exception:  # Spark Connect: no JVM here
+        return
     if jvm is None:
         return
     from py4j.java_gateway import JavaClass
@@ -146,9 +149,15 @@ def require_delta(spark: SparkSession) -> None:
         missing.append(f"spark.sql.extensions does not name {DELTA_EXTENSION}")
     if not missing:
         return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        delta = version("delta-spark")  # the Python API's version names the matching jars
+    except PackageNotFoundError:
+        delta = "4.0.0"
     raise DeltaMissing(
         "Delta Lake is missing from this Spark session (" + "; ".join(missing) + "). Add it "
-        "to the spark-submit command: --packages io.delta:delta-spark_2.13:4.0.0 (or --jars "
+        f"to the spark-submit command: --packages io.delta:delta-spark_2.13:{delta} (or --jars "
         "with the delta-spark and delta-storage jars that scripts/setup.sh fetched into "
         f"$PROX_SPARK_CACHE/jars-*) --conf spark.sql.extensions={DELTA_EXTENSION} "
         f"--conf spark.sql.catalog.spark_catalog={DELTA_CATALOG}"
@@ -164,7 +173,10 @@ def persistent_ref(spark: SparkSession, ref: Any) -> Any:
         return ref
     if spark.conf.get("spark.sql.catalogImplementation", "in-memory") != "in-memory":
         return ref
-    if spark.catalog.tableExists(ref.table):  # this session's own table (e.g. a notebook's)
-        return ref
+    try:
+        if spark.catalog.tableExists(ref.table):  # this session's own (e.g. a notebook's)
+            return ref
+    except Exception:  # a catalog name this session does not have
+        pass
     folder = Path.cwd() / LOCAL_WAREHOUSE / Path(*ref.table.split("."))
     return type(ref)(path=str(folder))
