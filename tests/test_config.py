@@ -148,7 +148,7 @@ def _break(base: dict, tmp_path: Path, case: str) -> tuple[dict, str | None]:
     if case == "gpu-memory-fraction-3":
         raw["stages"] = ["exact_dedup"]
         raw["gpu_memory_fraction"] = 3
-        return raw, "gpu_memory_fraction: must be above 0 and at most 1, got 3"
+        return raw, "gpu_memory_fraction: must be in (0, 1], got 3"
     if case == "output-under-a-file":
         blocker = tmp_path / "a-file"
         blocker.write_text("not a folder")

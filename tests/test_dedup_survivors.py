@@ -43,20 +43,32 @@ def test_clusters_are_connected_components_named_by_their_best_node():
         "a": "b", "c": "b", "b": "b", "x": "y", "y": "y"}
 
 
+PROSE = "\n".join([
+    "The harbour town wakes early, long before the first ferry leaves the quay.",
+    "Bakers open their shutters and the smell of fresh bread drifts down to the water.",
+    "Fishermen sort the night's catch while gulls circle above the wooden boats.",
+    "By nine o'clock the market square is full of farmers selling apples and cheese.",
+    "Children walk to the school on the hill, stopping to watch the boats come in.",
+    "In the afternoon the wind turns and most visitors climb to the old lighthouse.",
+    "From there you can see the islands, the mill by the river and the long beach.",
+    "When evening comes, the lamps are lit along the harbour wall and the town grows quiet.",
+])
+
+
 @pytest.mark.spark
-def test_rules_only_config_keeps_one_of_crlf_and_lf_copies(spark, tmp_path):
+def test_rules_only_config_keeps_one_survivor_of_copies(spark, tmp_path):
     import yaml
 
     raw = yaml.safe_load((ROOT / "conf" / "rules_only.yaml").read_text())
-    text = "\n".join(
-        f"The old harbour town number {i} has a market where the bakers sell bread and the "
-        "fishermen sell the catch of the day to the people who live near the river." for i in
-        range(8))
-    crlf = text.replace("\n", "\r\n")
-    corpus = write_jsonl(tmp_path / "c.jsonl", [{"id": "a-crlf", "text": crlf},
-                                                {"id": "b-lf", "text": text},
-                                                {"id": "c-other", "text": FORT},
-                                                {"id": "d-other", "text": BANANA}])
+    # Three copies with one simplified text; the first by id is one that a
+    # rule drops (too many "#"), so dedup before the rules would keep no copy.
+    hashes = "\n".join("## " + line for line in PROSE.split("\n"))
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"id": "a-hash", "text": hashes},
+                                                {"id": "b-crlf", "text": PROSE.replace(
+                                                    "\n", "\r\n")},
+                                                {"id": "c-lf", "text": PROSE},
+                                                {"id": "d-fort", "text": FORT},
+                                                {"id": "e-banana", "text": BANANA}])
     raw["input"]["path"] = str(corpus)
     raw["output"]["path"] = str(tmp_path / "refined")
     raw["spark"]["partitions"] = 1
@@ -64,12 +76,13 @@ def test_rules_only_config_keeps_one_of_crlf_and_lf_copies(spark, tmp_path):
     config.write_text(yaml.safe_dump(raw))
     run_pipeline(load_config(config), spark)
     rows = table(spark, tmp_path / "refined")
-    copies = [rows["a-crlf"], rows["b-lf"]]
+    assert rows["a-hash"].status == "dropped" and rows["a-hash"].duplicate_of is None
+    assert rows["a-hash"].rule_edits[0].reason == "gopher_too_many_hashes"
+    copies = [rows["b-crlf"], rows["c-lf"]]
     survivors = [r for r in copies if r.status != "dropped"]
     assert len(survivors) == 1, [(r.id, r.status, r.rule_edits) for r in copies]
     dropped = next(r for r in copies if r.status == "dropped")
-    if dropped.duplicate_of is not None:
-        assert dropped.duplicate_of == survivors[0].id
+    assert dropped.duplicate_of == survivors[0].id
     # Nothing is a duplicate of a dropped document.
     for r in rows.values():
         if r.duplicate_of is not None:

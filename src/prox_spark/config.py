@@ -508,7 +508,7 @@ def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = Tru
     fraction = _typed(top, "gpu_memory_fraction", (int, float), "config",
                       DEFAULT_GPU_MEMORY_FRACTION)
     if not 0 < fraction <= 1:
-        raise ConfigError("gpu_memory_fraction", f"must be above 0 and at most 1, got {fraction}")
+        raise ConfigError("gpu_memory_fraction", f"must be in (0, 1], got {fraction}")
     doc, chunk = _gpu_budget(doc, chunk, stages, fraction)
     if check_paths:
         _check_input(inp)
