@@ -71,8 +71,10 @@ def test_spark_submit_without_delta_says_how_to_add_it(tmp_path):
         [str(submit), "--master", "local[1]", "--conf", "spark.ui.enabled=false",
          str(ROOT / "jobs" / "refine.py"), str(config)],
         capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=600)
-    assert done.returncode == 2, done.stderr[-3000:]
-    assert "Delta Lake is missing from this Spark session" in done.stderr
-    assert "--packages io.delta:delta-spark_2.13" in done.stderr
+    # spark-submit passes the Python driver's stderr on to its own stdout.
+    said = done.stdout + done.stderr
+    assert done.returncode == 2, said[-3000:]
+    assert "configuration error: spark: Delta Lake is missing from this Spark session" in said
+    assert "--packages io.delta:delta-spark_2.13" in said
     assert not (tmp_path / "refined").exists()
     assert not (tmp_path / "refined_metrics").exists()
