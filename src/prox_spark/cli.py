@@ -108,11 +108,18 @@ def _main(argv: Sequence[str] | None) -> int:
     except ConfigError as exc:
         print(f"prox-spark: configuration error: {exc}", file=sys.stderr)
         return 2
+    import signal
+
     from prox_spark.delta import CommitConflict, first_line
-    from prox_spark.pipeline import run_pipeline
+    from prox_spark.pipeline import run_pipeline, session_for
 
     try:
-        summary = run_pipeline(config)
+        spark = session_for(config)
+        # PySpark's own Ctrl-C handler calls into the JVM from inside a JVM
+        # call and breaks the connection; a plain KeyboardInterrupt ends the
+        # run cleanly (a batch commit is atomic, committed batches stay).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        summary = run_pipeline(config, spark)
     except ConfigError as exc:
         print(f"prox-spark: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -346,16 +346,22 @@ def _estimate(work: Plan) -> None:
                 work.pending_count, work.waiting_count, max(1, round(seconds / 60)))
 
 
+def session_for(config: PipelineConfig) -> SparkSession:
+    """The cluster's session, or a local one with the config's Spark settings."""
+    from prox_spark.session import get_spark
+
+    local_conf = {"spark.sql.shuffle.partitions": str(config.partitions),
+                  "spark.ui.showConsoleProgress": "false", **config.spark_conf}
+    return get_spark("prox-spark-refine", conf=local_conf)
+
+
 def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> RunSummary:
     """Run the whole job: plan, delete what left the source, refine and commit
     in batches, record metrics."""
     from prox_spark.metrics import now
-    from prox_spark.session import get_spark
 
     started = time.monotonic()
-    local_conf = {"spark.sql.shuffle.partitions": str(config.partitions),
-                  "spark.ui.showConsoleProgress": "false", **config.spark_conf}
-    spark = spark or get_spark("prox-spark-refine", conf=local_conf)
+    spark = spark or session_for(config)
     config = _checked_session(spark, config)
     fp = fingerprint(config)
     run_id = uuid.uuid4().hex[:12]
