@@ -95,6 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[prox-spark] %(message)s", stream=sys.stderr)
+    # py4j's connection chatter (and its tracebacks when Ctrl-C cuts a call)
+    # is not the run's; its failures reach us as exceptions.
+    logging.getLogger("py4j").setLevel(logging.CRITICAL)
     if args.command == "report":
         return report_main(args)
     overrides = {
