@@ -75,10 +75,10 @@ def render(summary: AnnotateSummary, samples: list[Any]) -> str:
     charts = [
         bar_chart("Valid examples by label", labels or ["(none)"],
                   {"examples": [summary.labels[k] for k in labels] or [0]},
-                  chart_id="labels", width=1000),
+                  chart_id="labels"),
         bar_chart("Discarded examples by reason", reasons or ["(none)"],
                   {"examples": [summary.discards[r] for r in reasons] or [0]},
-                  chart_id="discards", width=1000),
+                  chart_id="discards"),
     ]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>prox-spark annotate</title>
