@@ -12,8 +12,11 @@ if [ -z "${PROX_SPARK_PYTHON:-}" ]; then
   . "$_here/scripts/setup.sh"
   set -euo pipefail
 fi
-_key="$(cat "$_here/conf/starter.yaml" "$_here/scripts/make_sample_corpus.py" \
-          "$_here"/src/prox_spark/distill/*.py "$_here/src/prox_spark/prompts.py" \
+# What decides the model: the config, the corpus, the labels, the prompts and
+# the training (not the reports or the evaluation, which only describe it).
+_key="$(cd "$_here" && cat conf/starter.yaml scripts/make_sample_corpus.py \
+          src/prox_spark/distill/{annotate,checks,config,jobs,teachers,tokenizer,train}.py \
+          src/prox_spark/prompts.py src/prox_spark/rules/*.py \
         | sha256sum | cut -c1-16)"
 _dir="$PROX_SPARK_CACHE/starter-$_key"
 if [ ! -f "$_dir/.complete" ]; then
