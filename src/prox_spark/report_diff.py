@@ -1,6 +1,5 @@
 """A document's original text as HTML with what its programs did marked:
-removed lines struck through, normalized strings as the old text struck
-through followed by the new text inserted, a dropped
+removed lines struck through, normalized strings highlighted, a dropped
 document struck through whole with its reason. Plain Python.
 
     >>> html = highlight("Home | About\\nA real line.", None, ["remove_lines(0, 0)"], "edited")
@@ -17,34 +16,30 @@ from prox_spark.program import DROPPED, REVERTED, Normalize, RemoveLines, parse_
 
 
 def _edits(chunk_programs: Sequence[str | None] | None, lines: int
-           ) -> tuple[set[int], list[tuple[str, str]]]:
+           ) -> tuple[set[int], list[str]]:
     removed: set[int] = set()
-    sources: list[tuple[str, str]] = []
+    sources: list[str] = []
     for program in chunk_programs or ():
         for call in parse_program(program).calls:
             if isinstance(call, RemoveLines):
                 end = lines - 1 if call.end is None else call.end
                 removed.update(range(call.start, end + 1))
             elif isinstance(call, Normalize) and call.source:
-                sources.append((call.source, call.target))
+                sources.append(call.source)
     return removed, sources
 
 
-def _mark(line: str, sources: list[tuple[str, str]]) -> str:
-    """`line` escaped, with every occurrence of a normalized string shown as
-    the old text struck through and the new text (if any) inserted."""
+def _mark(line: str, sources: list[str]) -> str:
+    """`line` escaped, with every occurrence of a normalized string marked."""
     out, i = [], 0
     while i < len(line):
-        hit = next(((s, t) for s, t in sources if line.startswith(s, i)), None)
+        hit = next((s for s in sources if line.startswith(s, i)), None)
         if hit is None:
             out.append(escape(line[i]))
             i += 1
         else:
-            old, new = hit
-            out.append(f'<del class="normalized">{escape(old)}</del>')
-            if new:
-                out.append(f'<ins class="normalized">{escape(new)}</ins>')
-            i += len(old)
+            out.append(f'<mark class="normalized">{escape(hit)}</mark>')
+            i += len(hit)
     return "".join(out)
 
 
