@@ -13,7 +13,12 @@ models=()
 case " $* " in
   *" --doc-model"* | *" --chunk-model"*) ;;
   *)
-    if ! python -m prox_spark.distill.starter --reachable conf/local.yaml; then
+    reachable=0
+    python -m prox_spark.distill.starter --reachable conf/local.yaml || reachable=$?
+    if [ "$reachable" -eq 2 ]; then
+      exit 2  # the config itself is wrong: say so, never fall back
+    fi
+    if [ "$reachable" -ne 0 ]; then
       echo "[main] refining with the starter refiner: a small model distilled from the" \
            "rule stages on a generated corpus (scripts/build_starter.sh), because the" \
            "released ProX models cannot be fetched here. It shows the pipeline at work;" \

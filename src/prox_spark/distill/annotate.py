@@ -258,16 +258,23 @@ def _sample(df: DataFrame, config: DistillConfig) -> DataFrame:
     return ranked.drop("_order")
 
 
-def _documents(spark: SparkSession, config: PipelineConfig) -> DataFrame:
-    """Readable, distinct documents of the input (bad records and repeated
-    ids are the refine job's business; a teacher only sees clean ones)."""
+def _documents(spark: SparkSession, config: PipelineConfig) -> tuple[DataFrame, int]:
+    """Readable documents of the input, and how many records were left out:
+    unreadable ones (the refine job keeps them as error rows) and ids that
+    carry different texts (no text is chosen silently). A record repeated
+    with the same text is one document."""
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     from prox_spark.sources import SOURCE_ERROR, read_source
 
-    df = read_source(spark, config.input)
-    df = df.where(F.col(SOURCE_ERROR).isNull() & F.col("text").isNotNull())
-    return df.dropDuplicates(["id"]).select("id", "text")
+    df = read_source(spark, config.input).cache()
+    total = df.count()
+    usable = df.where(F.col(SOURCE_ERROR).isNull() & F.col("text").isNotNull()) \
+        .dropDuplicates(["id", "text"])
+    texts = F.count("*").over(Window.partitionBy("id"))
+    docs = usable.withColumn("_texts", texts).where(F.col("_texts") == 1).select("id", "text")
+    return docs, total
 
 
 def _with_table_programs(spark: SparkSession, docs: DataFrame, teacher: TeacherConfig
@@ -418,8 +425,10 @@ def annotate(config: PipelineConfig, spark: SparkSession | None = None) -> Annot
     local_conf = {"spark.sql.shuffle.partitions": str(config.partitions),
                   "spark.ui.showConsoleProgress": "false", **config.spark_conf}
     spark = spark or get_spark("prox-spark-annotate", conf=local_conf)
-    docs = _sample(_documents(spark, config), distill).cache()
+    readable, records = _documents(spark, config)
+    docs = _sample(readable, distill).cache()
     count = docs.count()
+    left_out = records - readable.count()
     if count == 0:
         raise ConfigError("input", f"{config.input.ref} holds no readable document to label")
     _student_tokenizer(docs, distill)
@@ -441,6 +450,9 @@ def annotate(config: PipelineConfig, spark: SparkSession | None = None) -> Annot
     written = read_table(spark, distill.sft_table)
     per_task, labels, discards, splits = summarize(written)
     notes = []
+    if left_out:
+        notes.append(f"{left_out:,} of {records:,} input records not labelled: unreadable "
+                     "(malformed, no id, no text), repeated, or an id with several texts")
     for task_name in distill.tasks:
         if not per_task.get(task_name, {}).get("valid"):
             notes.append(f"no valid {task_name} example: train refuses this task")
