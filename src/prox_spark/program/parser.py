@@ -14,6 +14,7 @@ arity, an empty `normalize` source) is one error, and scanning goes on.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from prox_spark.program.calls import (
@@ -53,6 +54,8 @@ _STRING_BODY = {
     '"""': re.compile(r'((?:[^\\]|\\[\s\S])*?)"""'),
     "'''": re.compile(r"((?:[^\\]|\\[\s\S])*?)'''"),
 }
+_NON_SPACE = re.compile(r"\S")
+_NEWLINE = re.compile(r"\n")
 _ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-7]{1,3}|[\s\S])")
 _SIMPLE_ESCAPES = {
     "n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"',
@@ -139,9 +142,12 @@ def _read_value(text: str, match: re.Match[str]) -> tuple[Value, int]:
 def _next_token(text: str, pos: int) -> re.Match[str]:
     match = _TOKEN.match(text, pos)
     if match is None:
-        rest = text[pos:].lstrip()
-        what = f"unexpected {rest[:1]!r}" if rest else "the call is cut off"
-        raise _Invalid(what, len(text) - len(rest))
+        # Found by search, not by slicing the rest: a failed token on a long
+        # line must cost only the whitespace before it.
+        found = _NON_SPACE.search(text, pos)
+        if found is None:
+            raise _Invalid("the call is cut off", len(text))
+        raise _Invalid(f"unexpected {found.group(0)!r}", found.start())
     return match
 
 
@@ -294,22 +300,31 @@ def _names_without_calls(program: str, spans: list[tuple[int, int]]) -> list[Pro
     """One error per line that names a known function outside any call and
     outside a comment, on a line where no call starts (e.g. a bare
     `remove_lines`, or `drop_doc garbage`), as the reference counts them.
-    A call cut off mid-arguments was already counted where it starts."""
+    A call cut off mid-arguments was already counted where it starts.
+
+    `spans` are in order and do not overlap (the scan only moves forward), so
+    one pass walks the names and the spans together, and a line number is a
+    binary search: O(n log n) for any program, never a rescan per name.
+    """
     if not _NAME.search(program):
         return []
-    starts = {program.count("\n", 0, a) for a, _ in spans}
+    newlines = [found.start() for found in _NEWLINE.finditer(program)]
+    starts = {bisect_right(newlines, a) for a, _ in spans}
     errors: list[ProgramError] = []
     seen: set[int] = set()
+    span = 0
     for match in _NAME.finditer(program):
         at = match.start()
-        if any(a <= at < b for a, b in spans):
+        while span < len(spans) and spans[span][1] <= at:
+            span += 1
+        if span < len(spans) and spans[span][0] <= at:
             continue
-        line = program.count("\n", 0, at)
+        line = bisect_right(newlines, at)
         if line in starts or line in seen:
             continue
-        line_start = program.rfind("\n", 0, at) + 1
+        seen.add(line)
+        line_start = newlines[line - 1] + 1 if line else 0
         if "#" in program[line_start:at]:
             continue
-        seen.add(line)
         errors.append(ProgramError(match.group(1), "names a function but holds no call", at))
     return errors
