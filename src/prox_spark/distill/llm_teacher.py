@@ -55,7 +55,12 @@ def _answer(gen: Generation) -> tuple[str | None, str | None]:
     """(answer text, why there is none)."""
     if gen.error is not None:
         return None, f"teacher failed: {gen.error}"[:300]
-    return gen.text, None
+    text = gen.text
+    # Llama-style models start an answer with a word-initial "▁", which
+    # decodes as one leading space; it is not part of the answer.
+    if text is not None and text.startswith(" "):
+        text = text[1:]
+    return text, None
 
 
 def label_llm(frame: pd.DataFrame, tok: Any, job: LabelJob) -> list[dict[str, Any]]:
