@@ -13,6 +13,7 @@ the same figures for a student so the two can be compared.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -76,12 +77,9 @@ def train(config: PipelineConfig, spark: SparkSession | None = None) -> TrainRes
     df, version = sft_rows(spark, config)
     examples = train_examples(df, distill.tasks)
     s = distill.student
-    settings = TrainConfig(
-        output_dir=s.output_dir, base_model=s.base_model,
-        hidden_size=s.hidden_size, layers=s.layers, heads=s.heads, vocab_size=s.vocab_size,
-        max_steps=s.max_steps, learning_rate=s.learning_rate, batch_size=s.batch_size,
-        save_steps=s.save_steps, seed=s.seed, num_processes=s.num_processes,
-        local_mode=s.local_mode, use_gpu=s.use_gpu)
+    shared = {f.name for f in dataclasses.fields(TrainConfig)} & \
+        {f.name for f in dataclasses.fields(s)}
+    settings = TrainConfig(**{name: getattr(s, name) for name in shared})
     card = {"teacher": _teacher_name(config), "sft_table": str(distill.sft_table),
             "sft_table_version": version, "tasks": list(distill.tasks),
             "train_examples": len(examples)}

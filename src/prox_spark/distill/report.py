@@ -11,6 +11,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from prox_spark.distill.checks import chunk_of_prompt
 from prox_spark.program import Normalize, RemoveLines, parse_program
 from prox_spark.report_svg import bar_chart
 
@@ -32,10 +33,11 @@ del.removed{background:#fde2e2;color:#a33}mark.normalized{background:#fff1a8}
 
 
 def chunk_of(prompt: str) -> str:
-    """The numbered chunk inside a chunk prompt (`[doc]\\n...\\n[/doc]`)."""
-    start = prompt.find("[doc]\n")
-    end = prompt.rfind("\n[/doc]")
-    return prompt[start + 6:end] if start >= 0 and end > start else prompt
+    """The numbered chunk of a chunk prompt (the prompt itself if it is none)."""
+    try:
+        return chunk_of_prompt(prompt)
+    except ValueError:
+        return prompt
 
 
 def chunk_html(chunk: str, program: str | None) -> str:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from prox_spark.distill.checks import chunk_lines
 from prox_spark.program import (
     Call,
     DropDoc,
@@ -35,10 +36,9 @@ from prox_spark.program import (
     run_chunk_program,
 )
 from prox_spark.rules.result import as_rule_result, line_ranges
+from prox_spark.stages.rule_stages import _APPLY_ALL
 
 DROP, KEEP, KEEP_CHUNK = "drop_doc()", "keep_doc()", "keep_chunk()"
-# Rules edit the text whatever the result's size; the policy is the refiner's business.
-_APPLY_ALL = {"max_errors": 10**9, "min_kept_ratio": 0.0, "min_words": 0}
 
 Rule = tuple[str, Callable[..., Any], Mapping[str, Any]]
 
@@ -116,25 +116,15 @@ def table_teacher(doc_program: str | None, chunk_programs: Sequence[str] | None)
     return TeacherLabel(KEEP, calls, raw)
 
 
-def chunk_span(chunk: str) -> tuple[int, int]:
-    """First and last original line number of a numbered chunk (`[NNN]line`
-    lines, as `prompts.chunk_document` writes them)."""
-    lines = chunk.split("\n")
-    return _number(lines[0]), _number(lines[-1])
-
-
-def _number(line: str) -> int:
-    return int(line[1:line.index("]")])
-
-
 def calls_for_chunk(chunk: str, calls: Sequence[Call]) -> str:
     """The part of a document's calls that falls into one chunk, as the
     program a refiner should write for it (`keep_chunk()` when none).
 
     Ranges are clipped to the chunk; a `normalize` goes to every chunk whose
     lines contain its source (it replaces every occurrence)."""
-    first, last = chunk_span(chunk)
-    body = "\n".join(line[line.index("]") + 1:] for line in chunk.split("\n"))
+    lines = chunk_lines(chunk)
+    first, last = min(lines), max(lines)
+    body = "\n".join(lines.values())
     out: list[str] = []
     for call in calls:
         if isinstance(call, RemoveLines):
