@@ -45,7 +45,8 @@ def test_the_shipped_configs_are_valid():
         cfg = load_config(ROOT / "conf" / name, check_models=False, check_paths=False)
         assert cfg.doc_model is not None and cfg.chunk_model is not None
     rules = load_config(ROOT / "conf" / "rules_only.yaml", check_paths=False)
-    assert [s.name for s in rules.stages][:2] == ["exact_dedup", "near_dedup"]
+    # Dedup runs after the filters, so its keepers are documents that survive (issue 17).
+    assert [s.name for s in rules.stages][-2:] == ["exact_dedup", "near_dedup"]
     local = load_config(ROOT / "conf" / "local.yaml", check_models=False, check_paths=False)
     assert local.doc_model.engine.model == "gair-prox/web-doc-refining-lm"
     assert local.chunk_model.engine.model == "gair-prox/web-chunk-refining-lm"
@@ -134,6 +135,25 @@ def _break(base: dict, tmp_path: Path, case: str) -> tuple[dict, str | None]:
     if case == "dedup-bands-float":
         raw["stages"] = [{"near_dedup": {"bands": 2.5}}]
         return raw, "stages[0].near_dedup: bands: expected int, got 2.5"
+    if case == "negative-min-doc-words":
+        raw["stages"] = [{"gopher_quality": {"min_doc_words": -5}}]
+        return raw, "stages[0].gopher_quality: min_doc_words must be at least 0, got -5"
+    if case == "dup-line-frac-above-1":
+        raw["stages"] = [{"gopher_repetition": {"dup_line_frac": 2.0}}]
+        return raw, "stages[0].gopher_repetition: dup_line_frac must be between 0 and 1, got 2.0"
+    if case == "max-below-min-doc-words":
+        raw["stages"] = [{"gopher_quality": {"max_doc_words": 20}}]
+        return raw, ("stages[0].gopher_quality: max_doc_words must be at least min_doc_words "
+                     "(50), got 20")
+    if case == "gpu-memory-fraction-3":
+        raw["stages"] = ["exact_dedup"]
+        raw["gpu_memory_fraction"] = 3
+        return raw, "gpu_memory_fraction: must be in (0, 1], got 3"
+    if case == "output-under-a-file":
+        blocker = tmp_path / "a-file"
+        blocker.write_text("not a folder")
+        raw["output"] = {"path": str(blocker / "refined")}
+        return raw, f"output.path: {blocker} is a file, so"
     raise AssertionError(case)
 
 
@@ -143,7 +163,9 @@ CASES = ["rule-param-type", "rule-bool-as-string", "dedup-threshold-string",
          "change-feed-on-jsonl", "cast-text-not-bool",
          "unknown-key", "unknown-nested-key", "missing-model", "model-dir-without-config",
          "unreadable-input", "input-not-delta", "output-not-delta", "bad-format",
-         "bad-table-name", "wrong-type", "bad-policy", "no-models", "bad-kv"]
+         "bad-table-name", "wrong-type", "bad-policy", "no-models", "bad-kv",
+         "negative-min-doc-words", "dup-line-frac-above-1", "max-below-min-doc-words",
+         "gpu-memory-fraction-3", "output-under-a-file"]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -182,3 +204,24 @@ def test_command_line_overrides(tmp_path, base, model_dir):
     assert cfg.commit_every == 50_000
     cfg = load_config(write(tmp_path, base), {"commit_every": 10, "doc_model": str(model_dir)})
     assert cfg.commit_every == 10
+
+
+def test_ranges_live_in_the_stage_signature_and_bind_the_python_api_too():
+    from prox_spark.stages.dedup import NearDedup
+
+    with pytest.raises(ValueError, match="threshold must be above 0 and at most 1, got 0"):
+        NearDedup(threshold=0)
+    with pytest.raises(ValueError, match="rows must be at least 1, got 0"):
+        NearDedup(rows=0)
+
+
+def test_dedup_before_a_filter_is_a_warning(tmp_path, base, caplog):
+    raw = {**base, "stages": ["exact_dedup", "gopher_quality"]}
+    with caplog.at_level("WARNING", logger="prox_spark"):
+        load_config(write(tmp_path, raw))
+    assert "exact_dedup runs before gopher_quality, which can drop documents" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="prox_spark"):
+        load_config(write(tmp_path, {**base, "stages": ["gopher_quality", "exact_dedup"]}))
+        load_config(ROOT / "conf" / "rules_only.yaml", check_paths=False)
+    assert "runs before" not in caplog.text

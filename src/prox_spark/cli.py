@@ -2,7 +2,8 @@
 
 Exit codes: 0 success, 1 the job failed (the cause is printed), 2 the
 configuration is wrong (nothing was written), 3 concurrent writers kept
-winning the commit of a batch (committed batches are kept; run again).
+winning the commit of a batch (committed batches are kept; run again),
+130 interrupted (Ctrl-C; committed batches are kept; run again).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from prox_spark.config import FORMATS, ConfigError, load_config
+from prox_spark.config import FORMATS, ConfigError, PipelineConfig, load_config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,8 +132,21 @@ def _spark_conf(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command in `argv`; returns the exit code (see the module doc)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("prox-spark: interrupted; batches committed before are kept (run again to "
+              "resume)", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[prox-spark] %(message)s", stream=sys.stderr)
+    # py4j's connection chatter (and its tracebacks when Ctrl-C cuts a call)
+    # is not the run's; its failures reach us as exceptions.
+    logging.getLogger("py4j").setLevel(logging.CRITICAL)
     if args.command == "report":
         return report_main(args)
     if args.command in ("annotate", "train", "evaluate"):
@@ -148,11 +162,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"prox-spark: configuration error: {exc}", file=sys.stderr)
         return 2
+    import signal
+
     from prox_spark.delta import CommitConflict, first_line
-    from prox_spark.pipeline import run_pipeline
+    from prox_spark.pipeline import run_pipeline, session_for
 
     try:
-        summary = run_pipeline(config)
+        spark = session_for(config)
+        # PySpark's own Ctrl-C handler calls into the JVM from inside a JVM
+        # call and breaks the connection; a plain KeyboardInterrupt ends the
+        # run cleanly (a batch commit is atomic, committed batches stay).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        summary = run_pipeline(config, spark)
     except ConfigError as exc:
         print(f"prox-spark: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -166,8 +187,25 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     print(summary.render())
-    print(f"refined table: {config.output}\nmetrics table: {config.metrics}")
+    _print_tables(config)
     return 0
+
+
+def _print_tables(config: PipelineConfig) -> None:
+    """Where the run's tables are, naming only tables that exist."""
+    from pyspark.sql import SparkSession
+
+    from prox_spark.delta import table_exists
+    from prox_spark.session import persistent_ref
+
+    spark = SparkSession.getActiveSession()
+    for what, ref in (("refined table", config.output), ("metrics table", config.metrics)):
+        if spark is not None:
+            ref = persistent_ref(spark, ref)
+            if not table_exists(spark, ref):
+                print(f"{what}: none written")
+                continue
+        print(f"{what}: {ref}")
 
 
 if __name__ == "__main__":

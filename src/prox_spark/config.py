@@ -9,6 +9,7 @@ an unreadable input, an output that is not a Delta location.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -30,6 +31,8 @@ _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:/")
+log = logging.getLogger("prox_spark")
+DEDUP_STAGES = ("exact_dedup", "near_dedup")
 
 
 class ConfigError(ValueError):
@@ -202,8 +205,11 @@ def _check_output(ref: TableRef, where: str) -> None:
             f"{where}.path", f"{path} exists, is not empty and is not a Delta table"
         )
     parent = path.parent
-    while not parent.exists():
+    while not parent.exists() and not parent.is_symlink():
         parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{where}.path", f"{parent} is a file, so {path} cannot be created "
+                          "under it")
     if not os.access(parent, os.W_OK):
         raise ConfigError(f"{where}.path", f"{parent} is not writable")
 
@@ -353,7 +359,27 @@ def _stages(raw: Any, has_doc: bool, has_chunk: bool) -> tuple[StageConfig, ...]
     for name in MODEL_STAGES:
         if names.count(name) > 1:
             raise ConfigError("stages", f"{name} appears more than once")
+    _warn_dedup_before_filters(names)
     return tuple(stages)
+
+
+def _warn_dedup_before_filters(names: list[str]) -> None:
+    """Log a warning when a dedup stage runs before a stage that can drop
+    documents: a keeper chosen there may be dropped later, and then no copy
+    of its text survives."""
+    from prox_spark.schema import DOC_STATUS, STATUS
+    from prox_spark.stages.registry import stage_spec
+
+    for i, name in enumerate(names):
+        if name not in DEDUP_STAGES:
+            continue
+        later = [n for n in names[i + 1:] if n not in DEDUP_STAGES and (
+            stage_spec(n).model is not None or {STATUS, DOC_STATUS} & set(stage_spec(n).adds))]
+        if later:
+            log.warning("stages: %s runs before %s, which can drop documents: a copy kept by "
+                        "dedup may be dropped later and then none survives; put dedup stages "
+                        "after the filters", name, ", ".join(later))
+            return
 
 
 def _source_columns(stages: tuple[StageConfig, ...], inp: InputConfig) -> InputConfig:
@@ -485,6 +511,8 @@ def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = Tru
     inp = _source_columns(stages, inp)
     fraction = _typed(top, "gpu_memory_fraction", (int, float), "config",
                       DEFAULT_GPU_MEMORY_FRACTION)
+    if not 0 < fraction <= 1:
+        raise ConfigError("gpu_memory_fraction", f"must be in (0, 1], got {fraction}")
     doc, chunk = _gpu_budget(doc, chunk, stages, fraction)
     if check_paths:
         _check_input(inp)

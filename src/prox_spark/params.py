@@ -9,6 +9,16 @@ a Spark task or silently doing the wrong thing.
     Traceback (most recent call last):
     ...
     ValueError: min_words: expected int or None, got '5'
+
+Ranges are declared beside the type, in the signature that declares the
+parameter, with `Annotated[..., Range(...)]`; None (a disabled rule) is
+always allowed:
+
+    >>> def rule2(text: str, *, frac: Annotated[float | None, Range(0, 1)] = 0.3) -> None: ...
+    >>> check_params(rule2, {"frac": 2.0})
+    Traceback (most recent call last):
+    ...
+    ValueError: frac must be between 0 and 1, got 2.0
 """
 
 from __future__ import annotations
@@ -17,7 +27,53 @@ import collections.abc
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+__all__ = ["Range", "check_params", "check_ranges", "check_value"]
+
+
+@dataclass(frozen=True)
+class Range:
+    """Allowed values of a numeric parameter: `low <= value <= high` (either
+    bound may be None), `value > low` instead when `open_low`, and
+    `value >= params[at_least]` when that other parameter is set too."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    at_least: str | None = None
+
+    def problem(self, value: Any) -> str | None:
+        """Why `value` is out of range, or None (None values are never out of range)."""
+        if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        low_bad = self.low is not None and (value <= self.low if self.open_low
+                                            else value < self.low)
+        high_bad = self.high is not None and value > self.high
+        if not (low_bad or high_bad):
+            return None
+        if self.low is not None and self.high is not None:
+            left = "above" if self.open_low else "between"
+            joint = "and at most" if self.open_low else "and"
+            return f"must be {left} {_num(self.low)} {joint} {_num(self.high)}, got {value!r}"
+        if self.low is not None:
+            word = "above" if self.open_low else "at least"
+            return f"must be {word} {_num(self.low)}, got {value!r}"
+        return f"must be at most {_num(self.high)}, got {value!r}"
+
+
+def _num(x: float | None) -> str:
+    return str(int(x)) if isinstance(x, float) and x.is_integer() else str(x)
+
+
+def _split(hint: Any) -> tuple[Any, Range | None]:
+    """(the type, its Range if declared) of a possibly `Annotated` hint."""
+    if typing.get_origin(hint) is Annotated:
+        args = typing.get_args(hint)
+        found = [a for a in args[1:] if isinstance(a, Range)]
+        return args[0], found[0] if found else None
+    return hint, None
 
 
 def _matches(value: Any, hint: Any) -> bool:
@@ -63,16 +119,37 @@ def _describe(hint: Any) -> str:
 
 
 def check_value(name: str, value: Any, hint: Any) -> None:
-    """Raise ValueError naming `name` when `value` does not fit the type `hint`."""
-    if not _matches(value, hint):
-        raise ValueError(f"{name}: expected {_describe(hint)}, got {value!r}")
+    """Raise ValueError naming `name` when `value` does not fit the type `hint`
+    or the `Range` annotated on it."""
+    kind, bounds = _split(hint)
+    if not _matches(value, kind):
+        raise ValueError(f"{name}: expected {_describe(kind)}, got {value!r}")
+    why = bounds.problem(value) if bounds is not None else None
+    if why is not None:
+        raise ValueError(f"{name} {why}")
+
+
+def check_ranges(params: Mapping[str, Any], hints: Mapping[str, Any]) -> None:
+    """Raise ValueError naming the parameter when a `Range(at_least=OTHER)`
+    is broken by the values of both (e.g. max_doc_words < min_doc_words)."""
+    for key, hint in hints.items():
+        bounds = _split(hint)[1]
+        if bounds is None or bounds.at_least is None:
+            continue
+        value, other = params.get(key), params.get(bounds.at_least)
+        if value is None or other is None or isinstance(value, bool) or isinstance(other, bool):
+            continue
+        if isinstance(value, int | float) and isinstance(other, int | float) and value < other:
+            raise ValueError(f"{key} must be at least {bounds.at_least} ({other!r}), "
+                             f"got {value!r}")
 
 
 def check_params(target: Callable[..., Any] | type, params: Mapping[str, Any]) -> None:
     """Raise ValueError naming the first parameter whose value does not fit
-    the type `target` (a function or a dataclass) declares for it."""
-    hints = typing.get_type_hints(target)
+    the type or range `target` (a function or a dataclass) declares for it."""
+    hints = typing.get_type_hints(target, include_extras=True)
     for key, value in params.items():
         hint = hints.get(key)
         if hint is not None:
             check_value(key, value, hint)
+    check_ranges(params, {k: v for k, v in hints.items() if k in params})

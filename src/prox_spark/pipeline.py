@@ -31,6 +31,7 @@ from prox_spark.delta import (
     ensure_table,
     merge_batch,
     read_table,
+    table_exists,
     with_conflict_retries,
 )
 from prox_spark.metrics import (
@@ -345,16 +346,23 @@ def _estimate(work: Plan) -> None:
                 work.pending_count, work.waiting_count, max(1, round(seconds / 60)))
 
 
+def session_for(config: PipelineConfig) -> SparkSession:
+    """The cluster's session, or a local one with the config's Spark settings."""
+    from prox_spark.session import get_spark
+
+    local_conf = {"spark.sql.shuffle.partitions": str(config.partitions),
+                  "spark.ui.showConsoleProgress": "false", **config.spark_conf}
+    return get_spark("prox-spark-refine", conf=local_conf)
+
+
 def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> RunSummary:
     """Run the whole job: plan, delete what left the source, refine and commit
     in batches, record metrics."""
     from prox_spark.metrics import now
-    from prox_spark.session import get_spark
 
     started = time.monotonic()
-    local_conf = {"spark.sql.shuffle.partitions": str(config.partitions),
-                  "spark.ui.showConsoleProgress": "false", **config.spark_conf}
-    spark = spark or get_spark("prox-spark-refine", conf=local_conf)
+    spark = spark or session_for(config)
+    config = _checked_session(spark, config)
     fp = fingerprint(config)
     run_id = uuid.uuid4().hex[:12]
     planned_at = now()
@@ -382,13 +390,18 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
                   else f"--limit {config.limit}")
         notes.append(f"{work.waiting_count - work.pending_count:,} more documents wait beyond "
                      f"{beyond}")
+        if work.source_version is not None and work.refreshed_to != work.source_version:
+            notes.append(f"the change feed stays before source version {work.source_version} "
+                         "until they are refined")
+    if not table_exists(spark, config.output):
+        notes.append(f"no refined table was written at {config.output}: nothing to refine")
     summary = RunSummary.of(
         totals, fingerprint=fp, documents_in=work.documents_in,
         already_refined=work.documents_in - work.waiting_count,
         wall_seconds=time.monotonic() - started,
         duplicate_records=work.duplicate_records, conflicting_ids=work.conflicting_ids,
         deleted=work.deleted_count, batches=len(work.bounds), skipped_batches=skipped,
-        source_version=work.source_version, run_id=run_id, notes=tuple(notes),
+        source_version=work.refreshed_to, run_id=run_id, notes=tuple(notes),
     )
     _sync(spark, config)
     row = {**run_row(summary), **_provenance(config, work.source_version)}
@@ -397,6 +410,27 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
         retries=5, what="recording the run", log=log.warning)
     _report(spark, config)
     return summary
+
+
+def _checked_session(spark: SparkSession, config: PipelineConfig) -> PipelineConfig:
+    """Refuse a session without Delta (`ConfigError` naming `spark`), and
+    give catalog tables of a local session, whose catalog dies with it, a
+    lasting home under `./spark-warehouse` (see `session.persistent_ref`)."""
+    from dataclasses import replace
+
+    from prox_spark.config import ConfigError
+    from prox_spark.session import DeltaMissing, persistent_ref, require_delta
+
+    try:
+        require_delta(spark)
+    except DeltaMissing as exc:
+        raise ConfigError("spark", str(exc)) from None
+    output, metrics = persistent_ref(spark, config.output), persistent_ref(spark, config.metrics)
+    for given, used in ((config.output, output), (config.metrics, metrics)):
+        if used != given:
+            log.info("table %s: this Spark session keeps no catalog, so it is the Delta table "
+                     "at %s", given.table, used.path)
+    return replace(config, output=output, metrics=metrics)
 
 
 def _provenance(config: PipelineConfig, source_version: int | None) -> dict[str, str]:

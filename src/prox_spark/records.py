@@ -51,6 +51,21 @@ def _id_of(value: Any) -> str | None:
     return None
 
 
+def unencodable(value: str) -> str | None:
+    """Why `value` cannot be stored as UTF-8 (a lone surrogate, e.g. from the
+    JSON escape `\\ud83d` without its pair), or None when it can.
+
+        >>> unencodable("coffee \\ud83d")
+        'holds a lone surrogate U+D83D at character 7 (not valid Unicode)'
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (f"holds a lone surrogate U+{ord(value[exc.start]):04X} at character "
+                f"{exc.start} (not valid Unicode)")
+    return None
+
+
 def _describe(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
@@ -95,6 +110,8 @@ def parse_line(raw: bytes | None, id_column: str | None, text_column: str, *,
             error = error or (f"text is a {_describe(text)}, not a string "
                               "(set input.cast_text: true to refine its string form)")
             text = None
+    if error is None and isinstance(text, str) and (why := unencodable(text)) is not None:
+        error = f"text {why}"
     if error is not None and text is not None:
         text = None
     if id_column is None:
@@ -102,7 +119,11 @@ def parse_line(raw: bytes | None, id_column: str | None, text_column: str, *,
     else:
         value = obj.get(id_column)
         ident = _id_of(value)
-        if ident is None:
+        if ident is not None and (why := unencodable(ident)) is not None:
+            error = error or f"record has no usable {id_column} ({id_column} {why})"
+            ident = line_id(raw)
+            text = None
+        elif ident is None:
             why = ("is missing" if id_column not in obj else
                    "is null" if value is None else
                    "is empty" if isinstance(value, str) else
@@ -111,4 +132,6 @@ def parse_line(raw: bytes | None, id_column: str | None, text_column: str, *,
             ident = line_id(raw)
             text = None
     num, word = _sort_key(obj.get(sort_column)) if sort_column else (None, None)
+    if word is not None and unencodable(word) is not None:
+        word = word.encode("utf-8", "replace").decode("utf-8")
     return Record(ident, text, error, num, word)

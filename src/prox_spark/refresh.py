@@ -91,6 +91,17 @@ class Plan:
     deleted_count: int
     source_version: int | None
     mode: str                  # "full" or "change feed"
+    read_after: int | None = None  # changes were read after this version (None: full read)
+
+    @property
+    def refreshed_to(self) -> int | None:
+        """The source version a later change-feed run may start after: the
+        one read when every pending document is refined now, else the one
+        this run started after (documents left beyond --limit or the CPU
+        sample must be seen again)."""
+        if self.waiting_count > self.pending_count:
+            return self.read_after
+        return self.source_version
 
     def batch(self, k: int) -> DataFrame:
         """The pending rows of batch `k` (0-based): ids in [bounds[k], bounds[k+1])."""
@@ -140,7 +151,7 @@ def plan(spark: SparkSession, config: PipelineConfig, fp: str) -> Plan:
     from pyspark.sql import functions as F
 
     inp = config.input
-    version = None
+    version = start = None
     mode = "full"
     changes = None
     if inp.change_feed:
@@ -182,6 +193,9 @@ def plan(spark: SparkSession, config: PipelineConfig, fp: str) -> Plan:
                 deleted = table.select("id").join(source.select("id"), "id", "left_anti")
             elif changes != "none":
                 deleted = changes.deleted_ids.join(table.select("id"), "id")
+                if inp.id_column is None:
+                    current = read_source(spark, inp, version).select("id")
+                    deleted = deleted.join(current, "id", "left_anti")
         gone = pending.select("id")
         if deleted is not None:
             gone = gone.unionByName(deleted.select("id"))
@@ -215,4 +229,4 @@ def plan(spark: SparkSession, config: PipelineConfig, fp: str) -> Plan:
     return Plan(source, pending, deleted if deleted_count else None, documents_in,
                 pending_count, pending_count if waiting is None else waiting, bounds,
                 int(counts.extra or 0), int(counts.conflicts or 0), deleted_count, version,
-                mode)
+                mode, start if changes is not None else None)

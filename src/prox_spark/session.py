@@ -15,7 +15,7 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -24,8 +24,17 @@ JARS_DIR_ENV = "PROX_SPARK_JARS_DIR"
 CACHE_ENV = "PROX_SPARK_CACHE"
 
 
+LOCAL_WAREHOUSE = "spark-warehouse"
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+
 class DeltaJarsNotFound(RuntimeError):
     """No Delta jars on disk for a local session."""
+
+
+class DeltaMissing(RuntimeError):
+    """The Spark session cannot read or write Delta tables."""
 
 
 def on_cluster() -> bool:
@@ -68,8 +77,8 @@ def local_conf(jars: list[Path], workdir: Path, cores: int) -> dict[str, str]:
     return {
         "spark.master": f"local[{cores}]",
         "spark.jars": ",".join(str(j) for j in jars),
-        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
-        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.extensions": DELTA_EXTENSION,
+        "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
         "spark.sql.shuffle.partitions": str(cores),
         "spark.default.parallelism": str(cores),
         "spark.ui.enabled": "false",
@@ -114,3 +123,60 @@ def get_spark(
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def require_delta(spark: SparkSession) -> None:
+    """Raise `DeltaMissing`, saying how to add Delta, when the session has no
+    Delta classes or no Delta SQL extension (e.g. a bare `spark-submit`).
+
+    Databricks runtimes ship Delta built in and are trusted as they are; a
+    Spark Connect session is checked by the server when it runs a query.
+    """
+    if "DATABRICKS_RUNTIME_VERSION" in os.environ:
+        return
+    try:
+        jvm = spark.sparkContext._jvm
+    except Exception:  # Spark Connect: no JVM here
+        return
+    if jvm is None:
+        return
+    from py4j.java_gateway import JavaClass
+
+    missing = []
+    if not isinstance(jvm.org.apache.spark.sql.delta.DeltaLog, JavaClass):
+        missing.append("the Delta jars are not on the classpath")
+    if DELTA_EXTENSION not in (spark.conf.get("spark.sql.extensions", "") or ""):
+        missing.append(f"spark.sql.extensions does not name {DELTA_EXTENSION}")
+    if not missing:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        delta = version("delta-spark")  # the Python API's version names the matching jars
+    except PackageNotFoundError:
+        delta = "4.0.0"
+    raise DeltaMissing(
+        "Delta Lake is missing from this Spark session (" + "; ".join(missing) + "). Add it "
+        f"to the spark-submit command: --packages io.delta:delta-spark_2.13:{delta} (or --jars "
+        "with the delta-spark and delta-storage jars that scripts/setup.sh fetched into "
+        f"$PROX_SPARK_CACHE/jars-*) --conf spark.sql.extensions={DELTA_EXTENSION} "
+        f"--conf spark.sql.catalog.spark_catalog={DELTA_CATALOG}"
+    )
+
+
+def persistent_ref(spark: SparkSession, ref: Any) -> Any:
+    """`ref` itself, or for a catalog table in a session whose catalog lives
+    in memory only (a local session: no metastore), the Delta folder
+    `./spark-warehouse/<name>` under the working directory, so the table
+    outlives the session and the next run finds it."""
+    if ref.table is None:
+        return ref
+    if spark.conf.get("spark.sql.catalogImplementation", "in-memory") != "in-memory":
+        return ref
+    try:
+        if spark.catalog.tableExists(ref.table):  # this session's own (e.g. a notebook's)
+            return ref
+    except Exception:  # a catalog name this session does not have
+        pass
+    folder = Path.cwd() / LOCAL_WAREHOUSE / Path(*ref.table.split("."))
+    return type(ref)(path=str(folder))

@@ -90,7 +90,10 @@ def _text_column(df: DataFrame, inp: InputConfig) -> tuple[Column, Column]:
     kind = df.schema[inp.text_column].dataType
     col = F.col(inp.text_column)
     if isinstance(kind, StringType):
-        return col, F.lit(None).cast("string")
+        # Parquet and Delta may hold bytes that are not UTF-8; Python
+        # cannot take them, so such a row is an error row, not a failed job.
+        return col, F.when(~F.is_valid_utf8(col), F.lit(
+            "text is not valid UTF-8 (invalid bytes or a lone surrogate in the source)"))
     if inp.cast_text:
         cast = F.to_json(col) if isinstance(kind, ArrayType | MapType | StructType) \
             else col.cast("string")
@@ -126,8 +129,11 @@ def normalize_typed(df: DataFrame, inp: InputConfig, where: TableRef) -> DataFra
     else:
         raw_id = F.col(inp.id_column).cast("string")
         bad = raw_id.isNull() | (F.trim(raw_id) == "")
-        ident = F.when(bad, row_id).otherwise(raw_id)
-        id_error = F.when(bad, F.lit(f"record has no {inp.id_column} (null or empty)"))
+        garbled = ~F.is_valid_utf8(raw_id)
+        ident = F.when(bad | garbled, row_id).otherwise(raw_id)
+        id_error = (F.when(bad, F.lit(f"record has no {inp.id_column} (null or empty)"))
+                    .when(garbled, F.lit(f"record has no usable {inp.id_column} "
+                                         f"({inp.id_column} is not valid UTF-8)")))
     source_error = F.coalesce(id_error, error)
     sort = F.col(inp.last_by) if inp.last_by else None
     out = df.select(
@@ -136,7 +142,8 @@ def normalize_typed(df: DataFrame, inp: InputConfig, where: TableRef) -> DataFra
         source_error.alias(SOURCE_ERROR),
         F.monotonically_increasing_id().alias(ORDER),
         (sort.cast("double") if sort is not None else F.lit(None).cast("double")).alias(SORT_NUM),
-        (sort.cast("string") if sort is not None else F.lit(None).cast("string")).alias(SORT_STR),
+        (F.make_valid_utf8(sort.cast("string")) if sort is not None
+         else F.lit(None).cast("string")).alias(SORT_STR),
         *inp.extra_columns,
     )
     return _finish(out, inp.extra_columns)
@@ -182,6 +189,9 @@ def read_changes(spark: SparkSession, inp: InputConfig, from_version: int, to_ve
     """Rows inserted or updated, and ids deleted, in versions (from, to] of a CDF source.
 
     The latest change of each id wins: a row deleted and inserted again is an upsert.
+    Without an id column (ids are content hashes) `deleted_ids` also holds the
+    old texts of updated rows: candidates, which the caller keeps when the same
+    text is still in the source.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -190,6 +200,10 @@ def read_changes(spark: SparkSession, inp: InputConfig, from_version: int, to_ve
               .option("startingVersion", from_version + 1)
               .option("endingVersion", to_version))
     raw = reader.table(inp.ref.table) if inp.ref.table else reader.load(inp.ref.path)
+    if inp.id_column is None:
+        # Ids come from the text: an update's old text is an id that may have
+        # left the source (the caller keeps it when the text is still there).
+        old_texts = raw.where(F.col("_change_type").isin("delete", "update_preimage"))
     raw = raw.where(F.col("_change_type") != "update_preimage")
     if inp.id_column is not None:
         key = F.col(inp.id_column).cast("string")
@@ -197,7 +211,8 @@ def read_changes(spark: SparkSession, inp: InputConfig, from_version: int, to_ve
             F.col("_commit_version").desc(),
             (F.col("_change_type") == "delete").cast("int").asc())
         raw = raw.withColumn("_rank", F.row_number().over(latest)).where("_rank = 1")
-    deletes = raw.where(F.col("_change_type") == "delete")
+    deletes = raw.where(F.col("_change_type") == "delete") if inp.id_column is not None \
+        else old_texts
     upserts = raw.where(F.col("_change_type") != "delete").drop(
         "_change_type", "_commit_version", "_commit_timestamp", "_rank")
     data_columns = [c for c in deletes.columns

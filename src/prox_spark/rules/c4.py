@@ -10,7 +10,9 @@ holding \\r, \\v, \\f or Unicode line separators).
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
+from prox_spark.params import Range
 from prox_spark.program.calls import Normalize
 from prox_spark.rules.result import RuleResult, line_ranges
 from prox_spark.rules.text import count_sentences
@@ -26,9 +28,9 @@ def c4_quality(
     *,
     remove_citations: bool = True,
     filter_no_terminal_punct: bool = True,
-    min_num_sentences: int | None = 5,
-    min_words_per_line: int | None = 3,
-    max_word_length: int | None = 1000,
+    min_num_sentences: Annotated[int | None, Range(0)] = 5,
+    min_words_per_line: Annotated[int | None, Range(0)] = 3,
+    max_word_length: Annotated[int | None, Range(1)] = 1000,
     filter_lorem_ipsum: bool = True,
     filter_javascript: bool = True,
     filter_curly_bracket: bool = True,

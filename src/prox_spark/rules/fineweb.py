@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from prox_spark.params import Range
 from prox_spark.rules.result import KEEP, RuleResult
 from prox_spark.rules.text import duplicates, is_terminal_punctuation, split_words
 
@@ -9,12 +12,12 @@ from prox_spark.rules.text import duplicates, is_terminal_punctuation, split_wor
 def fineweb_quality(
     text: str,
     *,
-    line_punct_thr: float | None = 0.12,
+    line_punct_thr: Annotated[float | None, Range(0, 1)] = 0.12,
     line_punct_exclude_zero: bool = False,
-    short_line_thr: float | None = 0.67,
-    short_line_length: int = 30,
-    char_duplicates_ratio: float | None = 0.01,
-    new_line_ratio: float | None = 0.3,
+    short_line_thr: Annotated[float | None, Range(0, 1)] = 0.67,
+    short_line_length: Annotated[int, Range(0)] = 30,
+    char_duplicates_ratio: Annotated[float | None, Range(0, 1)] = 0.01,
+    new_line_ratio: Annotated[float | None, Range(0)] = 0.3,
 ) -> RuleResult:
     """Drop documents where few lines end in terminal punctuation, most lines
     are short, lines repeat, or newlines outnumber words (lists).

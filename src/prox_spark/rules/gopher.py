@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from typing import Annotated
 
+from prox_spark.params import Range
 from prox_spark.rules.result import KEEP, RuleResult
 from prox_spark.rules.text import duplicates, is_punctuation, split_words
 
@@ -17,15 +19,16 @@ STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
 def gopher_quality(
     text: str,
     *,
-    min_doc_words: int | None = 50,
-    max_doc_words: int | None = 100_000,
-    min_avg_word_length: float | None = 3,
-    max_avg_word_length: float | None = 10,
-    max_symbol_word_ratio: float | None = 0.1,
-    max_bullet_lines_ratio: float | None = 0.9,
-    max_ellipsis_lines_ratio: float | None = 0.3,
-    min_alpha_words_ratio: float | None = 0.8,
-    min_stop_words: int | None = 2,
+    min_doc_words: Annotated[int | None, Range(0)] = 50,
+    max_doc_words: Annotated[int | None, Range(0, at_least="min_doc_words")] = 100_000,
+    min_avg_word_length: Annotated[float | None, Range(0)] = 3,
+    max_avg_word_length: Annotated[
+        float | None, Range(0, at_least="min_avg_word_length")] = 10,
+    max_symbol_word_ratio: Annotated[float | None, Range(0)] = 0.1,
+    max_bullet_lines_ratio: Annotated[float | None, Range(0, 1)] = 0.9,
+    max_ellipsis_lines_ratio: Annotated[float | None, Range(0, 1)] = 0.3,
+    min_alpha_words_ratio: Annotated[float | None, Range(0, 1)] = 0.8,
+    min_stop_words: Annotated[int | None, Range(0)] = 2,
     stop_words: Iterable[str] = STOP_WORDS,
 ) -> RuleResult:
     """Drop documents that are too short or long, have odd word lengths, too
@@ -111,10 +114,10 @@ def _repeated_ngram_chars(words: Sequence[str], n: int) -> int:
 def gopher_repetition(
     text: str,
     *,
-    dup_line_frac: float | None = 0.3,
-    dup_para_frac: float | None = 0.3,
-    dup_line_char_frac: float | None = 0.2,
-    dup_para_char_frac: float | None = 0.2,
+    dup_line_frac: Annotated[float | None, Range(0, 1)] = 0.3,
+    dup_para_frac: Annotated[float | None, Range(0, 1)] = 0.3,
+    dup_line_char_frac: Annotated[float | None, Range(0, 1)] = 0.2,
+    dup_para_char_frac: Annotated[float | None, Range(0, 1)] = 0.2,
     top_n_grams: Sequence[tuple[int, float]] = ((2, 0.2), (3, 0.18), (4, 0.16)),
     dup_n_grams: Sequence[tuple[int, float]] = (
         (5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)),

@@ -1,52 +1,77 @@
 """Exact and near (MinHash + LSH) deduplication as Spark stages.
 
 A duplicate keeps its row: its text becomes null, its status "dropped", and
-`duplicate_of` names the document it duplicates (the one kept in its group,
-chosen by `priority`, then by id). Only Spark and Delta are needed.
+`duplicate_of` names the document kept for its cluster (chosen by
+`priority`, any orderable column, nulls last, then by id). Only Spark and
+Delta are needed.
 
-Both stages compare the same simplified text (`simplify`: lower case, every
-character that is not a letter, digit or space replaced by a space,
-whitespace collapsed) and store what they compared (`dedup_hash`,
-`minhash`) with the row. Given `existing` (rows already refined, e.g. the
-refined table), documents are also compared with those, and an existing
-document always wins: a new copy of last week's page is the one dropped.
+Both stages compare the same simplified text (`simplify`, after datatrove's
+`simplify_text`) and store what they compared (`dedup_hash`, `minhash`) with
+the row. A text whose simplified form is empty (emoji, punctuation, nothing)
+is never a duplicate. Near duplicates form clusters as connected components
+of the similar pairs (as datatrove's and NeMo Curator's MinHash dedup do),
+so a chain a~b~c keeps one document and names it for both others. Given
+`existing` (rows already refined, e.g. the refined table), documents are
+also compared with those, and an existing document always wins: a new copy
+of last week's page is the one dropped.
+
+Dedup keeps the first document of each cluster among those that reach it:
+run it after the stages that drop documents (see conf/rules_only.yaml).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
 import regex
 
-from prox_spark.params import check_params
+from prox_spark.params import Range, check_params
 from prox_spark.schema import DEDUP_HASH, DUPLICATE_OF, ID, MINHASH
 from prox_spark.stages.base import Stage
 from prox_spark.stages.rule_stages import current_text_column, record_edit
 
-_NON_WORD = regex.compile(r"[^\p{L}\p{N}\s]+")
+_NON_WORD = regex.compile(r"[^\p{L}\p{M}\p{N}\s]+")
 _SPACES = regex.compile(r"\s+")
+# Accents on Latin, Greek and Cyrillic letters are dropped, as datatrove does
+# for every combining mark; elsewhere (Devanagari vowel signs, Thai, ...) a
+# mark is part of the letter and changes the word, so it is kept.
+_ACCENTS = regex.compile(r"([\p{Latin}\p{Greek}\p{Cyrillic}])\p{Mn}+")
 
 
 def simplify(text: str) -> str:
-    """Lower case, every non-letter/digit/space turned into a space, whitespace
-    collapsed: the text both dedup stages compare.
+    """The text both dedup stages compare: lower case, every character that
+    is not a letter, mark or digit turned into a space, whitespace collapsed,
+    accents of Latin, Greek and Cyrillic letters removed.
 
-        >>> simplify("Hello,  World! 42")
+    Follows datatrove's `simplify_text` (lowercase, punctuation to spaces,
+    whitespace, diacritics) except that digits are kept and combining marks
+    are removed only where they are accents: "यह किला है।" (fort) and
+    "यह केला है।" (banana) stay different.
+
+        >>> simplify("Héllo,  World! 42")
         'hello world 42'
+        >>> simplify("👍 !!") == ""
+        True
     """
-    return _SPACES.sub(" ", _NON_WORD.sub(" ", text.lower())).strip()
+    text = _SPACES.sub(" ", _NON_WORD.sub(" ", text.lower())).strip()
+    return unicodedata.normalize("NFC", _ACCENTS.sub(r"\1", unicodedata.normalize("NFD", text)))
 
 
 def dedup_hash(text: str | None) -> str | None:
-    """sha256 of the simplified text (None for null text)."""
+    """sha256 of the simplified text (None for null text, and for a text
+    whose simplified form is empty: it is compared with nothing)."""
     if not isinstance(text, str):
         return None
-    return hashlib.sha256(simplify(text).encode("utf-8", "replace")).hexdigest()
+    simple = simplify(text)
+    if not simple:
+        return None
+    return hashlib.sha256(simple.encode("utf-8", "replace")).hexdigest()
 
 
 def _keepers(existing, column: str):  # type: ignore[no-untyped-def]
@@ -165,10 +190,13 @@ def minhash_signature(text: str | None, ngram: int, a: np.ndarray, b: np.ndarray
 @dataclass
 class NearDedup(Stage):
     """MinHash + LSH banding over word 5-gram shingles; documents whose
-    estimated Jaccard similarity reaches `threshold` are duplicates of the
-    best-priority document they match. Rows of `existing` (with a `minhash`
-    column made with the same bands, rows and seed) are matched too and
-    always kept.
+    estimated Jaccard similarity reaches `threshold` are linked, and each
+    connected component of links (a cluster, as in datatrove and NeMo
+    Curator) keeps one document: the lowest `priority` (any orderable column,
+    nulls last), then the lowest id. The others name it in `duplicate_of`.
+    Rows of `existing` (with a `minhash` column made with the same bands,
+    rows and seed) are matched too and always kept. The similar pairs are
+    collected to the driver to resolve the clusters (about one per duplicate).
 
     Parameters:
         threshold: estimated Jaccard similarity at or above which documents are duplicates.
@@ -179,10 +207,10 @@ class NearDedup(Stage):
         priority: a source column; among copies the lowest value is kept (then the lowest id).
     """
 
-    threshold: float = 0.8
-    ngram: int = 5
-    bands: int = 14
-    rows: int = 8
+    threshold: Annotated[float, Range(0, 1, open_low=True)] = 0.8
+    ngram: Annotated[int, Range(1)] = 5
+    bands: Annotated[int, Range(1)] = 14
+    rows: Annotated[int, Range(1)] = 8
     seed: int = 1
     priority: str | None = None
     existing: Any = None
@@ -190,10 +218,6 @@ class NearDedup(Stage):
     def __post_init__(self) -> None:
         check_params(NearDedup, {f: getattr(self, f) for f in
                                  ("threshold", "ngram", "bands", "rows", "seed", "priority")})
-        if not 0.0 < self.threshold <= 1.0:
-            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
-        if self.ngram < 1 or self.bands < 1 or self.rows < 1:
-            raise ValueError("ngram, bands and rows must be >= 1")
 
     def transform(self, df):  # type: ignore[no-untyped-def]
         from pyspark.sql import functions as F
@@ -213,43 +237,86 @@ class NearDedup(Stage):
         # Materialize once: the input is read twice below, and may carry
         # non-deterministic model columns that must not be computed again.
         df = df.withColumn(MINHASH, prox_minhash(F.col(column))).localCheckpoint()
-        prio = F.col(self.priority).cast("double") if self.priority else F.lit(0.0)
-        sigs = df.select(
-            F.col(ID).alias("_id"), prio.alias("_prio"), F.col(MINHASH).alias("_sig"),
-            F.lit(1).alias("_new"),
-        ).where(F.col("_sig").isNotNull())
+        sigs = df.select(F.col(ID).alias("_id"), F.col(MINHASH).alias("_sig"),
+                         F.lit(1).alias("_new")).where(F.col("_sig").isNotNull())
         banding = F.posexplode(F.expr(
             f"transform(sequence(0, {self.bands - 1}), i -> "
             f"xxhash64(slice(_sig, i * {rows} + 1, {rows})))")).alias("_band", "_bucket")
-        bands = sigs.select("_id", "_prio", "_sig", "_new", banding)
+        bands = sigs.select("_id", "_sig", "_new", banding)
         old = _keepers(self.existing, MINHASH) if self.existing is not None else None
         if old is not None:
             # Only old documents sharing a bucket with a new one can match.
-            old_bands = old.where(F.size(MINHASH) == num_perm).select(
-                F.col(ID).alias("_id"), F.lit(None).cast("double").alias("_prio"),
-                F.col(MINHASH).alias("_sig"), F.lit(0).alias("_new")
-            ).select("_id", "_prio", "_sig", "_new", banding)
+            old = old.where(F.size(MINHASH) == num_perm).select(
+                F.col(ID).alias("_id"), F.col(MINHASH).alias("_sig"), F.lit(0).alias("_new"))
             buckets = F.broadcast(bands.select("_band", "_bucket").distinct())
-            bands = bands.unionByName(old_bands.join(buckets, ["_band", "_bucket"], "left_semi"))
+            bands = bands.unionByName(old.select("_id", "_sig", "_new", banding)
+                                      .join(buckets, ["_band", "_bucket"], "left_semi"))
         left, right = bands.alias("l"), bands.alias("r")
         lc, rc = (lambda n: F.col(f"l.{n}")), (lambda n: F.col(f"r.{n}"))
-        better = ((lc("_new") < rc("_new"))
-                  | ((lc("_new") == rc("_new")) & (lc("_prio") < rc("_prio")))
-                  | ((lc("_new") == rc("_new")) & (lc("_prio") == rc("_prio"))
-                     & (lc("_id") < rc("_id"))))
         pairs = left.join(
             right,
             (lc("_band") == rc("_band")) & (lc("_bucket") == rc("_bucket"))
-            & (rc("_new") == 1) & better,
-        ).select(lc("_id").alias("keep"), rc("_id").alias("dup"),
-                 F.struct(lc("_new"), lc("_prio"), lc("_id")).alias("kp"),
-                 lc("_sig").alias("ls"), rc("_sig").alias("rs")).dropDuplicates(["keep", "dup"])
-        similar = pairs.withColumn(
-            "_sim",
-            F.expr(f"size(filter(zip_with(ls, rs, (x, y) -> x = y), z -> z)) / {num_perm}"),
-        ).where(F.col("_sim") >= F.lit(self.threshold))
-        best = similar.groupBy("dup").agg(
-            F.min(F.struct("kp", "keep")).alias("_best")
-        ).select(F.col("dup").alias("_dup_id"), F.col("_best.keep").alias("_dup_of"))
+            & (lc("_id") < rc("_id")) & ((lc("_new") == 1) | (rc("_new") == 1)),
+        ).select(lc("_id").alias("a"), rc("_id").alias("b"),
+                 lc("_sig").alias("ls"), rc("_sig").alias("rs")).dropDuplicates(["a", "b"])
+        similar = pairs.where(F.expr(
+            f"size(filter(zip_with(ls, rs, (x, y) -> x = y), z -> z)) / {num_perm}"
+        ) >= F.lit(self.threshold)).select("a", "b")
+        edges = [(r.a, r.b) for r in similar.collect()]
+        keeper = self._cluster_keepers(df, old, edges)
+        best = df.sparkSession.createDataFrame(list(keeper.items()),
+                                               "_dup_id string, _dup_of string")
         marked = df.join(best, df[ID] == best["_dup_id"], "left").drop("_dup_id")
         return _mark(marked, "near_duplicate", F.col("_dup_of"), column).drop("_dup_of")
+
+    def _cluster_keepers(self, df, old, edges: list[tuple[str, str]]  # type: ignore[no-untyped-def]
+                 ) -> dict[str, str]:
+        """{new duplicate id: its cluster's keeper} for the similar pairs
+        `edges`: old documents first, then the lowest priority (nulls last),
+        then the lowest id."""
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
+
+        if not edges:
+            return {}
+        spark = df.sparkSession
+        nodes = spark.createDataFrame([(i,) for i in {n for e in edges for n in e}], "_id string")
+        prio = F.col(self.priority) if self.priority else F.lit(None)
+        keys = df.select(F.col(ID).alias("_id"), F.lit(1).alias("_new"), prio.alias("_prio"))
+        if old is not None:
+            kind = df.schema[self.priority].dataType if self.priority else None
+            none = F.lit(None).cast(kind) if kind is not None else F.lit(None)
+            keys = keys.unionByName(old.select("_id", F.lit(0).alias("_new"),
+                                               none.alias("_prio")))
+        order = Window.orderBy(F.col("_new"), F.col("_prio").asc_nulls_last(), F.col("_id"))
+        ranked = (keys.join(F.broadcast(nodes), "_id")
+                  .withColumn("_rank", F.row_number().over(order)).collect())
+        rank = {r._id: r._rank for r in ranked}
+        new = {r._id for r in ranked if r._new == 1}
+        return {node: best for node, best in clusters(edges, rank.__getitem__).items()
+                if node in new and node != best}
+
+
+def clusters(edges: Iterable[tuple[str, str]], key: Any) -> dict[str, str]:
+    """{node: the node with the smallest `key` in its connected component},
+    for every node of the undirected graph `edges` (union-find).
+
+        >>> clusters([("b", "c"), ("a", "b"), ("x", "y")], str)
+        {'b': 'a', 'c': 'a', 'a': 'a', 'x': 'x', 'y': 'x'}
+    """
+    parent: dict[str, str] = {}
+
+    def root(node: str) -> str:
+        parent.setdefault(node, node)
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for a, b in edges:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            if key(rb) < key(ra):
+                ra, rb = rb, ra
+            parent[rb] = ra
+    return {node: root(node) for node in list(parent)}

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from prox_spark.params import check_value
+from prox_spark.params import check_ranges, check_value
 from prox_spark.program import DEFAULT_CHUNK_POLICY, ChunkPolicy
 from prox_spark.rules import QUALITY_RULES
 from prox_spark.schema import (
@@ -104,7 +104,8 @@ class StageSpec:
 
     def effective(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Validated parameters with every default filled in (ValueError
-        naming the parameter otherwise)."""
+        naming the parameter otherwise): types and the `Range`s declared
+        with them in the stage's signature (see `params.Range`)."""
         known = {p.name: p for p in self.params}
         if self.model is not None and params:
             raise ValueError(f"{self.name} takes its settings from its {self.model} section")
@@ -119,7 +120,9 @@ class StageSpec:
         missing = [p.name for p in self.params if p.required and p.name not in params]
         if missing:
             raise ValueError(f"missing parameter(s): {', '.join(missing)}")
-        return {**{p.name: p.default for p in self.params if not p.required}, **params}
+        values = {**{p.name: p.default for p in self.params if not p.required}, **params}
+        check_ranges(values, {p.name: p.hint for p in self.params if p.hint is not None})
+        return values
 
     def columns_from_source(self, params: Mapping[str, Any]) -> tuple[str, ...]:
         """Source columns this configured stage reads besides id and text."""
@@ -153,7 +156,7 @@ def params_of(target: Any, skip: tuple[str, ...] = ()) -> tuple[Param, ...]:
     hints: dict[str, Any] = {}
     for source in ((target, target.__init__) if isinstance(target, type) else (target,)):
         try:
-            hints.update(typing.get_type_hints(source))
+            hints.update(typing.get_type_hints(source, include_extras=True))
         except Exception:  # unresolvable annotations in a user's module: no type check
             pass
     docs = _docs(target)
