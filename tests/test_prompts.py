@@ -1,4 +1,7 @@
-"""Prompt builders: exact strings, bounds, and chunking identical to the plain rule."""
+"""Prompt builders: exact strings, bounds, and chunking identical to the plain rule.
+
+Every count is checked against the engine's encoding (`text_encoding`: special-
+token text in a document is text), the one the engine sends."""
 
 from __future__ import annotations
 
@@ -9,10 +12,12 @@ import pytest
 from prox_spark.prompts import (
     PROMPT_HEAD,
     PROMPT_TAIL,
+    TextEncoding,
     chunk_document,
     chunk_prompt,
     doc_prompt,
     prompt_length,
+    text_encoding,
 )
 from prox_spark.testing.naive_chunker import naive_chunks
 
@@ -22,7 +27,7 @@ HEAD = (
 
 
 @pytest.fixture(scope="module", params=["tiny", "llama2"])
-def tokenizer(request, tmp_path_factory):
+def hf_tokenizer(request, tmp_path_factory):
     if request.param == "llama2":
         return request.getfixturevalue("llama2_tokenizer")
     from transformers import AutoTokenizer
@@ -31,6 +36,12 @@ def tokenizer(request, tmp_path_factory):
 
     path = build_tokenizer(tmp_path_factory.mktemp("tok"), [_text(random.Random(1), 200)])
     return AutoTokenizer.from_pretrained(str(path))
+
+
+@pytest.fixture(scope="module")
+def tokenizer(hf_tokenizer):
+    """The engine's encoding of the tokenizer: what every count must match."""
+    return text_encoding(hf_tokenizer)
 
 
 WORDS = ("the river town market, history; people (water) season=light winter: "
@@ -60,6 +71,15 @@ def test_chunk_prompt_is_exact(tokenizer):
     assert chunk_prompt(chunk, tokenizer) == HEAD + "[doc]\n" + chunk + "\n[/doc] [/INST]"
 
 
+def test_builders_given_the_plain_tokenizer_count_as_the_engine(hf_tokenizer, tokenizer):
+    doc = _text(random.Random(5), 300)
+    assert doc_prompt(doc, hf_tokenizer, 200) == doc_prompt(doc, tokenizer, 200)
+    assert chunk_document(doc, hf_tokenizer, 150) == chunk_document(doc, tokenizer, 150)
+    bos = tokenizer.bos_token_id
+    assert hf_tokenizer.encode("a <s>").count(bos) == 2  # read as a second BOS
+    assert tokenizer.encode("a <s>").count(bos) == 1     # read as text, as the engine does
+
+
 def test_prompt_length_counts_one_bos(tokenizer):
     prompt = doc_prompt("Hello", tokenizer)
     assert prompt_length(prompt, tokenizer) == len(tokenizer.encode(prompt))
@@ -83,12 +103,13 @@ def test_long_documents_are_truncated_inside_the_prompt(tokenizer, max_tokens):
             assert length >= max_tokens - 8
 
 
-class CountingTokenizer:
-    """Wraps a tokenizer and counts the characters its backend is asked to encode."""
+class CountingTokenizer(TextEncoding):
+    """Wraps an encoding and counts the characters its backend is asked to encode."""
 
     def __init__(self, inner):
         self.inner = inner
         self.chars = 0
+        self.bos_token_id = inner.bos_token_id
         outer = self
 
         class Backend:
@@ -101,6 +122,7 @@ class CountingTokenizer:
                 return inner.backend_tokenizer.encode_batch_fast(texts, *a, **k)
 
         self.backend_tokenizer = Backend()
+        self.source = self.backend_tokenizer
 
     def encode(self, text, *a, **k):
         return self.inner.encode(text, *a, **k)

@@ -120,6 +120,12 @@ class PipelineConfig:
     gpu_memory_fraction: float = DEFAULT_GPU_MEMORY_FRACTION
     report: ReportConfig | None = field(default_factory=lambda: ReportConfig())
     cpu_sample: int | None = None
+    # A "failed" row (not refined) is tried again on later runs until it has
+    # been tried this many times.
+    max_attempts: int = 3
+    # Fail the run (exit 1) when more than this share of a batch failed;
+    # None: never.
+    max_failed_fraction: float | None = None
     distill: DistillConfig | None = None
 
 
@@ -297,7 +303,7 @@ def _model(raw: Any, where: str, new_tokens: int, prompt_tokens: int,
 
 TOP_KEYS = ("input", "output", "metrics", "doc_model", "chunk_model", "policy", "spark",
             "limit", "stages", "commit_every", "commit_retries", "gpu_memory_fraction",
-            "report", "cpu_sample", "distill")
+            "report", "cpu_sample", "max_attempts", "max_failed_fraction", "distill")
 _INPUT_KEYS = ("path", "table", "format", "id_column", "text_column", "cast_text",
                "on_duplicate_id", "change_feed", "on_source_delete")
 
@@ -518,10 +524,16 @@ def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = Tru
         _check_input(inp)
         _check_output(output, "output")
         _check_output(metrics, "metrics")
+    max_attempts = _positive(_typed(top, "max_attempts", int, "config", 3), "max_attempts")
+    failed_fraction = _typed(top, "max_failed_fraction", (int, float), "config")
+    if failed_fraction is not None and not 0.0 <= failed_fraction <= 1.0:
+        raise ConfigError("max_failed_fraction", f"must be within [0, 1], got {failed_fraction}")
     return PipelineConfig(inp, output, metrics, doc, chunk, policy, partitions,
                           conf, limit, stages,
                           commit_every, retries, float(fraction), _report(top.get("report")),
                           _positive(_typed(top, "cpu_sample", int, "config"), "cpu_sample"),
+                          max_attempts,
+                          None if failed_fraction is None else float(failed_fraction),
                           _distill(top.get("distill")))
 
 

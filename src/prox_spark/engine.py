@@ -68,13 +68,33 @@ class EngineConfig:
         return self.tokenizer or self.model
 
 
+# `Generation.failure` kinds: why a prompt got no answer (the row's
+# drop_reason is then `failed:<kind>`).
+PROMPT_TOO_LONG = "prompt_too_long"
+GENERATION_ERROR = "generation"
+ENGINE_START = "engine_start"
+
+
 @dataclass(frozen=True, slots=True)
 class Generation:
-    """One prompt's answer, or why it was not sent."""
+    """One prompt's answer, or why it was not sent.
+
+    `finish_reason` is vLLM's: "stop" (the model ended its answer) or
+    "length" (cut at `max_new_tokens` or the context; see `truncated`).
+    `failure` is a kind (`PROMPT_TOO_LONG`, `GENERATION_ERROR`) when `text`
+    is None.
+    """
 
     text: str | None
     error: str | None = None
     prompt_tokens: int = 0
+    finish_reason: str | None = None
+    failure: str | None = None
+
+    @property
+    def truncated(self) -> bool:
+        """The answer was cut at the token limit, not ended by the model."""
+        return self.finish_reason == "length"
 
 
 class EngineStartError(RuntimeError):
@@ -188,12 +208,13 @@ class Engine:
         return cls(config, llm, llm.get_tokenizer())
 
     def __post_init__(self) -> None:
-        from tokenizers import Tokenizer
+        from prox_spark.prompts import text_encoding
 
-        # A private copy that reads "<s>" inside a document as text, so the
-        # only BOS the model sees is the one `encode` puts first.
-        self._backend = Tokenizer.from_str(self.tokenizer.backend_tokenizer.to_str())
-        self._backend.encode_special_tokens = True
+        # Reads "<s>" inside a document as text, so the only BOS the model
+        # sees is the one `encode` puts first. Every budget count (chunks,
+        # doc truncation, token statistics) uses this same encoding.
+        self.text_tokenizer = text_encoding(self.tokenizer)
+        self._backend = self.text_tokenizer.backend_tokenizer
 
     def encode_one(self, prompt: str) -> list[int]:
         """`encode` for one prompt (what the prompt builder measures with, so a
@@ -238,8 +259,8 @@ class Engine:
             room = limit - len(ids)
             if room < 1:
                 results[i] = Generation(
-                    None, f"prompt of {len(ids)} tokens exceeds the context of {limit}", len(ids)
-                )
+                    None, f"prompt of {len(ids)} tokens exceeds the context of {limit}", len(ids),
+                    failure=PROMPT_TOO_LONG)
                 continue
             batch.append(TokensPrompt(prompt_token_ids=ids))
             params.append(
@@ -251,7 +272,9 @@ class Engine:
             outputs = self.llm.generate(batch, params, use_tqdm=False)
             GENERATE_SECONDS[0] += time.perf_counter() - started
             for i, out in zip(index, outputs, strict=True):
-                results[i] = Generation(out.outputs[0].text, None, len(out.prompt_token_ids))
+                answer = out.outputs[0]
+                results[i] = Generation(answer.text, None, len(out.prompt_token_ids),
+                                        answer.finish_reason)
         return [r for r in results if r is not None]
 
 
@@ -285,13 +308,28 @@ def get_tokenizer(name: str) -> Any:
         return tok
 
 
+def counting_tokenizer(name: str | None) -> Any | None:
+    """`get_tokenizer(name)` for token statistics, or None when it cannot be
+    loaded (the counts are then null): a statistic never fails a task."""
+    if name is None:
+        return None
+    try:
+        return get_tokenizer(name)
+    except Exception as exc:
+        record_event("tokenizer_failed", tokenizer=name, error=f"{type(exc).__name__}: {exc}")
+        return None
+
+
 def get_engine(config: EngineConfig) -> Engine:
     """The cached engine for `config` and the current task's GPUs, created on
     first use; raises `EngineStartError` if it cannot be built.
 
     An engine is reused only by tasks holding the same GPU addresses; a task
-    on another GPU releases it and builds its own. A build that failed is
-    not retried in this process (every later batch gets the same error fast).
+    on another GPU releases it and builds its own, but only once the worker
+    is known to be able to switch GPUs (`bind_task_gpus`): a worker that
+    cannot keeps its engines and this task gets `EngineStartError`. A build
+    that failed is not retried in this process (every later batch gets the
+    same error fast).
     """
     global _CREATED
     key = (config, task_gpus())
@@ -301,7 +339,10 @@ def get_engine(config: EngineConfig) -> Engine:
             return engine
         if key in _FAILED:
             raise EngineStartError(_FAILED[key])
-        for other in [k for k in _ENGINES if k[1] != key[1]]:
+        others = [k for k in _ENGINES if k[1] != key[1]]
+        if others:
+            bind_task_gpus()  # raises, engines kept, if this worker cannot switch
+        for other in others:
             del _ENGINES[other]  # a GPU this task does not hold
         try:
             engine = Engine.create(config)

@@ -36,7 +36,8 @@ _SUMS = ("program_errors", "rows_with_errors", "invalid_rows", "tokens_before", 
 METRICS_SCHEMA = (
     "kind string, run_id string, batch int, batches int, commit_version long, "
     "run_at timestamp, fingerprint string, documents_in long, already_refined long, "
-    "refined long, kept long, edited long, dropped long, reverted long, program_errors long, "
+    "refined long, kept long, edited long, dropped long, reverted long, failed long, "
+    "program_errors long, "
     "rows_with_errors long, invalid_rows long, duplicate_records long, conflicting_ids long, "
     "deleted long, tokens_before long, tokens_after long, words_before long, words_after long, "
     "wall_seconds double, documents_per_second double, rule_stats string, source_version long, "
@@ -65,6 +66,7 @@ class BatchStats:
     edited: int = 0
     dropped: int = 0
     reverted: int = 0
+    failed: int = 0
     program_errors: int = 0
     rows_with_errors: int = 0
     invalid_rows: int = 0
@@ -164,6 +166,8 @@ class RunSummary(BatchStats):
             f"    edited          {self.edited:>10,}",
             f"    dropped         {self.dropped:>10,}",
             f"    reverted        {self.reverted:>10,}",
+            f"    failed          {self.failed:>10,}"
+            + ("   (not refined; see `error`, retried on the next run)" if self.failed else ""),
             *([f"  deleted           {self.deleted:>10,}   (gone from the source)"]
               if self.deleted else []),
             f"  program errors    {self.program_errors:>10,}"
@@ -185,7 +189,17 @@ class RunSummary(BatchStats):
 
 
 def now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    """The current time, timezone-aware UTC: Spark stores it as the same
+    instant whatever the machine's or session's time zone (a naive value
+    would be read as local time)."""
+    return datetime.now(UTC)
+
+
+def _utc(value: str) -> datetime:
+    """An ISO timestamp from commit metadata as aware UTC (commits written
+    by older versions hold naive UTC)."""
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def batch_metadata(run_id: str, batch: int, batches: int, fingerprint: str,
@@ -211,7 +225,7 @@ def _metrics_row(version: int, meta: dict[str, Any]) -> dict[str, Any]:
     row["kind"] = meta[MARKER]
     row["commit_version"] = version
     try:
-        row["run_at"] = datetime.fromisoformat(meta.get("run_at", ""))
+        row["run_at"] = _utc(meta.get("run_at", ""))
     except ValueError:
         row["run_at"] = now()
     seconds = float(meta.get("wall_seconds") or 0)

@@ -44,19 +44,23 @@ from prox_spark.metrics import (
     run_row,
     sync_metrics,
 )
-from prox_spark.program import DROPPED
+from prox_spark.program import CORPUS_STATUSES, DROPPED, FAILED
+from prox_spark.program.results import EMPTY_TEXT_REASON, INVALID_RECORD_REASON
 from prox_spark.progress import progress
 from prox_spark.refresh import Plan, plan
 from prox_spark.schema import (
+    ATTEMPTS,
     CHUNK_ERROR,
     DOC_ERROR,
     DOC_PROGRAM,
+    DROP_REASON,
     REFINED_SCHEMA,
     REFINED_TEXT,
     REFINED_TYPES,
     RULE_EDITS,
     RULE_ERROR,
     STATUS,
+    TRUNCATED,
 )
 from prox_spark.sources import SOURCE_ERROR
 from prox_spark.stages import ProgramApplier, Stage
@@ -73,8 +77,13 @@ PROMPT_FORMAT_VERSION = "llama2-chat/prox-v1"
 # end of a run, and after a batch when this long has passed since the last
 # time (each batch's figures are in its own commit either way).
 METRICS_EVERY_SECONDS = 60.0
-__all__ = ["METRICS_SCHEMA", "RunSummary", "build_stages", "fingerprint", "refine",
-           "run_pipeline"]
+__all__ = ["METRICS_SCHEMA", "RunSummary", "TooManyFailed", "build_stages", "fingerprint",
+           "refine", "run_pipeline"]
+
+
+class TooManyFailed(RuntimeError):
+    """More than `max_failed_fraction` of a batch could not be refined; the
+    run stops before committing that batch (batches committed before stay)."""
 
 
 def fingerprint(config: PipelineConfig) -> str:
@@ -126,7 +135,11 @@ def refine(df: DataFrame, config: PipelineConfig, existing: DataFrame | None = N
 
     Rows with a `source_error` (unreadable records) skip the stages and come
     out as dropped rows carrying that error. The result has `REFINED_TYPES`
-    plus `invalid` (the row was a source error).
+    plus `invalid` (the row was a source error). Every dropped or failed row
+    has a `drop_reason`: the first rule or dedup stage that dropped it (its
+    reason code), else the interpreter's ("doc_model", "chunk_policy:...",
+    "failed:<kind>"), "invalid_record" for source errors. `words_after` and
+    `tokens_after` count the final text, and only rows in the corpus.
     """
     from pyspark.sql import functions as F
 
@@ -147,11 +160,15 @@ def refine(df: DataFrame, config: PipelineConfig, existing: DataFrame | None = N
         # A rule's line edits make an otherwise untouched document "edited".
         line_edit = F.exists(F.col(RULE_EDITS), lambda e: e["reason"].isNull())
         valid = valid.withColumn(STATUS, status_expr(F.lit(False), line_edit, F.col(STATUS)))
+    valid = _final_counts(valid, config)
     errors = F.concat_ws("; ", *[F.col(c) for c in (RULE_ERROR, DOC_ERROR, CHUNK_ERROR)
                                  if c in valid.columns])
     computed = {
         "text": F.col(REFINED_TEXT),
         "error": F.when(errors != "", errors),
+        DROP_REASON: _drop_reason(valid),
+        TRUNCATED: F.coalesce(F.col(TRUNCATED), F.lit(False)) if TRUNCATED in valid.columns
+        else F.lit(False),
         "fingerprint": F.lit(None), "refined_at": F.lit(None),
     }
     out = valid.select(*[
@@ -163,13 +180,62 @@ def refine(df: DataFrame, config: PipelineConfig, existing: DataFrame | None = N
         return out
     bad = df.where(F.col(SOURCE_ERROR).isNotNull())
     fixed = {STATUS: F.lit(DROPPED), "error": F.col(SOURCE_ERROR), "errors": F.lit(0),
-             "text": F.lit(None)}
+             "text": F.lit(None), DROP_REASON: F.lit(INVALID_RECORD_REASON),
+             TRUNCATED: F.lit(False)}
     bad = bad.select(*[
         (fixed[name] if name in fixed else F.col(name) if name in bad.columns
          else F.lit(None)).cast(kind).alias(name)
         for name, kind in REFINED_TYPES.items()
     ], F.lit(True).alias("invalid"))
     return out.unionByName(bad)
+
+
+def _drop_reason(df: DataFrame) -> Any:
+    """Why a dropped or failed row is not in the corpus (null for the others)."""
+    from pyspark.sql import functions as F
+
+    rule = F.lit(None)
+    if RULE_EDITS in df.columns:
+        drops = F.filter(F.col(RULE_EDITS), lambda e: e["reason"].isNotNull())
+        rule = F.get(drops, 0)["reason"]
+    model = F.col(DROP_REASON) if DROP_REASON in df.columns else F.lit(None)
+    return (F.when(F.col(STATUS) == F.lit(FAILED), F.coalesce(model, rule))
+            .when(F.col(STATUS) == F.lit(DROPPED),
+                  F.coalesce(rule, model, F.lit(EMPTY_TEXT_REASON))))
+
+
+def _final_counts(df: DataFrame, config: PipelineConfig) -> DataFrame:
+    """`words_after` (and `tokens_after`, when tokens are counted) of the
+    final text, after every stage; 0 for rows not in the corpus (dropped,
+    failed)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.functions import pandas_udf
+
+    from prox_spark.engine import counting_tokenizer
+
+    model = config.chunk_model or config.doc_model
+    counted = model is not None and "tokens_after" in df.columns
+    tokenizer = model.engine.tokenizer_name if counted and model is not None else None
+    corpus = set(CORPUS_STATUSES)
+
+    @pandas_udf("words int, tokens int")  # type: ignore[call-overload]
+    def prox_counts(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.DataFrame]:
+        for texts, statuses in batches:
+            final = [t if isinstance(t, str) and s in corpus else ""
+                     for t, s in zip(texts, statuses, strict=True)]
+            tokens: list[int | None] = [None] * len(final)
+            tok = counting_tokenizer(tokenizer) if final else None
+            if tok is not None:
+                from prox_spark.prompts import token_counts
+
+                tokens = list(token_counts(final, tok))
+            yield pd.DataFrame({"words": [len(t.split()) for t in final], "tokens": tokens})
+
+    out = df.withColumn("_counts", prox_counts(F.col(REFINED_TEXT), F.col(STATUS)))
+    out = out.withColumn("words_after", F.col("_counts.words"))
+    if tokenizer is not None:
+        out = out.withColumn("tokens_after", F.col("_counts.tokens"))
+    return out.drop("_counts")
 
 
 def _rules_only_result(df: DataFrame) -> DataFrame:
@@ -249,8 +315,9 @@ def _commit_batches(spark: SparkSession, config: PipelineConfig, work: Plan, run
         later = work.pending.where(F.col("id") >= F.lit(work.bounds[k]))
         with progress(spark, f"batch {k + 1} of {n}"):
             refined = (
-                refine(rows.repartition(config.partitions), config,
-                       _existing(spark, config, later))
+                _with_attempts(spark, config, fp, refine(
+                    rows.repartition(config.partitions), config,
+                    _existing(spark, config, later)))
                 .withColumn("fingerprint", F.lit(fp))
                 .withColumn("refined_at", F.current_timestamp())
                 # Model output must never be computed twice, even after this
@@ -263,6 +330,7 @@ def _commit_batches(spark: SparkSession, config: PipelineConfig, work: Plan, run
             skipped += 1
             log.info("batch %d of %d: already committed by another run, skipped", k + 1, n)
             continue
+        _check_failed(config, stats, k, n)
 
         def commit(attempt: int, refined: DataFrame = refined, k: int = k,
                    stats: BatchStats = stats, batch_started: float = batch_started
@@ -296,6 +364,37 @@ def _commit_batches(spark: SparkSession, config: PipelineConfig, work: Plan, run
             _sync(spark, config)
             synced = time.monotonic()
     return total, skipped
+
+
+def _with_attempts(spark: SparkSession, config: PipelineConfig, fp: str, refined: DataFrame
+                   ) -> DataFrame:
+    """`refined` with `attempts`: how many runs have tried each document (same
+    content and fingerprint), this one included. A row the table holds as
+    "failed" for the same content and fingerprint is being retried."""
+    from pyspark.sql import functions as F
+
+    previous = F.lit(None)
+    if ATTEMPTS in read_table(spark, config.output).columns:
+        earlier = (read_table(spark, config.output)
+                   .where((F.col("fingerprint") == F.lit(fp)) & (F.col(STATUS) == F.lit(FAILED)))
+                   .select("id", "content_hash",
+                           F.coalesce(F.col(ATTEMPTS), F.lit(1)).alias("_previous")))
+        refined = refined.join(earlier, ["id", "content_hash"], "left")
+        previous = F.col("_previous")
+    attempts = (F.coalesce(previous, F.lit(0)) + 1).cast("int")
+    return refined.withColumn(ATTEMPTS, attempts).drop("_previous")
+
+
+def _check_failed(config: PipelineConfig, stats: BatchStats, k: int, n: int) -> None:
+    """Raise `TooManyFailed` when more than `max_failed_fraction` of a batch
+    failed (checked before the batch is committed)."""
+    limit = config.max_failed_fraction
+    if limit is None or not stats.refined or stats.failed / stats.refined <= limit:
+        return
+    raise TooManyFailed(
+        f"batch {k + 1} of {n}: {stats.failed} of {stats.refined} documents failed "
+        f"({stats.failed / stats.refined:.0%} > max_failed_fraction={limit}); the batch was "
+        "not committed (see the engine log; batches committed before are kept)")
 
 
 def _sync(spark: SparkSession, config: PipelineConfig) -> None:

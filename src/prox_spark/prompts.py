@@ -10,6 +10,9 @@ the BOS token: the engine adds exactly one when it tokenizes.
 
 Token counts follow the reference: a prompt's length includes its one BOS; a
 chunk line counts as ``len(tokenizer.encode("[NNN]line"))``, BOS included.
+Every count is made with the engine's own encoding (`text_encoding`), in
+which special-token text inside a document (``<s>``, ``</s>``, ``[INST]``)
+is ordinary text, as the engine sends it.
 """
 
 from __future__ import annotations
@@ -41,6 +44,47 @@ class Tokenizer(Protocol):
     def encode(self, text: str, *args: Any, **kwargs: Any) -> list[int]: ...
 
 
+class TextEncoding:
+    """A tokenizer as the engine encodes documents: special-token text in a
+    document is text (``"<s>"`` is three or so tokens, never BOS), and
+    ``add_special_tokens=True`` adds only the template's own BOS.
+
+    Built by `text_encoding`; quacks like the part of a Hugging Face fast
+    tokenizer the prompt builders use.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        from tokenizers import Tokenizer as Backend
+
+        self.source = tokenizer.backend_tokenizer
+        self.backend_tokenizer = Backend.from_str(self.source.to_str())
+        self.backend_tokenizer.encode_special_tokens = True
+        self.bos_token_id = getattr(tokenizer, "bos_token_id", None)
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return list(self.backend_tokenizer.encode(
+            text, add_special_tokens=add_special_tokens).ids)
+
+
+_ENCODINGS: dict[int, TextEncoding] = {}
+
+
+def text_encoding(tokenizer: Any) -> TextEncoding:
+    """The engine's encoding of `tokenizer` (a Hugging Face fast tokenizer or
+    a `TextEncoding`), cached per tokenizer: the one every budget count uses
+    (chunk packing, doc truncation, token statistics) so what is counted is
+    what is sent."""
+    if isinstance(tokenizer, TextEncoding):
+        return tokenizer
+    backend = tokenizer.backend_tokenizer
+    held = _ENCODINGS.get(id(backend))
+    if held is None or held.source is not backend:
+        if len(_ENCODINGS) > 8:
+            _ENCODINGS.clear()
+        held = _ENCODINGS[id(backend)] = TextEncoding(tokenizer)
+    return held
+
+
 def chat_prompt(user: str) -> str:
     """Wrap a user turn in the Llama-2 chat format (no BOS)."""
     return PROMPT_HEAD + user.rstrip() + PROMPT_TAIL
@@ -48,6 +92,7 @@ def chat_prompt(user: str) -> str:
 
 def prompt_length(prompt: str, tokenizer: Tokenizer) -> int:
     """Tokens the engine will see for `prompt`, its BOS included."""
+    tokenizer = text_encoding(tokenizer)
     return len(tokenizer.backend_tokenizer.encode(prompt, add_special_tokens=True).ids)
 
 
@@ -74,6 +119,8 @@ def doc_prompt(text: str, tokenizer: Tokenizer, max_tokens: int = DOC_MAX_TOKENS
     prompt (BOS included) has at most `max_tokens` tokens and still ends with
     ``" [/INST]"``.
     """
+    tokenizer = text_encoding(tokenizer)
+
     def encode(prompt: str) -> list[int]:
         return list(tokenizer.backend_tokenizer.encode(prompt, add_special_tokens=True).ids)
 
@@ -85,7 +132,7 @@ def doc_prompt_ids(text: str, tokenizer: Tokenizer, max_tokens: int,
     """`doc_prompt` as the token ids `encode` gives (the engine's own encoder,
     BOS included): the ids that measured the prompt are the ids sent, so a
     document is tokenized once."""
-    return _fit_doc(text, tokenizer, max_tokens, encode)[1]
+    return _fit_doc(text, text_encoding(tokenizer), max_tokens, encode)[1]
 
 
 def _fit_doc(text: str, tokenizer: Tokenizer, max_tokens: int,
@@ -245,7 +292,9 @@ def chunk_document(
     Lines (``text.split("\\n")``) are numbered ``[NNN]`` and packed greedily in
     order, each counted as ``len(tokenizer.encode("[NNN]line"))``. A line that
     alone exceeds the budget is shortened (its number kept) so no chunk does.
+    Counts use the engine's encoding (`text_encoding`).
     """
+    tokenizer = text_encoding(tokenizer)
     numbered = [number_line(i, line) for i, line in enumerate(text.split("\n"))]
     counts = _line_counter(tokenizer).counts(numbered)
     chunks: list[str] = []
@@ -277,7 +326,9 @@ def token_counts(texts: Sequence[str], tokenizer: Tokenizer) -> list[int]:
     """Tokens of each text without special tokens, exactly as ``encode`` counts them.
 
     Uses the same cached segment counting as `chunk_document`, so counting a
-    corpus costs a fraction of tokenizing it.
+    corpus costs a fraction of tokenizing it. Special-token text counts as
+    the engine encodes it (`text_encoding`).
     """
+    tokenizer = text_encoding(tokenizer)
     counter = _line_counter(tokenizer)
     return [max(0, n - counter.extra) for n in counter.counts(list(texts))]

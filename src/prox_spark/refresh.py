@@ -3,7 +3,8 @@ to refine now, the refined rows to delete, and the batches to commit.
 
 Pending = source rows whose (id, content hash) is not in the refined table
 with this run's fingerprint, plus the rows whose dedup decision went stale
-(their keeper changed or left the source). Batches are ranges of ids in
+(their keeper changed or left the source), plus the rows stored "failed"
+(not refined) tried fewer than `max_attempts` times. Batches are ranges of ids in
 sorted order, so a run started again after a kill cuts the remaining
 documents into exactly the batches it would have committed.
 """
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from prox_spark.config import ConfigError, InputConfig, PipelineConfig
 from prox_spark.delta import first_line, read_table, table_exists
 from prox_spark.metrics import last_source_version
+from prox_spark.program.results import FAILED
 from prox_spark.sources import (
     ORDER,
     SORT_NUM,
@@ -145,6 +147,18 @@ def _incremental_from(spark: SparkSession, config: PipelineConfig, fp: str) -> i
     return last
 
 
+def _retryable(table: DataFrame, fp: str, max_attempts: int) -> DataFrame:
+    """Ids of refined rows stored "failed" with this fingerprint that have
+    been tried fewer than `max_attempts` times: refined again this run."""
+    from pyspark.sql import functions as F
+
+    if "attempts" not in table.columns:
+        return table.where(F.lit(False)).select("id")
+    return table.where(
+        (F.col("fingerprint") == fp) & (F.col("status") == F.lit(FAILED))
+        & (F.coalesce(F.col("attempts"), F.lit(1)) < F.lit(max_attempts))).select("id")
+
+
 def plan(spark: SparkSession, config: PipelineConfig, fp: str) -> Plan:
     """Read the source and decide what this run refines, deletes and commits."""
     from pyspark import StorageLevel
@@ -186,7 +200,9 @@ def plan(spark: SparkSession, config: PipelineConfig, fp: str) -> Plan:
     deleted = None
     if table_exists(spark, config.output):
         table = read_table(spark, config.output)
-        done = table.where(F.col("fingerprint") == fp).select("id", "content_hash")
+        retry = _retryable(table, fp, config.max_attempts)
+        done = (table.where(F.col("fingerprint") == fp).select("id", "content_hash")
+                .join(retry, "id", "left_anti"))
         pending = source.join(done, on=["id", "content_hash"], how="left_anti")
         if inp.on_source_delete == "delete":
             if changes is None:
@@ -210,6 +226,12 @@ def plan(spark: SparkSession, config: PipelineConfig, fp: str) -> Plan:
                 stale_rows = snapshot.join(stale, "id")
             pending = pending.unionByName(
                 stale_rows.join(pending.select("id"), "id", "left_anti"))
+        if changes is not None and changes != "none":
+            # Failed rows to retry are not among the changes: take them from
+            # the source as of this version.
+            snapshot = resolve_duplicate_ids(read_source(spark, inp, version), inp)
+            pending = pending.unionByName(
+                snapshot.join(retry, "id").join(pending.select("id"), "id", "left_anti"))
     else:
         pending = source
     waiting = None

@@ -21,8 +21,15 @@ STATUS = "status"
 DOC_PROGRAM = "doc_program"
 DOC_ERROR = "doc_error"
 DOC_STATUS = "doc_status"
+DOC_FAILURE = "doc_failure"
+DOC_TRUNCATED = "doc_truncated"
 CHUNK_PROGRAMS = "chunk_programs"
 CHUNK_ERROR = "chunk_error"
+CHUNK_FAILURE = "chunk_failure"
+CHUNK_TRUNCATED = "chunk_truncated"
+DROP_REASON = "drop_reason"
+TRUNCATED = "truncated"
+ATTEMPTS = "attempts"
 REFINED_TEXT = "refined_text"
 RULE_EDITS = "rule_edits"
 RULE_ERROR = "rule_error"
@@ -56,8 +63,11 @@ EDIT_FIELDS = {"stage": "string", "program": "string", "reason": "string",
 EDIT_TYPE = "struct<" + ",".join(f"{k}:{v}" for k, v in EDIT_FIELDS.items()) + ">"
 
 # What the interpreter reports per document (besides the refined text).
+# `drop_reason`: why a dropped or failed row is not in the corpus;
+# `truncated`: a model's program was cut at its token limit.
 RESULT_FIELDS = {
-    STATUS: "string", "errors": "int", "program_errors": "array<string>",
+    STATUS: "string", DROP_REASON: "string", TRUNCATED: "boolean", "errors": "int",
+    "program_errors": "array<string>",
     "lines_removed": "int", "normalizations": "int", "words_before": "int",
     "words_after": "int", "tokens_before": "int", "tokens_after": "int",
 }
@@ -76,6 +86,7 @@ REFINED_TYPES = {
     "error": "string", RULE_EDITS: f"array<{EDIT_TYPE}>",
     DUPLICATE_OF: "string", DEDUP_HASH: "string", MINHASH: "array<bigint>",
     "content_hash": "string", "fingerprint": "string", "refined_at": "timestamp",
+    ATTEMPTS: "int",
 }
 REFINED_SCHEMA = ddl(REFINED_TYPES)
 REFINED_COLUMNS = tuple(REFINED_TYPES)

@@ -2,8 +2,10 @@
 
 Each Python worker builds its engine once (see `engine.get_engine`) and then
 sends every Arrow batch it receives to vLLM in one call. Rows that cannot be
-refined -- null, empty, too large -- get an error string instead of a
-program, and never fail the task.
+refined -- null, empty, too large, no engine, a failed generation -- get an
+error string instead of a program (and, when the model could not answer, a
+failure kind: the row is then stored "failed" and retried), and never fail
+the task.
 
     >>> doc = doc_program_udf(EngineConfig(model="/models/web-doc-refining-lm"))  # doctest: +SKIP
     >>> df.withColumn("doc", doc("text")).select("id", "doc.program", "doc.error")  # doctest: +SKIP
@@ -20,6 +22,8 @@ import pandas as pd
 from prox_spark.engine import (
     CHUNK_MAX_NEW_TOKENS,
     DOC_MAX_NEW_TOKENS,
+    ENGINE_START,
+    GENERATION_ERROR,
     Engine,
     EngineConfig,
     Generation,
@@ -69,7 +73,8 @@ def _generate_safely(
             try:
                 results.extend(engine.generate([prompt], max_new_tokens))
             except Exception as exc:
-                results.append(Generation(None, f"generation failed: {exc}"))
+                results.append(Generation(None, f"generation failed: {exc}",
+                                          failure=GENERATION_ERROR))
         return results
 
 
@@ -79,25 +84,52 @@ def _program_text(gen: Generation) -> str | None:
     return None if gen.text is None else gen.text.strip()
 
 
+# Failure kinds found before a prompt is sent (see also engine's kinds).
+TOO_LARGE = "doc_too_large"
+PROMPT_FAILED = "prompt"
+CHUNKING_FAILED = "chunking"
+
+
 @dataclass
 class Prepared:
     """One batch made ready for the engine: prompts (token ids) and, per
-    prompt, the row it answers; rows that need no prompt carry their error."""
+    prompt, the row it answers; rows that need no prompt carry their error.
+
+    Per row, `failures` holds the kind of failure (None when the row was
+    answered or needs no model), and `truncated` the answers cut at the
+    token limit (a bool per doc row, a list of bools per chunk row).
+    """
 
     programs: list[Any]
     errors: list[str | None]
     prompts: list[list[int]] = field(default_factory=list)
     owners: list[int] = field(default_factory=list)
     engine: Engine | None = None
+    failures: list[str | None] = field(default_factory=list)
+    truncated: list[Any] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.failures:
+            self.failures = [None] * len(self.programs)
+        if not self.truncated:
+            self.truncated = [None] * len(self.programs)
+
+    def fail(self, row: int, kind: str, message: str) -> None:
+        """Mark `row` as not refined, of `kind`, saying why."""
+        self.failures[row], self.errors[row] = kind, message
 
     def without(self, rows: Sequence[bool]) -> Prepared:
         """This batch minus the rows marked True (no prompt, no program, no
         error): documents an earlier decision dropped."""
         keep = [k for k, owner in enumerate(self.owners) if not rows[owner]]
+
+        def unless(values: list[Any]) -> list[Any]:
+            return [None if r else v for r, v in zip(rows, values, strict=True)]
+
         return Prepared(
-            [None if r else p for r, p in zip(rows, self.programs, strict=True)],
-            [None if r else e for r, e in zip(rows, self.errors, strict=True)],
-            [self.prompts[k] for k in keep], [self.owners[k] for k in keep], self.engine)
+            unless(self.programs), unless(self.errors),
+            [self.prompts[k] for k in keep], [self.owners[k] for k in keep], self.engine,
+            unless(self.failures), unless(self.truncated))
 
 
 def _usable(texts: Sequence[Any], engine_for: Callable[[], Engine],
@@ -111,9 +143,8 @@ def _usable(texts: Sequence[Any], engine_for: Callable[[], Engine],
         if text is None:
             continue
         if max_doc_chars is not None and len(text) > max_doc_chars:
-            prep.errors[i] = (
-                f"document of {len(text):,} characters exceeds max_doc_chars={max_doc_chars:,}"
-            )
+            prep.fail(i, TOO_LARGE, f"document of {len(text):,} characters exceeds "
+                                    f"max_doc_chars={max_doc_chars:,}")
             continue
         usable.append((i, text))
     if not usable:
@@ -122,7 +153,7 @@ def _usable(texts: Sequence[Any], engine_for: Callable[[], Engine],
         prep.engine = engine_for()
     except Exception as exc:
         for i, _ in usable:
-            prep.errors[i] = f"engine failed to start: {exc}"
+            prep.fail(i, ENGINE_START, f"engine failed to start: {exc}")
         return prep, []
     return prep, usable
 
@@ -134,11 +165,11 @@ def prepare_doc(texts: Sequence[Any], engine_for: Callable[[], Engine], *,
     for i, text in usable:
         assert prep.engine is not None
         try:
-            prep.prompts.append(doc_prompt_ids(text, prep.engine.tokenizer, max_prompt_tokens,
-                                               prep.engine.encode_one))
+            prep.prompts.append(doc_prompt_ids(text, prep.engine.text_tokenizer,
+                                               max_prompt_tokens, prep.engine.encode_one))
             prep.owners.append(i)
         except Exception as exc:
-            prep.errors[i] = f"prompt failed: {exc}"
+            prep.fail(i, PROMPT_FAILED, f"prompt failed: {exc}")
     return prep
 
 
@@ -150,37 +181,44 @@ def prepare_chunks(texts: Sequence[Any], engine_for: Callable[[], Engine], *,
     for i, text in usable:
         assert prep.engine is not None
         try:
-            chunks = chunk_document(text, prep.engine.tokenizer, max_chunk_tokens)
+            chunks = chunk_document(text, prep.engine.text_tokenizer, max_chunk_tokens)
             ids = [prep.engine.encode_one(chunk_prompt(c)) for c in chunks]
         except Exception as exc:
-            prep.errors[i] = f"chunking failed: {exc}"
+            prep.fail(i, CHUNKING_FAILED, f"chunking failed: {exc}")
             continue
         prep.programs[i] = []
+        prep.truncated[i] = []
         prep.prompts.extend(ids)
         prep.owners.extend([i] * len(ids))
     return prep
 
 
 def finish_doc(prep: Prepared, max_new_tokens: int) -> tuple[list[Any], list[str | None]]:
-    """Run a prepared document batch: (programs, errors)."""
+    """Run a prepared document batch: (programs, errors); `prep.failures`
+    and `prep.truncated` are filled in as well."""
     if prep.engine is not None:
         gens = _generate_safely(prep.engine, prep.prompts, max_new_tokens)
         for i, gen in zip(prep.owners, gens, strict=True):
             prep.programs[i], prep.errors[i] = _program_text(gen), gen.error
+            prep.failures[i], prep.truncated[i] = gen.failure, gen.truncated
     return prep.programs, prep.errors
 
 
 def finish_chunks(prep: Prepared, max_new_tokens: int) -> tuple[list[Any], list[str | None]]:
     """Run a prepared chunk batch: (per-row program lists, errors). A chunk
-    whose prompt could not be answered adds an empty program and its reason."""
+    whose prompt could not be answered adds an empty program and its reason,
+    and fails its document (`prep.failures`, the first kind); `prep.truncated`
+    gets one bool per chunk."""
     if prep.engine is not None:
         gens = _generate_safely(prep.engine, prep.prompts, max_new_tokens)
         for i, gen in zip(prep.owners, gens, strict=True):
             row = prep.programs[i]
             row.append(_program_text(gen) or "")
+            prep.truncated[i].append(gen.truncated)
             if gen.error is not None:
                 note = f"chunk {len(row) - 1}: {gen.error}"
                 prep.errors[i] = note if prep.errors[i] is None else f"{prep.errors[i]}; {note}"
+                prep.failures[i] = prep.failures[i] or gen.failure or GENERATION_ERROR
     return prep.programs, prep.errors
 
 

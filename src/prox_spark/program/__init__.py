@@ -25,8 +25,10 @@ from prox_spark.program.interpreter import run_chunk_program, run_doc_program
 from prox_spark.program.parser import ParsedProgram, ProgramError, parse_program
 from prox_spark.program.policy import DEFAULT_CHUNK_POLICY, ChunkPolicy
 from prox_spark.program.results import (
+    CORPUS_STATUSES,
     DROPPED,
     EDITED,
+    FAILED,
     KEPT,
     REVERTED,
     STATUSES,
@@ -36,9 +38,11 @@ from prox_spark.program.results import (
 )
 
 __all__ = [
+    "CORPUS_STATUSES",
     "DEFAULT_CHUNK_POLICY",
     "DROPPED",
     "EDITED",
+    "FAILED",
     "KEPT",
     "KNOWN_FUNCTIONS",
     "REVERTED",

@@ -20,14 +20,30 @@ replacements within lines (all real outputs) the order makes no difference.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prox_spark.program.calls import DropDoc, KeepDoc, Normalize, RemoveLines
 from prox_spark.program.parser import parse_program
 from prox_spark.program.policy import DEFAULT_CHUNK_POLICY, ChunkPolicy
-from prox_spark.program.results import DROPPED, KEPT, ProgramResult, decide_status
+from prox_spark.program.results import (
+    DOC_MODEL_REASON,
+    DROPPED,
+    KEPT,
+    MIN_KEPT_RATIO_REASON,
+    MIN_WORDS_REASON,
+    ProgramResult,
+    decide_status,
+)
+
+NO_CALL = "no recognizable call in the output"
 
 
 def run_doc_program(text: str, program: str, *, keep_by_default: bool = True) -> ProgramResult:
     """Apply a document-level program: the first valid decision wins.
+
+    An output with no call at all is one error (`NO_CALL`) and keeps the
+    document (`keep_by_default`): it is recorded, never a silent keep. A
+    dropped document's `reason` is "doc_model".
 
     Example::
 
@@ -42,9 +58,17 @@ def run_doc_program(text: str, program: str, *, keep_by_default: bool = True) ->
             break
     words = len(text.split())
     messages = tuple(str(e) for e in parsed.errors)
+    if not parsed.calls and not parsed.errors:
+        messages = (f"doc program: {NO_CALL}: {_excerpt(program)}",)
     if keep:
-        return ProgramResult(text, KEPT, len(parsed.errors), 0, 0, words, words, messages)
-    return ProgramResult("", DROPPED, len(parsed.errors), 0, 0, words, 0, messages)
+        return ProgramResult(text, KEPT, len(messages), 0, 0, words, words, messages)
+    return ProgramResult("", DROPPED, len(messages), 0, 0, words, 0, messages,
+                         DOC_MODEL_REASON)
+
+
+def _excerpt(program: str | None, limit: int = 80) -> str:
+    text = (program or "").strip()
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -81,11 +105,16 @@ def run_chunk_program(
     min_kept_ratio: float | None = None,
     min_words: int | None = None,
     policy: ChunkPolicy | None = None,
+    extra_errors: Sequence[str] = (),
 ) -> ProgramResult:
     """Apply a document's chunk-level programs (joined by newlines) to it.
 
     Thresholds default to the reference policy; pass them one by one or as a
-    `ChunkPolicy`.
+    `ChunkPolicy`. `extra_errors` are errors found outside the program text
+    (a program cut at the token limit, an output with no call); each counts
+    towards `max_errors` like a parse error. A policy drop says which rule
+    dropped it in `reason` ("chunk_policy:min_kept_ratio" or
+    "chunk_policy:min_words").
 
     Example::
 
@@ -100,7 +129,7 @@ def run_chunk_program(
         )
     text = text or ""
     parsed = parse_program(program)
-    messages = [str(e) for e in parsed.errors]
+    messages = [*extra_errors, *(str(e) for e in parsed.errors)]
     last_line = text.count("\n")
     ranges: list[tuple[int, int]] = []
     normalizations: list[Normalize] = []
@@ -139,8 +168,9 @@ def run_chunk_program(
         and words_after / words_before <= policy.min_kept_ratio
     )
     if too_little_kept or words_after <= policy.min_words:
+        reason = MIN_KEPT_RATIO_REASON if too_little_kept else MIN_WORDS_REASON
         return ProgramResult(
-            "", DROPPED, errors, removed, applied, words_before, 0, tuple(messages)
+            "", DROPPED, errors, removed, applied, words_before, 0, tuple(messages), reason
         )
     status = decide_status(dropped=False, reverted=reverted, changed=refined != text)
     return ProgramResult(

@@ -11,10 +11,14 @@ if TYPE_CHECKING:
 
 from prox_spark.schema import (  # noqa: F401  (re-exported for the stages)
     CHUNK_ERROR,
+    CHUNK_FAILURE,
     CHUNK_PROGRAMS,
+    CHUNK_TRUNCATED,
     DOC_ERROR,
+    DOC_FAILURE,
     DOC_PROGRAM,
     DOC_STATUS,
+    DOC_TRUNCATED,
     ID,
     REFINED_TEXT,
     RESULT_FIELDS,

@@ -89,7 +89,8 @@ def append_columns(batch: pa.RecordBatch, columns: Mapping[str, tuple[list[Any],
     "array<string>")) after its own."""
     import pyarrow as pa
 
-    kinds = {"string": pa.string(), "array<string>": pa.list_(pa.string())}
+    kinds = {"string": pa.string(), "array<string>": pa.list_(pa.string()),
+             "boolean": pa.bool_(), "array<boolean>": pa.list_(pa.bool_())}
     arrays = list(batch.columns)
     names = list(batch.schema.names)
     for name, (values, kind) in columns.items():
@@ -101,11 +102,12 @@ def append_columns(batch: pa.RecordBatch, columns: Mapping[str, tuple[list[Any],
 def map_batches(df: DataFrame, fn: Callable[[Iterator[pa.RecordBatch]], Iterator[Any]],
                 added: Mapping[str, str], *, pool: str,
                 resources: TaskResources | None = None) -> DataFrame:
-    """`df` with the columns `added` (name -> "string" or "array<string>")
+    """`df` with the columns `added` (name -> "string", "boolean" or an array of either)
     computed by `fn` over Arrow batches, on GPUs if `resources` asks for them."""
-    from pyspark.sql.types import ArrayType, StringType, StructType
+    from pyspark.sql.types import ArrayType, BooleanType, StringType, StructType
 
-    kinds = {"string": StringType(), "array<string>": ArrayType(StringType())}
+    kinds = {"string": StringType(), "array<string>": ArrayType(StringType()),
+             "boolean": BooleanType(), "array<boolean>": ArrayType(BooleanType())}
     schema = StructType(list(df.schema.fields))
     for name, kind in added.items():
         schema = schema.add(name, kinds[kind])

@@ -26,16 +26,20 @@ from prox_spark.engine import (
     get_engine,
     record_event,
 )
-from prox_spark.program import DEFAULT_CHUNK_POLICY, DROPPED, ChunkPolicy
+from prox_spark.program import DEFAULT_CHUNK_POLICY, DROPPED, FAILED, ChunkPolicy
 from prox_spark.prompts import CHUNK_MAX_TOKENS, DEFAULT_MAX_DOC_CHARS, DOC_MAX_TOKENS
 from prox_spark.resources import TaskResources
 from prox_spark.stages.apply import ProgramApplier, doc_statuses
 from prox_spark.stages.base import (
     CHUNK_ERROR,
+    CHUNK_FAILURE,
     CHUNK_PROGRAMS,
+    CHUNK_TRUNCATED,
     DOC_ERROR,
+    DOC_FAILURE,
     DOC_PROGRAM,
     DOC_STATUS,
+    DOC_TRUNCATED,
     STATUS,
     TEXT,
     Stage,
@@ -56,8 +60,10 @@ if TYPE_CHECKING:
 ENGINE_TOKENIZER = "engine"
 
 
-DOC_COLUMNS = {DOC_PROGRAM: "string", DOC_ERROR: "string", DOC_STATUS: "string"}
-CHUNK_COLUMNS = {CHUNK_PROGRAMS: "array<string>", CHUNK_ERROR: "string"}
+DOC_COLUMNS = {DOC_PROGRAM: "string", DOC_ERROR: "string", DOC_STATUS: "string",
+               DOC_FAILURE: "string", DOC_TRUNCATED: "boolean"}
+CHUNK_COLUMNS = {CHUNK_PROGRAMS: "array<string>", CHUNK_ERROR: "string",
+                 CHUNK_FAILURE: "string", CHUNK_TRUNCATED: "array<boolean>"}
 
 
 def _model_pass(doc: DocRefiner | None, chunk: ChunkRefiner | None,
@@ -93,13 +99,19 @@ def _model_pass(doc: DocRefiner | None, chunk: ChunkRefiner | None,
             values: dict[str, list[Any]] = {}
             if d is not None and doc_settings:
                 programs, errors = finish_doc(d, doc_settings[2])
-                statuses = doc_statuses(texts, programs)
+                statuses = doc_statuses(texts, programs, d.failures)
                 values.update({DOC_PROGRAM: programs, DOC_ERROR: _unless(skipped, errors),
-                               DOC_STATUS: statuses})
-                skipped = [s or st == DROPPED for s, st in zip(skipped, statuses, strict=True)]
+                               DOC_STATUS: statuses,
+                               DOC_FAILURE: _unless(skipped, d.failures),
+                               DOC_TRUNCATED: _unless(skipped, d.truncated)})
+                skipped = [s or st in (DROPPED, FAILED)
+                           for s, st in zip(skipped, statuses, strict=True)]
             if c is not None and chunk_settings:
-                programs, errors = finish_chunks(c.without(skipped), chunk_settings[2])
-                values.update({CHUNK_PROGRAMS: programs, CHUNK_ERROR: _unless(skipped, errors)})
+                c = c.without(skipped)
+                programs, errors = finish_chunks(c, chunk_settings[2])
+                values.update({CHUNK_PROGRAMS: programs, CHUNK_ERROR: _unless(skipped, errors),
+                               CHUNK_FAILURE: _unless(skipped, c.failures),
+                               CHUNK_TRUNCATED: _unless(skipped, c.truncated)})
             return append_columns(batch, {name: (values[name], kind)
                                           for name, kind in added.items()})
 
@@ -137,12 +149,14 @@ def _engine_for(config: EngineConfig, failure: Exception | None) -> Callable[[],
 
 
 def _skipped(batch: pa.RecordBatch, *status_columns: str) -> list[bool]:
-    """Rows an earlier stage dropped: the model is not asked about them."""
+    """Rows an earlier stage dropped, or a model pass could not refine: the
+    model is not asked about them."""
     skipped = [False] * batch.num_rows
     for name in status_columns:
         if name in batch.schema.names:
             values = batch.column(name).to_pylist()
-            skipped = [s or v == DROPPED for s, v in zip(skipped, values, strict=True)]
+            skipped = [s or v in (DROPPED, FAILED) for s, v in zip(skipped, values,
+                                                                    strict=True)]
     return skipped
 
 
@@ -166,7 +180,9 @@ def _run_pass(df: Any, doc: DocRefiner | None, chunk: ChunkRefiner | None,
 class DocRefiner(Stage):
     """Generate each document's keep/drop program and decide.
 
-    Adds `doc_program`, `doc_error` and `doc_status` ("kept" / "dropped").
+    Adds `doc_program`, `doc_error`, `doc_status` ("kept" / "dropped" /
+    "failed"), `doc_failure` (why the model gave no answer: a kind such as
+    "engine_start") and `doc_truncated` (the answer hit `max_new_tokens`).
     Rows an earlier stage dropped are not sent and get no error. With
     `resources`, runs on GPU task slots (see `stages.model_map`).
 
@@ -189,8 +205,9 @@ class DocRefiner(Stage):
 class ChunkRefiner(Stage):
     """Generate chunk programs for documents not dropped, then apply everything.
 
-    Skips rows whose `doc_status` or `status` is "dropped" (no model call),
-    adds `chunk_programs` and `chunk_error`, then runs `ProgramApplier` with
+    Skips rows whose `doc_status` or `status` is "dropped" or "failed" (no
+    model call), adds `chunk_programs`, `chunk_error`, `chunk_failure` and
+    `chunk_truncated` (one bool per chunk program), then runs `ProgramApplier` with
     `policy` to add `refined_text` and the result columns. With
     `resources`, the model runs on GPU task slots and the interpreter on CPU
     ones. `tokenizer` counts tokens, as in every stage: "engine" (the

@@ -31,6 +31,8 @@ from prox_spark.schema import (
 )
 from prox_spark.stages.base import Stage, status_expr
 
+# The reason code (after the rule's name) of a document whose edits left no word.
+EMPTIED = "empty_after_edit"
 # Rule line edits are exact, so none of the model policy's safety nets apply.
 _APPLY_ALL = {"max_errors": 10**9, "min_kept_ratio": 0.0, "min_words": 0}
 
@@ -52,6 +54,7 @@ def apply_rule_batch(texts: pd.Series, rule: str | Callable[..., Any],
     `rule` is a built-in rule's name or any function `(text, **params)`
     returning a `RuleResult`, a bool or `(bool, reason)`. A rule that raises
     or answers nonsense for a row leaves that row as it was, with an error.
+    Edits that leave no word drop the row (reason ``<rule>:empty_after_edit``).
     With a `tokenizer` (model directory or id), also counts tokens removed.
     """
     fn = _rule_function(rule)
@@ -69,8 +72,13 @@ def apply_rule_batch(texts: pd.Series, rule: str | Callable[..., Any],
             elif result.removed or result.normalizations:
                 program = result.program
                 new = run_chunk_program(text, program, **_APPLY_ALL).text
-                rows.append((new, program, None, new != text,
-                             len(text.split()) - len(new.split()), None))
+                if not new.split():
+                    # Edits that leave no word drop the document, saying so.
+                    rows.append((None, program, f"{reason}:{EMPTIED}", True,
+                                 len(text.split()), None))
+                else:
+                    rows.append((new, program, None, new != text,
+                                 len(text.split()) - len(new.split()), None))
             else:
                 rows.append((text, None, None, False, 0, None))
         except Exception as exc:  # a user's rule must not fail the task
@@ -80,11 +88,12 @@ def apply_rule_batch(texts: pd.Series, rule: str | Callable[..., Any],
                                       "error"])
     out["tokens_removed"] = None
     changed = [i for i, row in enumerate(rows) if row[3]]
-    if tokenizer is not None and changed:
-        from prox_spark.engine import get_tokenizer
+    from prox_spark.engine import counting_tokenizer
+
+    tok = counting_tokenizer(tokenizer) if changed else None
+    if tok is not None:
         from prox_spark.prompts import token_counts
 
-        tok = get_tokenizer(tokenizer)
         before = token_counts([texts.iloc[i] for i in changed], tok)
         after = token_counts([rows[i][0] or "" for i in changed], tok)
         removed = pd.Series(None, index=out.index, dtype="object")

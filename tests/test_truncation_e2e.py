@@ -1,0 +1,79 @@
+"""A tiny model trained to write a long chunk program, run with a small
+`max_new_tokens`: the cut is known (`truncated`), counts as one program error
+(so `max_errors` sees it), and model drops say why in `drop_reason`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from prox_spark.config import load_config
+from prox_spark.delta import read_table
+from prox_spark.pipeline import run_pipeline
+from refiner_cases import (
+    GOOD,
+    NOISY,
+    SPAM,
+    chunk_prompt_plain,
+    doc_prompt_plain,
+    training_pairs,
+)
+
+pytestmark = [pytest.mark.spark, pytest.mark.vllm]
+
+ADS = "\n".join(f"Ad {i}: buy cheap watches now" for i in range(10))
+ADS_PROGRAM = "\n".join(f"remove_lines(line_start={i}, line_end={i})" for i in range(10))
+
+
+def pairs() -> list[tuple[str, str]]:
+    return [*training_pairs(), (doc_prompt_plain(ADS), "keep_doc()"),
+            (chunk_prompt_plain(ADS), ADS_PROGRAM)]
+
+
+@pytest.fixture(scope="module")
+def model_dir(trained_model) -> str:
+    return str(trained_model(pairs(), steps=400))
+
+
+def test_a_cut_program_is_known_and_counted(spark, model_dir, tmp_path: Path):
+    engine = {"model": model_dir, "dtype": "float32", "kv_cache_gib": 0.25,
+              "enforce_eager": True, "max_num_seqs": 32}
+    records = [{"id": "ads", "text": ADS}, {"id": "spam", "text": SPAM},
+               {"id": "good", "text": GOOD}, {"id": "good2", "text": GOOD},
+               {"id": "noisy", "text": NOISY}]
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in records))
+    raw = {"input": {"path": str(corpus), "format": "jsonl"},
+           "output": {"path": str(tmp_path / "refined")}, "report": False,
+           "doc_model": {**engine, "max_new_tokens": 16},
+           "chunk_model": {**engine, "max_new_tokens": 64},
+           "policy": {"max_errors": 0, "min_words": 30},
+           "stages": ["prox_doc", "prox_chunk", "exact_dedup"],
+           "spark": {"partitions": 1}}
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    config = load_config(path)
+    run_pipeline(config, spark)
+    table = {r.id: r for r in read_table(spark, config.output).collect()}
+
+    ads = table["ads"]
+    assert ads.truncated is True
+    assert ads.chunk_programs[0].startswith(ADS_PROGRAM[:60])
+    assert len(ads.chunk_programs[0]) < len(ADS_PROGRAM)
+    assert ads.errors == 1
+    assert any("cut at the token limit" in m or "cut off" in m for m in ads.program_errors)
+    # max_errors: 0 sees the cut program and ignores it.
+    assert (ads.status, ads.text) == ("reverted", ADS)
+
+    assert (table["spam"].status, table["spam"].drop_reason) == ("dropped", "doc_model")
+    assert (table["noisy"].status, table["noisy"].drop_reason) == (
+        "dropped", "chunk_policy:min_words")
+    assert table["noisy"].truncated is False and table["noisy"].words_after == 0
+    goods = sorted((table[i].status, table[i].drop_reason) for i in ("good", "good2"))
+    assert goods == [("dropped", "exact_duplicate"), ("kept", None)]
+    dup = table["good"] if table["good"].status == "dropped" else table["good2"]
+    # Dropped by a stage after the models: nothing of it counts after.
+    assert (dup.words_after, dup.tokens_after) == (0, 0) and dup.tokens_before > 0
