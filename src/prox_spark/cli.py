@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,9 +19,12 @@ from prox_spark.config import FORMATS, ConfigError, PipelineConfig, load_config
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from prox_spark import __version__
+
     parser = argparse.ArgumentParser(
         prog="prox-spark", description="Refine a text corpus the ProX way on Spark."
     )
+    parser.add_argument("--version", action="version", version=f"prox-spark {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the refinement job of a YAML config")
     run.add_argument("config", help="YAML file, e.g. conf/local.yaml")
@@ -29,17 +33,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", help="refined Delta table path (overrides output.path)")
     run.add_argument("--doc-model", help="doc-level model directory or hub id")
     run.add_argument("--chunk-model", help="chunk-level model directory or hub id")
-    run.add_argument("--limit", type=int,
-                     help="refine at most N of the pending documents (those not yet refined)")
+    # --limit N and --all contradict each other: argparse refuses the pair
+    # (exit 2, naming both) before anything is read or written.
+    amount = run.add_mutually_exclusive_group()
+    amount.add_argument("--limit", type=int,
+                        help="refine at most N of the pending documents (those not yet refined)")
     run.add_argument("--commit-every", type=int,
                      help="commit to the refined table every N documents (overrides "
                           "commit_every)")
-    run.add_argument("--all", action="store_true",
-                     help="refine every pending document even without a GPU (see cpu_sample)")
+    amount.add_argument("--all", action="store_true",
+                        help="refine every pending document even without a GPU (see "
+                             "cpu_sample)")
+    run.add_argument("--verbose", action="store_true",
+                     help="show vLLM's INFO lines on the console (default: only in the engine "
+                          "log, PROX_SPARK_ENGINE_LOG)")
     run.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
                      help="a Spark setting for a local session (repeatable; adds to spark.conf)")
     report = sub.add_parser("report", help="write the HTML report of a past run again")
-    report.add_argument("output", help="the refined Delta table's path (metrics next to it)")
+    report.add_argument("output", help="the refined Delta table's path (metrics next to it), "
+                                       "or the path of its metrics table")
     report.add_argument("--run", type=int, help="run number, 1 = the first (default: the last)")
     report.add_argument("--sample", type=int, default=3, help="documents shown per status")
     report.add_argument("--seed", type=int, default=0, help="seed of the document sample")
@@ -96,16 +108,42 @@ def distill_main(args: argparse.Namespace) -> int:
     return 0
 
 
+METRICS_SUFFIX = "_metrics"
+
+
+def refined_table_of(path: Path) -> Path:
+    """The refined table that `prox-spark report PATH` means: PATH itself, or,
+    when PATH is the metrics table `<refined>_metrics` (and has no metrics
+    table of its own), `<refined>`.
+
+    Raises ConfigError (field `output`) when neither is a Delta table.
+    """
+    from prox_spark.delta import is_delta_dir
+
+    path = path.expanduser().resolve()
+    if is_delta_dir(path.with_name(path.name + METRICS_SUFFIX)):
+        return path
+    if path.name.endswith(METRICS_SUFFIX) and is_delta_dir(path):
+        refined = path.with_name(path.name.removesuffix(METRICS_SUFFIX))
+        if is_delta_dir(refined):
+            return refined
+        raise ConfigError("output", f"{path} looks like a metrics table, but its refined "
+                                    f"table {refined} is not a Delta table")
+    if not is_delta_dir(path):
+        raise ConfigError("output", f"{path} is not a Delta table")
+    return path
+
+
 def report_main(args: argparse.Namespace) -> int:
     """`prox-spark report OUTPUT`: the report of a run, from the tables alone."""
-    from prox_spark.delta import TableRef, is_delta_dir
+    from prox_spark.delta import TableRef
     from prox_spark.report import NoRunError, write_report
     from prox_spark.session import get_spark
 
-    output = str(Path(args.output).expanduser().resolve())
-    if not is_delta_dir(Path(output)):
-        print(f"prox-spark: configuration error: output: {output} is not a Delta table",
-              file=sys.stderr)
+    try:
+        output = str(refined_table_of(Path(args.output)))
+    except ConfigError as exc:
+        print(f"prox-spark: configuration error: {exc}", file=sys.stderr)
         return 2
     if args.sample < 0:
         print("prox-spark: configuration error: --sample: must be 0 or more", file=sys.stderr)
@@ -151,6 +189,10 @@ def _main(argv: Sequence[str] | None) -> int:
         return report_main(args)
     if args.command in ("annotate", "train", "evaluate"):
         return distill_main(args)
+    if args.verbose:
+        # Read by prox_spark.engine in this process and in the local
+        # session's Python workers, which inherit the environment.
+        os.environ["PROX_SPARK_VERBOSE"] = "1"
     overrides = {
         "input": args.input, "input_format": args.input_format, "output": args.output,
         "doc_model": args.doc_model, "chunk_model": args.chunk_model, "limit": args.limit,

@@ -10,10 +10,12 @@ notebook or script would be pickled with the UDF and lost on every task.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 DOC_MAX_NEW_TOKENS = 15
@@ -164,6 +166,32 @@ def record_event(kind: str, **fields: Any) -> None:
         pass
 
 
+VERBOSE_ENV = "PROX_SPARK_VERBOSE"
+VLLM_LOGGING_CONFIG = Path(__file__).with_name("vllm_logging.json")
+
+
+class EngineLogHandler(logging.Handler):
+    """vLLM's log records (config dumps, load times) as `vllm_log` events of
+    the engine log (PROX_SPARK_ENGINE_LOG); dropped when no log is set."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        record_event("vllm_log", level=record.levelname, logger=record.name,
+                     message=record.getMessage())
+
+
+def route_vllm_logs() -> None:
+    """Keep vLLM's INFO lines off the console, in the engine log, unless
+    PROX_SPARK_VERBOSE=1 (`prox-spark run --verbose`) asks for them.
+
+    Uses vLLM's own hook, VLLM_LOGGING_CONFIG_PATH (a `logging.dictConfig`
+    file that `vllm.LLM` applies when it builds an engine), set only when
+    the user has not set one; vLLM's warnings and errors still reach stderr.
+    """
+    if os.environ.get(VERBOSE_ENV) == "1":
+        return
+    os.environ.setdefault("VLLM_LOGGING_CONFIG_PATH", str(VLLM_LOGGING_CONFIG))
+
+
 def _on_cpu() -> bool:
     from vllm.platforms import current_platform
 
@@ -184,6 +212,7 @@ class Engine:
         # workers have no `__main__` guard for vLLM's spawned process. Set
         # here, when an engine is built, not when this module is imported.
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        route_vllm_logs()
         from vllm import LLM
 
         addresses = bind_task_gpus()

@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 DEDUP_STAGES = ("exact_duplicate", "near_duplicate")
+# Config stage name -> the `stage` its rows' `rule_edits` carry, where they differ.
+EDIT_STAGE = {"exact_dedup": "exact_duplicate", "near_dedup": "near_duplicate"}
+MODEL_STAGES = ("prox_doc", "prox_chunk")
+FAILED = "failed"  # status of rows a model could not refine (issue 17; may be absent)
 FIGURES = ("documents_in", "already_refined", "refined", "kept", "edited", "dropped",
            "reverted", "rows_with_errors", "invalid_rows", "deleted", "tokens_before",
            "tokens_after", "wall_seconds", "documents_per_second")
@@ -45,7 +49,8 @@ class ReportData:
     unit: str = "tokens"
     statuses: dict[str, int] = field(default_factory=dict)
     stages: list[tuple[str, float, float]] = field(default_factory=list)
-    kept_share: list[int] = field(default_factory=lambda: [0] * 10)
+    # Documents per tenth of the kept share, after one bin of dropped documents.
+    kept_share: list[int] = field(default_factory=lambda: [0] * 11)
     reasons: dict[str, int] = field(default_factory=dict)
     samples: list[dict[str, Any]] = field(default_factory=list)
 
@@ -76,6 +81,37 @@ def _runs(spark: SparkSession, metrics: TableRef) -> list[dict[str, Any]]:
         return []
     rows = read_table(spark, metrics).where(F.col("kind") == "run").orderBy("run_at").collect()
     return [r.asDict() for r in rows]
+
+
+def _stage_order(run: dict[str, Any], removed_by: dict[str, float]) -> list[str]:
+    """The stages of a run in the order they ran: the configured `stages`
+    list the run recorded in its settings, else (older runs) the rule stages
+    seen in the rows."""
+    settings = json.loads(run.get("settings") or "{}")
+    names = [s["name"] if isinstance(s, dict) else str(s) for s in settings.get("stages") or ()]
+    if not names:
+        names = sorted(removed_by)
+        names += [m for m, key in zip(MODEL_STAGES, ("doc_model", "chunk_model"), strict=True)
+                  if settings.get(key)]
+    return names
+
+
+def _stage_flow(names: list[str], removed_by: dict[str, float], total_in: float,
+                doc_cut: float, total_out: float) -> list[tuple[str, float, float]]:
+    """(stage, units in, units out) per stage in run order. The chunk stage's
+    cut is what no other stage accounts for."""
+    cuts = {name: removed_by.get(EDIT_STAGE.get(name, name), 0.0) for name in names}
+    if "prox_doc" in cuts:
+        cuts["prox_doc"] = doc_cut
+    if "prox_chunk" in cuts:
+        others = sum(v for k, v in cuts.items() if k != "prox_chunk")
+        cuts["prox_chunk"] = max(0.0, total_in - others - total_out)
+    flow, stages = total_in, []
+    for name in names:
+        out = max(0.0, flow - cuts[name])
+        stages.append((name, flow, out))
+        flow = out
+    return stages
 
 
 def _run_rows(spark: SparkSession, output: TableRef, run: dict[str, Any]) -> DataFrame:
@@ -134,52 +170,67 @@ def gather(spark: SparkSession, output: TableRef, metrics: TableRef, run: int | 
     data.statuses = {s: 0 for s in STATUSES}
     data.statuses.update({r.status: r["count"] for r in rows.groupBy("status").count().collect()
                           if r.status})
+    columns = set(rows.columns)
     edits = rows.select("id", F.explode_outer("rule_edits").alias("e"))
-    by_kind = edits.where(F.col("e").isNotNull()).select(
-        F.when(F.col("e.stage").isin(*DEDUP_STAGES), "dedup").otherwise("rules").alias("kind"),
+    by_stage = edits.where(F.col("e").isNotNull()).select(
+        F.col("e.stage").alias("stage"),
         F.coalesce(F.col(f"e.{removed}"), F.lit(0)).alias("n"), F.col("e.reason").alias("r"))
-    removed_by = {r.kind: r.n for r in by_kind.groupBy("kind").agg(F.sum("n").alias("n"))
-                  .collect()}
+    removed_by = {r.stage: float(r.n or 0) for r in
+                  by_stage.groupBy("stage").agg(F.sum("n").alias("n")).collect()}
     rule_drop = F.exists(F.coalesce(F.col("rule_edits"), F.array()),
                          lambda e: e["reason"].isNotNull())
-    doc_drop = (F.col("status") == DROPPED) & ~rule_drop \
+    is_dropped = F.col("status") == DROPPED
+    doc_drop = is_dropped & ~rule_drop \
         & F.coalesce(F.col("doc_program").contains("drop_doc("), F.lit(False))
-    policy_drop = (F.col("status") == DROPPED) & ~rule_drop & ~doc_drop & \
-        F.col("error").isNull()
+    policy_drop = is_dropped & ~rule_drop & ~doc_drop & F.col("error").isNull()
+    invalid = is_dropped & ~rule_drop & ~doc_drop & F.col("error").isNotNull()
     totals = rows.agg(
         F.sum(F.coalesce(F.col(before), F.lit(0))).alias("in"),
-        F.sum(F.when(F.col("status") != DROPPED, F.col(after))).alias("out"),
+        F.sum(F.when(~is_dropped & (F.col("status") != FAILED), F.col(after))).alias("out"),
+        F.sum(F.when(F.col("status") == FAILED, F.col(before))).alias("failed"),
         F.sum(F.when(doc_drop, F.col(before))).alias("doc"),
         F.sum(doc_drop.cast("int")).alias("doc_drops"),
         F.sum(policy_drop.cast("int")).alias("policy_drops"),
+        F.sum(invalid.cast("int")).alias("invalid"),
     ).collect()[0]
-    flow = float(totals["in"] or 0)
-    stages = []
-    for name, cut in (("rules", removed_by.get("rules", 0)), ("dedup", removed_by.get("dedup", 0)),
-                      ("doc", totals["doc"] or 0)):
-        stages.append((name, flow, max(0.0, flow - float(cut))))
-        flow = max(0.0, flow - float(cut))
-    stages.append(("chunk", flow, float(totals["out"] or 0)))
-    data.stages = stages
-    share = F.least(F.floor(F.col(after) / F.col(before) * 10), F.lit(9)).cast("int")
-    for r in (rows.where((F.col("status") != DROPPED) & (F.col(before) > 0))
+    data.stages = _stage_flow(_stage_order(data.run, removed_by), removed_by,
+                              float(totals["in"] or 0), float(totals["doc"] or 0),
+                              float(totals["out"] or 0) + float(totals["failed"] or 0))
+    share = F.least(F.floor(F.col(after) / F.col(before) * 10), F.lit(9)).cast("int") + 1
+    for r in (rows.where(~is_dropped & (F.col("status") != FAILED) & (F.col(before) > 0))
               .groupBy(share.alias("bin")).count().collect()):
-        data.kept_share[max(0, r.bin)] += r["count"]
-    reasons = {f"rule: {r.r}": r["count"] for r in by_kind.where(F.col("r").isNotNull())
-               .groupBy("r").count().collect()}
-    if totals["doc_drops"]:
-        reasons["doc model: drop_doc()"] = int(totals["doc_drops"])
-    if totals["policy_drops"]:
-        reasons["chunk policy"] = int(totals["policy_drops"])
-    data.reasons = dict(sorted(reasons.items(), key=lambda kv: -kv[1]))
+        data.kept_share[max(1, r.bin)] += r["count"]
+    data.kept_share[0] = data.statuses.get(DROPPED, 0)
+    if "drop_reason" in columns:
+        reasons = {str(r.drop_reason): r["count"] for r in
+                   rows.where(F.col("drop_reason").isNotNull()).groupBy("drop_reason").count()
+                   .collect()}
+    else:
+        reasons = {f"rule: {r.r}": r["count"] for r in by_stage.where(F.col("r").isNotNull())
+                   .groupBy("r").count().collect()}
+        for label, count in (("doc model: drop_doc()", totals["doc_drops"]),
+                             ("chunk policy", totals["policy_drops"]),
+                             ("invalid record", totals["invalid"])):
+            if count:
+                reasons[label] = int(count)
+    failed_without_reason = rows.where(
+        (F.col("status") == FAILED)
+        & (F.col("drop_reason").isNull() if "drop_reason" in columns else F.lit(True))).count()
+    if failed_without_reason:
+        reasons["failed (not refined)"] = failed_without_reason
+    data.reasons = dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
     picked = []
-    for status in STATUSES:
-        picked += (rows.where(F.col("status") == status)
-                   .orderBy(F.sha2(F.concat(F.col("id"), F.lit(str(seed))), 256))
-                   .limit(sample).collect())
+    order = F.sha2(F.concat(F.col("id"), F.lit(str(seed))), 256)
+    for status in data.statuses:
+        picked += rows.where(F.col("status") == status).orderBy(order).limit(sample).collect()
+    # Rows with an error under any status, beyond those already picked.
+    seen = {r.id for r in picked}
+    picked += [r for r in rows.where(F.col("error").isNotNull()).orderBy(order)
+               .limit(sample + len(seen)).collect() if r.id not in seen][:sample]
     originals = _originals(spark, data.run, [r.id for r in picked])
     for r in picked:
-        reason = next((e.reason for e in (r.rule_edits or []) if e.reason), None)
+        reason = (r["drop_reason"] if "drop_reason" in columns else None) or \
+            next((e.reason for e in (r.rule_edits or []) if e.reason), None)
         if reason is None and r.status == DROPPED and "drop_doc(" in (r.doc_program or ""):
             reason = "doc model: drop_doc()"
         data.samples.append({
@@ -198,11 +249,14 @@ body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#222;max-width:1100px
 h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd}
 table{border-collapse:collapse}td,th{padding:3px 10px;border-bottom:1px solid #eee;text-align:right}
 th:first-child,td:first-child{text-align:left}
-.charts{display:flex;flex-wrap:wrap;gap:12px}.chart .title{font-weight:600;font-size:13px}
-.chart .tick{font-size:10px;fill:#555}
-pre.doc{white-space:pre-wrap;background:#fafafa;border:1px solid #eee;padding:8px;max-height:320px;
-overflow:auto}
-del.removed,del.dropped{background:#fde2e2;color:#a33}mark.normalized{background:#fff1a8}
+.charts{display:block}svg.chart{display:block;width:100%;height:auto;margin:10px 0}
+.chart .title{font-weight:600;font-size:13px}.chart .tick{font-size:11px;fill:#555}
+.chart .value{font-size:11px;fill:#222}
+pre.doc{white-space:pre-wrap;overflow-wrap:anywhere;background:#fafafa;border:1px solid #eee;
+padding:8px}
+del.removed,del.dropped,del.normalized{background:#fde2e2;color:#a33}
+ins.normalized{background:#dff3d8;color:#1d5e12;text-decoration:none}
+@media print{pre.doc,.sample{break-inside:auto}}
 .sample{margin:14px 0}.meta{color:#666;font-size:12px}code{font-size:12px}
 """
 
@@ -230,7 +284,7 @@ def render(data: ReportData) -> str:
                   {"in": [s[1] for s in data.stages], "out": [s[2] for s in data.stages]},
                   chart_id="stages"),
         bar_chart(f"Share of {data.unit} kept per document",
-                  [f"{i / 10:.1f}-{(i + 1) / 10:.1f}" for i in range(10)],
+                  ["dropped", *(f"{i / 10:.1f}-{(i + 1) / 10:.1f}" for i in range(10))],
                   {"documents": data.kept_share}, chart_id="kept-share"),
         bar_chart("Reasons for drops", list(data.reasons) or ["(none)"],
                   {"documents": list(data.reasons.values()) or [0]}, chart_id="reasons"),
@@ -260,7 +314,8 @@ def render(data: ReportData) -> str:
 <h2>Plots</h2><div class="charts">{"".join(charts)}</div>
 <h2>Sample documents</h2>
 <p class="meta">Up to a few documents per status, chosen by a seeded hash of their id.
-Struck-through lines were removed; highlighted strings were normalized.</p>
+Struck-through lines were removed; a normalized string shows the old text struck
+through and the new text inserted after it.</p>
 {"".join(samples) or "<p>No documents were refined in this run.</p>"}
 <h2>Settings</h2><pre><code>{escape(json.dumps(settings, indent=2, default=str))}</code></pre>
 <h2>Versions</h2><pre><code>{escape(json.dumps(engines, indent=2))}</code></pre>

@@ -1,5 +1,6 @@
 """A document's original text as HTML with what its programs did marked:
-removed lines struck through, normalized strings highlighted, a dropped
+removed lines struck through, normalized strings as the old text struck
+through followed by the new text inserted, a dropped
 document struck through whole with its reason. Plain Python.
 
     >>> html = highlight("Home | About\\nA real line.", None, ["remove_lines(0, 0)"], "edited")
@@ -16,30 +17,34 @@ from prox_spark.program import DROPPED, REVERTED, Normalize, RemoveLines, parse_
 
 
 def _edits(chunk_programs: Sequence[str | None] | None, lines: int
-           ) -> tuple[set[int], list[str]]:
+           ) -> tuple[set[int], list[tuple[str, str]]]:
     removed: set[int] = set()
-    sources: list[str] = []
+    sources: list[tuple[str, str]] = []
     for program in chunk_programs or ():
         for call in parse_program(program).calls:
             if isinstance(call, RemoveLines):
                 end = lines - 1 if call.end is None else call.end
                 removed.update(range(call.start, end + 1))
             elif isinstance(call, Normalize) and call.source:
-                sources.append(call.source)
+                sources.append((call.source, call.target))
     return removed, sources
 
 
-def _mark(line: str, sources: list[str]) -> str:
-    """`line` escaped, with every occurrence of a normalized string marked."""
+def _mark(line: str, sources: list[tuple[str, str]]) -> str:
+    """`line` escaped, with every occurrence of a normalized string shown as
+    the old text struck through and the new text (if any) inserted."""
     out, i = [], 0
     while i < len(line):
-        hit = next((s for s in sources if line.startswith(s, i)), None)
+        hit = next(((s, t) for s, t in sources if line.startswith(s, i)), None)
         if hit is None:
             out.append(escape(line[i]))
             i += 1
         else:
-            out.append(f'<mark class="normalized">{escape(hit)}</mark>')
-            i += len(hit)
+            old, new = hit
+            out.append(f'<del class="normalized">{escape(old)}</del>')
+            if new:
+                out.append(f'<ins class="normalized">{escape(new)}</ins>')
+            i += len(old)
     return "".join(out)
 
 

@@ -10,7 +10,9 @@ starting a session never waits on a download.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -72,6 +74,21 @@ def find_delta_jars(jars_dir: str | Path | None = None) -> list[Path]:
     )
 
 
+_workdir: Path | None = None
+
+
+def session_workdir() -> Path:
+    """The temporary folder of this process's local sessions (warehouse,
+    Derby files): made on first use, shared by every later local session of
+    the process, and removed when the process exits, also after a failed or
+    interrupted run (issue 17: one folder per run was left behind)."""
+    global _workdir
+    if _workdir is None or not _workdir.is_dir():
+        _workdir = Path(tempfile.mkdtemp(prefix="prox-spark-"))
+        atexit.register(shutil.rmtree, _workdir, ignore_errors=True)
+    return _workdir
+
+
 def local_conf(jars: list[Path], workdir: Path, cores: int) -> dict[str, str]:
     """The settings of a quiet, fast local session with Delta."""
     return {
@@ -115,7 +132,7 @@ def get_spark(
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    workdir = Path(tempfile.mkdtemp(prefix="prox-spark-"))
+    workdir = session_workdir()
     settings = {**local_conf(jars, workdir, cores), **(conf or {})}
     builder = SparkSession.builder.appName(app_name)
     for key, value in settings.items():
