@@ -3,7 +3,9 @@ and tiny Llama models built offline (cached across runs in the set-up cache)."""
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -12,6 +14,11 @@ import pytest
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Every engine event of the test session (engine builds, `generate` calls
+# with their prompt counts) in one file the Spark workers inherit: the
+# tests that count model calls read it (see `engine_events`).
+os.environ.setdefault("PROX_SPARK_ENGINE_LOG",
+                      os.path.join(tempfile.mkdtemp(prefix="prox-engine-log-"), "engine.jsonl"))
 
 CACHE = Path(os.environ.get("PROX_SPARK_CACHE", Path.home() / ".cache" / "prox-spark"))
 LLAMA2_TOKENIZER = Path(__file__).resolve().parents[2] / "shared" / "llama2-tokenizer"
@@ -61,3 +68,14 @@ def llama2_tokenizer() -> object:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(LLAMA2_TOKENIZER))
+
+
+def engine_events(kind: str, since: float, **match: object) -> list[dict]:
+    """Engine-log events of `kind` written after `since` (time.time()) whose
+    fields equal `match` (e.g. model=PATH)."""
+    path = Path(os.environ["PROX_SPARK_ENGINE_LOG"])
+    if not path.exists():
+        return []
+    events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [e for e in events if e.get("event") == kind and e.get("time", 0) >= since
+            and all(e.get(k) == v for k, v in match.items())]

@@ -20,6 +20,7 @@ from refresh_helpers import doc, table, write_config, write_jsonl
 pytestmark = pytest.mark.spark
 DOCS = 20
 EVERY = 7  # 21 documents (one a duplicate) in 3 batches
+LEASE = 15  # seconds a dead run's claim on a batch blocks it
 CLI = str(Path(sys.executable).with_name("prox-spark"))
 
 
@@ -78,7 +79,8 @@ def test_a_killed_refresh_resumes_without_loss_or_redone_batches(
         spark, corpus, expected, tmp_path):
     """Three kills in a row, each followed by a run that resumes: after the
     first commit, during a MERGE, and after the last commit."""
-    config = write_config(tmp_path, corpus, commit_every=EVERY)
+    # A run killed mid-MERGE holds its batch's claim until the lease lapses.
+    config = write_config(tmp_path, corpus, commit_every=EVERY, claim_lease_seconds=LEASE)
     out = tmp_path / "refined"
     total = DOCS + 1
     moments = [(r"batch 1 of \d+ committed", 0.0),      # between two commits
@@ -107,16 +109,31 @@ def test_a_killed_refresh_resumes_without_loss_or_redone_batches(
     assert sum(r.refined for r in batch_rows) == total
 
 
-def test_two_runs_started_together_leave_each_id_once(spark, corpus, expected, tmp_path):
+def test_two_runs_started_together_split_the_work(spark, corpus, expected, tmp_path):
+    """Each run claims a batch before refining it (issue 19): together they
+    refine every document once, and the table is one run's."""
     config = write_config(tmp_path, corpus, commit_every=EVERY)
     jobs = [start(config, tmp_path) for _ in range(2)]
     outputs = [job.communicate(timeout=900)[0] for job in jobs]
     codes = [job.returncode for job in jobs]
-    assert 0 in codes, outputs
-    for code, output in zip(codes, outputs, strict=True):
-        assert code == 0 or "another writer kept committing" in output, output[-3000:]
-        assert "Traceback" not in output or code == 0, output[-3000:]
+    assert codes == [0, 0], [o[-3000:] for o in outputs]
+    assert sum(refined_count(o) for o in outputs) == DOCS + 1, [o[-3000:] for o in outputs]
     final = {i: (r.text, r.status, r.duplicate_of)
              for i, r in table(spark, tmp_path / "refined").items()}
     assert set(final) == set(expected)
     assert {i: v[:2] for i, v in final.items()} == {i: v[:2] for i, v in expected.items()}
+
+
+def test_a_run_killed_holding_a_claim_blocks_its_batch_only_for_the_lease(
+        spark, corpus, expected, tmp_path):
+    config = write_config(tmp_path, corpus, commit_every=EVERY, claim_lease_seconds=LEASE)
+    run_until(config, tmp_path, r"batch 1 of \d+: writing", 0.0)  # claim held, not committed
+    rerun = start(config, tmp_path)
+    output, _ = rerun.communicate(timeout=900)
+    assert rerun.returncode == 0, output[-3000:]
+    assert f"{DOCS + 1} to refine" in output, output[-3000:]  # the killed run committed nothing
+    assert "waiting for 1 batch(es) another run is refining" in output, output[-3000:]
+    assert refined_count(output) == DOCS + 1
+    final = {i: (r.text, r.status, r.duplicate_of)
+             for i, r in table(spark, tmp_path / "refined").items()}
+    assert final == expected

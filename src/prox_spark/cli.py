@@ -1,4 +1,4 @@
-"""`prox-spark run | report | annotate | train | evaluate`: the command-line entry point.
+"""`prox-spark run | plan | report | annotate | train | evaluate`: the command-line entry point.
 
 Exit codes: 0 success, 1 the job failed (the cause is printed), 2 the
 configuration is wrong (nothing was written), 3 concurrent writers kept
@@ -49,6 +49,22 @@ def build_parser() -> argparse.ArgumentParser:
                           "log, PROX_SPARK_ENGINE_LOG)")
     run.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
                      help="a Spark setting for a local session (repeatable; adds to spark.conf)")
+    plan = sub.add_parser("plan", help="what `run` would do (documents, model answers vs "
+                                       "stored output reused, prompt tokens), writing nothing")
+    plan.add_argument("config", help="YAML file, e.g. conf/local.yaml")
+    plan.add_argument("--input", help="source table path (overrides input.path)")
+    plan.add_argument("--input-format", choices=FORMATS, help="overrides input.format")
+    plan.add_argument("--output", help="refined Delta table path (overrides output.path)")
+    plan.add_argument("--doc-model", help="doc-level model directory or hub id")
+    plan.add_argument("--chunk-model", help="chunk-level model directory or hub id")
+    plan_amount = plan.add_mutually_exclusive_group()
+    plan_amount.add_argument("--limit", type=int, help="as for run")
+    plan_amount.add_argument("--all", action="store_true", help="as for run")
+    plan.add_argument("--prompt-tokens-per-second", type=float,
+                      help="one GPU's prompt-token throughput for the GPU-hour figures "
+                           "(default: a stated 300,000; see prox_spark.dry_run)")
+    plan.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+                      help="a Spark setting for a local session (repeatable)")
     report = sub.add_parser("report", help="write the HTML report of a past run again")
     report.add_argument("output", help="the refined Delta table's path (metrics next to it), "
                                        "or the path of its metrics table")
@@ -189,6 +205,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return report_main(args)
     if args.command in ("annotate", "train", "evaluate"):
         return distill_main(args)
+    if args.command == "plan":
+        return plan_main(args)
     if args.verbose:
         # Read by prox_spark.engine in this process and in the local
         # session's Python workers, which inherit the environment.
@@ -230,6 +248,35 @@ def _main(argv: Sequence[str] | None) -> int:
         return 1
     print(summary.render())
     _print_tables(config)
+    return 0
+
+
+def plan_main(args: argparse.Namespace) -> int:
+    """`prox-spark plan CONFIG`: a dry run (see `prox_spark.dry_run`)."""
+    from prox_spark.delta import first_line
+
+    overrides = {
+        "input": args.input, "input_format": args.input_format, "output": args.output,
+        "doc_model": args.doc_model, "chunk_model": args.chunk_model, "limit": args.limit,
+        "all": args.all,
+    }
+    rate = args.prompt_tokens_per_second
+    try:
+        if rate is not None and not rate > 0:
+            raise ConfigError("--prompt-tokens-per-second", "must be a positive number")
+        overrides["spark_conf"] = _spark_conf(args.spark_conf)
+        config = load_config(args.config, overrides)
+        from prox_spark.dry_run import dry_run
+
+        print(dry_run(config, tokens_per_second=rate).render())
+    except ConfigError as exc:
+        print(f"prox-spark: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        logging.getLogger("prox_spark").debug("the plan failed", exc_info=True)
+        print(f"prox-spark: plan failed: {type(exc).__name__}: {first_line(exc, 500)}",
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -127,6 +127,9 @@ class PipelineConfig:
     # None: never.
     max_failed_fraction: float | None = None
     distill: DistillConfig | None = None
+    # How long a run's claim on a batch holds without renewal (see `claims`):
+    # a live run renews it; a dead run's claim lapses after this.
+    claim_lease_seconds: float = 300.0
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -303,7 +306,8 @@ def _model(raw: Any, where: str, new_tokens: int, prompt_tokens: int,
 
 TOP_KEYS = ("input", "output", "metrics", "doc_model", "chunk_model", "policy", "spark",
             "limit", "stages", "commit_every", "commit_retries", "gpu_memory_fraction",
-            "report", "cpu_sample", "max_attempts", "max_failed_fraction", "distill")
+            "report", "cpu_sample", "max_attempts", "max_failed_fraction", "distill",
+            "claim_lease_seconds")
 _INPUT_KEYS = ("path", "table", "format", "id_column", "text_column", "cast_text",
                "on_duplicate_id", "change_feed", "on_source_delete")
 
@@ -528,13 +532,17 @@ def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = Tru
     failed_fraction = _typed(top, "max_failed_fraction", (int, float), "config")
     if failed_fraction is not None and not 0.0 <= failed_fraction <= 1.0:
         raise ConfigError("max_failed_fraction", f"must be within [0, 1], got {failed_fraction}")
+    lease = _typed(top, "claim_lease_seconds", (int, float), "config", 300.0)
+    if lease is None or not lease > 0:
+        raise ConfigError("claim_lease_seconds", f"must be a positive number of seconds, "
+                                                 f"got {lease}")
     return PipelineConfig(inp, output, metrics, doc, chunk, policy, partitions,
                           conf, limit, stages,
                           commit_every, retries, float(fraction), _report(top.get("report")),
                           _positive(_typed(top, "cpu_sample", int, "config"), "cpu_sample"),
                           max_attempts,
                           None if failed_fraction is None else float(failed_fraction),
-                          _distill(top.get("distill")))
+                          _distill(top.get("distill")), float(lease))
 
 
 def _distill(raw: Any) -> DistillConfig | None:

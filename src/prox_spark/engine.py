@@ -271,6 +271,8 @@ class Engine:
         All prompts go to vLLM in one call, longest first, so its scheduler
         can pack them. A prompt that would not leave room for the answer
         inside the model context is not sent; its Generation says why.
+        Each call to vLLM is a `generate` event of the engine log (prompts,
+        prompt tokens, seconds).
         """
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
@@ -299,7 +301,11 @@ class Engine:
         if batch:
             started = time.perf_counter()
             outputs = self.llm.generate(batch, params, use_tqdm=False)
-            GENERATE_SECONDS[0] += time.perf_counter() - started
+            seconds = time.perf_counter() - started
+            GENERATE_SECONDS[0] += seconds
+            record_event("generate", model=self.config.model, prompts=len(batch),
+                         prompt_tokens=sum(len(p["prompt_token_ids"]) for p in batch),
+                         seconds=seconds)
             for i, out in zip(index, outputs, strict=True):
                 answer = out.outputs[0]
                 results[i] = Generation(answer.text, None, len(out.prompt_token_ids),

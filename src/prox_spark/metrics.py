@@ -31,8 +31,11 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 STATUS_COUNTS = STATUSES
+# Per model stage: rows the model answered now, rows that took the stage's
+# stored output (see `stages.reuse`).
+REUSE_COUNTS = ("doc_recomputed", "doc_reused", "chunk_recomputed", "chunk_reused")
 _SUMS = ("program_errors", "rows_with_errors", "invalid_rows", "tokens_before", "tokens_after",
-         "words_before", "words_after")
+         "words_before", "words_after", *REUSE_COUNTS)
 METRICS_SCHEMA = (
     "kind string, run_id string, batch int, batches int, commit_version long, "
     "run_at timestamp, fingerprint string, documents_in long, already_refined long, "
@@ -41,7 +44,8 @@ METRICS_SCHEMA = (
     "rows_with_errors long, invalid_rows long, duplicate_records long, conflicting_ids long, "
     "deleted long, tokens_before long, tokens_after long, words_before long, words_after long, "
     "wall_seconds double, documents_per_second double, rule_stats string, source_version long, "
-    "source string, settings string, versions string"
+    "source string, settings string, versions string, doc_recomputed long, doc_reused long, "
+    "chunk_recomputed long, chunk_reused long"
 )
 METRICS_COLUMNS = tuple(columns(METRICS_SCHEMA))
 MARKER = "prox_spark"
@@ -74,6 +78,10 @@ class BatchStats:
     tokens_after: int = 0
     words_before: int = 0
     words_after: int = 0
+    doc_recomputed: int = 0
+    doc_reused: int = 0
+    chunk_recomputed: int = 0
+    chunk_reused: int = 0
     by_stage: tuple[StageStats, ...] = ()
 
     def __add__(self, other: BatchStats) -> BatchStats:
@@ -94,6 +102,22 @@ class BatchStats:
                            for s in self.by_stage}, sort_keys=True)
 
 
+def _reuse_sums(refined: DataFrame) -> list[Any]:
+    """Per model stage, rows it reached that the model answered now
+    (`*_recomputed`) and rows that took its stored output (`*_reused`)."""
+    from pyspark.sql import functions as F
+
+    if "stage_inputs" not in refined.columns:
+        return [F.lit(0).alias(name) for name in REUSE_COUNTS]
+    out = []
+    for prefix, stage in (("doc", "prox_doc"), ("chunk", "prox_chunk")):
+        reached = F.coalesce(F.col("stage_inputs")[stage].isNotNull(), F.lit(False))
+        reused = F.coalesce(F.array_contains(F.col("reused"), stage), F.lit(False))
+        out += [F.sum((reached & ~reused).cast("long")).alias(f"{prefix}_recomputed"),
+                F.sum((reached & reused).cast("long")).alias(f"{prefix}_reused")]
+    return out
+
+
 def batch_stats(refined: DataFrame) -> BatchStats:
     """Count statuses, errors, words, tokens and per-stage edits of refined rows."""
     from pyspark.sql import functions as F
@@ -106,6 +130,7 @@ def batch_stats(refined: DataFrame) -> BatchStats:
         F.sum(F.col("invalid").cast("long")).alias("invalid_rows"),
         *[F.sum(c).alias(c) for c in ("tokens_before", "tokens_after",
                                       "words_before", "words_after")],
+        *_reuse_sums(refined),
     ).collect()[0]
     by_stage = tuple(
         StageStats(r.stage, int(r.dropped or 0), int(r.edited or 0), int(r.words or 0),
@@ -177,6 +202,11 @@ class RunSummary(BatchStats):
               if self.tokens_before else []),
             f"  words before      {self.words_before:>10,}",
             f"  words after       {self.words_after:>10,}",
+            *[f"  {label:<17} {now_:>10,} model answers, {reused:,} stored reused"
+              for label, now_, reused in (
+                  ("doc model", self.doc_recomputed, self.doc_reused),
+                  ("chunk model", self.chunk_recomputed, self.chunk_reused))
+              if now_ or reused],
             f"  wall time         {self.wall_seconds:>10.1f} s"
             f"   ({self.documents_per_second:.2f} documents/s)",
             *[f"  {s.stage:<17} {s.dropped:>10,} dropped, {s.edited:,} edited, "

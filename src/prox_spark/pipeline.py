@@ -13,19 +13,20 @@ that was in flight, and a second run of the same job changes nothing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from prox_spark.config import ModelConfig, PipelineConfig
+from prox_spark.claims import Holding, batch_key, claim, claims_ref
+from prox_spark.config import PipelineConfig
 from prox_spark.delta import (
+    TableRef,
     append_rows,
     delete_ids,
     ensure_table,
@@ -34,6 +35,7 @@ from prox_spark.delta import (
     table_exists,
     with_conflict_retries,
 )
+from prox_spark.fingerprint import MODEL_STAGES, fingerprint, stage_fingerprints
 from prox_spark.metrics import (
     METRICS_SCHEMA,
     BatchStats,
@@ -65,14 +67,14 @@ from prox_spark.schema import (
 from prox_spark.sources import SOURCE_ERROR
 from prox_spark.stages import ProgramApplier, Stage
 from prox_spark.stages.base import status_expr
-from prox_spark.stages.model_stages import fuse_model_stages
+from prox_spark.stages.model_stages import fuse_model_stages, model_stage_names
 from prox_spark.stages.registry import BuildContext, stage_spec
+from prox_spark.stages.reuse import finish_reuse, stored_outputs, with_reuse
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger("prox_spark")
-PROMPT_FORMAT_VERSION = "llama2-chat/prox-v1"
 # The metrics table is brought up to date from the commits at the start and
 # end of a run, and after a batch when this long has passed since the last
 # time (each batch's figures are in its own commit either way).
@@ -84,35 +86,6 @@ __all__ = ["METRICS_SCHEMA", "RunSummary", "TooManyFailed", "build_stages", "fin
 class TooManyFailed(RuntimeError):
     """More than `max_failed_fraction` of a batch could not be refined; the
     run stops before committing that batch (batches committed before stay)."""
-
-
-def fingerprint(config: PipelineConfig) -> str:
-    """A short hash of everything that decides a row's result, as it takes
-    effect: the stages that run with their effective parameters, the models
-    and the engine settings that change their output, the prompt format, the
-    chunk policy (only when the chunk stage runs) and this package's version.
-    """
-    from prox_spark import __version__
-
-    def model_part(model: ModelConfig | None, chunk: bool) -> Any:
-        if model is None:
-            return None
-        e = model.engine
-        return [e.model, e.tokenizer_name, e.dtype, e.max_model_len, e.seed,
-                model.max_new_tokens, model.max_prompt_tokens,
-                model.max_doc_chars if chunk else None]
-
-    names = [s.name for s in config.stages]
-    stages = [[s.name, stage_spec(s.name).effective(s.params)] for s in config.stages]
-    blob = json.dumps(
-        [__version__, PROMPT_FORMAT_VERSION,
-         model_part(config.doc_model, False) if "prox_doc" in names else None,
-         model_part(config.chunk_model, True) if "prox_chunk" in names else None,
-         asdict(config.policy) if "prox_chunk" in names else None,
-         stages],
-        sort_keys=True, default=str,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def build_stages(config: PipelineConfig, existing: DataFrame | None = None) -> list[Stage]:
@@ -129,8 +102,8 @@ def build_stages(config: PipelineConfig, existing: DataFrame | None = None) -> l
         [stage_spec(item.name).create(item.params, context) for item in config.stages])
 
 
-def refine(df: DataFrame, config: PipelineConfig, existing: DataFrame | None = None
-           ) -> DataFrame:
+def refine(df: DataFrame, config: PipelineConfig, existing: DataFrame | None = None,
+           stored: DataFrame | None = None) -> DataFrame:
     """Apply the configured stages to (id, text, ...) and return the refined columns.
 
     Rows with a `source_error` (unreadable records) skip the stages and come
@@ -140,14 +113,23 @@ def refine(df: DataFrame, config: PipelineConfig, existing: DataFrame | None = N
     reason code), else the interpreter's ("doc_model", "chunk_policy:...",
     "failed:<kind>"), "invalid_record" for source errors. `words_after` and
     `tokens_after` count the final text, and only rows in the corpus.
+
+    `stored` (`stages.reuse.stored_outputs` of the refined table) offers the
+    model stages their stored programs: a model stage whose fingerprint and
+    input text are unchanged takes them instead of calling the model.
     """
     from pyspark.sql import functions as F
 
     has_errors = SOURCE_ERROR in df.columns
     valid = df.where(F.col(SOURCE_ERROR).isNull()) if has_errors else df
     valid = valid.withColumn("_original_text", F.col("text"))
+    fps = stage_fingerprints(config)
     for stage in build_stages(config, existing):
+        models = model_stage_names(stage)
+        if models:
+            valid = with_reuse(valid, stored, models, fps)
         valid = valid.transform(stage)
+    valid = finish_reuse(valid, fps)
     if REFINED_TEXT not in valid.columns:
         if DOC_PROGRAM in valid.columns:
             doc = config.doc_model
@@ -270,6 +252,13 @@ def _existing(spark: SparkSession, config: PipelineConfig, later: DataFrame) -> 
     return table.select(*keep).join(later.select("id"), "id", "left_anti")
 
 
+def _stored(spark: SparkSession, config: PipelineConfig) -> DataFrame | None:
+    """What the model stages may reuse from the refined table (see `stages.reuse`)."""
+    if not any(s.name in MODEL_STAGES for s in config.stages):
+        return None
+    return stored_outputs(read_table(spark, config.output))
+
+
 def _not_done_since(spark: SparkSession, config: PipelineConfig, rows: DataFrame, fp: str,
                     since: Any) -> DataFrame:
     """`rows` minus those another run committed (same content and fingerprint)
@@ -301,23 +290,78 @@ def _delete_gone(spark: SparkSession, config: PipelineConfig, work: Plan, run_id
         log=log.warning)
 
 
+@dataclass
+class _Progress:
+    """What `_commit_batches` has done so far (for the ETA and the totals)."""
+
+    total: BatchStats = field(default_factory=BatchStats)
+    skipped: int = 0
+    held_elsewhere: int = 0
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
+    synced: float = field(default_factory=time.monotonic)
+
+
 def _commit_batches(spark: SparkSession, config: PipelineConfig, work: Plan, run_id: str,
-                    fp: str, planned_at: Any) -> tuple[BatchStats, int]:
-    """Refine and commit every batch; returns the totals and batches skipped."""
+                    fp: str, planned_at: Any) -> _Progress:
+    """Claim, refine and commit every batch (see `claims`). A batch another
+    run holds is left to it while this run takes the next; at the end the run
+    waits for those batches: committed by the other run (nothing left to do)
+    or claimable again (the other run died and its lease lapsed)."""
+    ref = claims_ref(config.output)
+    n = len(work.bounds)
+    state = _Progress()
+    held = list(range(n))
+    first_pass = True
+    while held:
+        for k in list(held):
+            if _claimed(spark, config, work, ref, k, run_id, fp):
+                held.remove(k)
+                _refine_batch(spark, config, work, k, run_id, fp, planned_at, state, ref)
+            elif first_pass:
+                log.info("batch %d of %d: being refined by another run; taking the next",
+                         k + 1, n)
+        if held:
+            if first_pass:
+                state.held_elsewhere = len(held)
+                log.info("waiting for %d batch(es) another run is refining (a dead run's "
+                         "claim lapses after claim_lease_seconds=%g)", len(held),
+                         config.claim_lease_seconds)
+            time.sleep(min(5.0, config.claim_lease_seconds / 4))
+        first_pass = False
+    return state
+
+
+def _range(work: Plan, k: int) -> tuple[str, str | None]:
+    """Batch `k`'s ids: [first, next) (next None: to the end)."""
+    return work.bounds[k], work.bounds[k + 1] if k + 1 < len(work.bounds) else None
+
+
+def _key(work: Plan, k: int, fp: str) -> str:
+    return batch_key(fp, *_range(work, k))
+
+
+def _claimed(spark: SparkSession, config: PipelineConfig, work: Plan, ref: TableRef, k: int,
+             run_id: str, fp: str) -> bool:
+    return claim(spark, ref, _key(work, k, fp), *_range(work, k), run_id,
+                 config.claim_lease_seconds)
+
+
+def _refine_batch(spark: SparkSession, config: PipelineConfig, work: Plan, k: int, run_id: str,
+                  fp: str, planned_at: Any, state: _Progress, ref: TableRef) -> None:
+    """Refine and commit batch `k` (claimed by this run), then release it."""
     from pyspark.sql import functions as F
 
-    total, skipped, done, started = BatchStats(), 0, 0, time.monotonic()
-    synced = started
     n = len(work.bounds)
-    for k in range(n):
-        batch_started = time.monotonic()
+    batch_started = time.monotonic()
+    with Holding(spark, ref, _key(work, k, fp), run_id, config.claim_lease_seconds):
         rows = _not_done_since(spark, config, work.batch(k), fp, planned_at)
         later = work.pending.where(F.col("id") >= F.lit(work.bounds[k]))
         with progress(spark, f"batch {k + 1} of {n}"):
             refined = (
                 _with_attempts(spark, config, fp, refine(
                     rows.repartition(config.partitions), config,
-                    _existing(spark, config, later)))
+                    _existing(spark, config, later), _stored(spark, config)))
                 .withColumn("fingerprint", F.lit(fp))
                 .withColumn("refined_at", F.current_timestamp())
                 # Model output must never be computed twice, even after this
@@ -327,43 +371,39 @@ def _commit_batches(spark: SparkSession, config: PipelineConfig, work: Plan, run
             stats = batch_stats(refined)
         refine_seconds = time.monotonic() - batch_started
         if stats.refined == 0:
-            skipped += 1
+            state.skipped += 1
             log.info("batch %d of %d: already committed by another run, skipped", k + 1, n)
-            continue
+            return
         _check_failed(config, stats, k, n)
 
-        def commit(attempt: int, refined: DataFrame = refined, k: int = k,
-                   stats: BatchStats = stats, batch_started: float = batch_started
-                   ) -> BatchStats:
-            todo = refined
+        def commit(attempt: int) -> BatchStats:
+            todo, now_stats = refined, stats
             if attempt:
                 # Another writer won: keep only what it has not committed.
                 todo = _not_done_since(spark, config, refined, fp, planned_at)
-                stats = batch_stats(todo)
-                if stats.refined == 0:
-                    return stats
-            meta = batch_metadata(run_id, k + 1, n, fp, stats,
+                now_stats = batch_stats(todo)
+                if now_stats.refined == 0:
+                    return now_stats
+            meta = batch_metadata(run_id, k + 1, n, fp, now_stats,
                                   time.monotonic() - batch_started)
-            log.info("batch %d of %d: writing %d documents", k + 1, n, stats.refined)
+            log.info("batch %d of %d: writing %d documents", k + 1, n, now_stats.refined)
             merge_batch(spark, todo, config.output, app_id=f"prox-spark:{run_id}",
                         txn_version=k + 1, metadata=meta)
-            return stats
+            return now_stats
 
         stats = with_conflict_retries(commit, retries=config.commit_retries,
                                       what=f"batch {k + 1} of {n}", log=log.warning)
-        total = total + stats
-        done += work.batch(k).count() if stats.refined == 0 else stats.refined
-        elapsed = time.monotonic() - started
-        seconds = time.monotonic() - batch_started
-        log.info("batch %d of %d committed: %d documents, %.1f documents/s, tokens in %d / "
-                 "out %d, ETA %s (refine %.1f s, commit %.1f s)", k + 1, n, stats.refined,
-                 stats.refined / max(seconds, 1e-9), stats.tokens_before, stats.tokens_after,
-                 _eta(done, work.pending_count, elapsed), refine_seconds,
-                 seconds - refine_seconds)
-        if time.monotonic() - synced >= METRICS_EVERY_SECONDS:
-            _sync(spark, config)
-            synced = time.monotonic()
-    return total, skipped
+    state.total = state.total + stats
+    state.done += work.batch(k).count() if stats.refined == 0 else stats.refined
+    seconds = time.monotonic() - batch_started
+    log.info("batch %d of %d committed: %d documents, %.1f documents/s, tokens in %d / "
+             "out %d, ETA %s (refine %.1f s, commit %.1f s)", k + 1, n, stats.refined,
+             stats.refined / max(seconds, 1e-9), stats.tokens_before, stats.tokens_after,
+             _eta(state.done, work.pending_count, time.monotonic() - state.started),
+             refine_seconds, seconds - refine_seconds)
+    if time.monotonic() - state.synced >= METRICS_EVERY_SECONDS:
+        _sync(spark, config)
+        state.synced = time.monotonic()
 
 
 def _with_attempts(spark: SparkSession, config: PipelineConfig, fp: str, refined: DataFrame
@@ -454,6 +494,18 @@ def session_for(config: PipelineConfig) -> SparkSession:
     return get_spark("prox-spark-refine", conf=local_conf)
 
 
+def plan_work(spark: SparkSession, config: PipelineConfig) -> tuple[PipelineConfig, str, Plan]:
+    """What a run of `config` would do, read-only: the config as the session
+    runs it (tables of a catalog-less session under ./spark-warehouse, the
+    CPU sample), its fingerprint, and the plan (`refresh.plan`). Raises
+    `ConfigError` for a session without Delta."""
+    config = _checked_session(spark, config)
+    fp = fingerprint(config)
+    log.info("reading %s (%s)", config.input.ref, config.input.format)
+    config = _cpu_sample(spark, config)
+    return config, fp, plan(spark, config, fp)
+
+
 def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> RunSummary:
     """Run the whole job: plan, delete what left the source, refine and commit
     in batches, record metrics."""
@@ -462,13 +514,10 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
     started = time.monotonic()
     spark = spark or session_for(config)
     config = _checked_session(spark, config)
-    fp = fingerprint(config)
     run_id = uuid.uuid4().hex[:12]
     planned_at = now()
     _sync(spark, config)
-    log.info("reading %s (%s)", config.input.ref, config.input.format)
-    config = _cpu_sample(spark, config)
-    work = plan(spark, config, fp)
+    config, fp, work = plan_work(spark, config)
     if config.cpu_sample is not None and config.limit == config.cpu_sample:
         _estimate(work)
     log.info("%d documents in (%s), %d to refine in %d batch(es) of up to %d, %d to delete; "
@@ -477,7 +526,8 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
     if work.pending_count or work.deleted is not None:
         ensure_table(spark, config.output, REFINED_SCHEMA)
     _delete_gone(spark, config, work, run_id, fp)
-    totals, skipped = _commit_batches(spark, config, work, run_id, fp, planned_at)
+    state = _commit_batches(spark, config, work, run_id, fp, planned_at)
+    totals, skipped = state.total, state.skipped
     work.unpersist()
     if work.deleted is not None:
         work.deleted.unpersist()
@@ -492,6 +542,9 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
         if work.source_version is not None and work.refreshed_to != work.source_version:
             notes.append(f"the change feed stays before source version {work.source_version} "
                          "until they are refined")
+    if state.held_elsewhere:
+        notes.append(f"{state.held_elsewhere} batch(es) were refined by another run started "
+                     "at the same time (or waited for until its claim lapsed)")
     if not table_exists(spark, config.output):
         notes.append(f"no refined table was written at {config.output}: nothing to refine")
     summary = RunSummary.of(

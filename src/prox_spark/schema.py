@@ -36,6 +36,11 @@ RULE_ERROR = "rule_error"
 DUPLICATE_OF = "duplicate_of"
 DEDUP_HASH = "dedup_hash"
 MINHASH = "minhash"
+DOC_REUSED = "doc_reused"
+CHUNK_REUSED = "chunk_reused"
+STAGE_FINGERPRINTS = "stage_fingerprints"
+STAGE_INPUTS = "stage_inputs"
+REUSED = "reused"
 
 
 def ddl(fields: Mapping[str, str]) -> str:
@@ -87,6 +92,11 @@ REFINED_TYPES = {
     DUPLICATE_OF: "string", DEDUP_HASH: "string", MINHASH: "array<bigint>",
     "content_hash": "string", "fingerprint": "string", "refined_at": "timestamp",
     ATTEMPTS: "int",
+    # Per-stage reuse (see `stages.reuse`): each stage's fingerprint, the
+    # sha256 of the text each model stage received, and the stages whose
+    # stored output this row reused instead of calling the model again.
+    STAGE_FINGERPRINTS: "map<string,string>", STAGE_INPUTS: "map<string,string>",
+    REUSED: "array<string>",
 }
 REFINED_SCHEMA = ddl(REFINED_TYPES)
 REFINED_COLUMNS = tuple(REFINED_TYPES)

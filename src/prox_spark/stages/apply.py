@@ -34,6 +34,10 @@ from prox_spark.stages.base import (
     Stage,
 )
 
+# What a release bumps when the interpreter's results change for the same
+# programs and policy (part of the `apply` stage fingerprint).
+OUTPUT_VERSION = 1
+
 
 def _as_list(value: object) -> list[str] | None:
     if value is None:

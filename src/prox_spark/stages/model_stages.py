@@ -34,10 +34,12 @@ from prox_spark.stages.base import (
     CHUNK_ERROR,
     CHUNK_FAILURE,
     CHUNK_PROGRAMS,
+    CHUNK_REUSED,
     CHUNK_TRUNCATED,
     DOC_ERROR,
     DOC_FAILURE,
     DOC_PROGRAM,
+    DOC_REUSED,
     DOC_STATUS,
     DOC_TRUNCATED,
     STATUS,
@@ -45,8 +47,10 @@ from prox_spark.stages.base import (
     Stage,
 )
 from prox_spark.stages.model_map import append_columns, map_batches, task_info
+from prox_spark.stages.reuse import REUSE
 from prox_spark.udfs import (
     Prepared,
+    clean_text,
     finish_chunks,
     finish_doc,
     prefetched,
@@ -61,16 +65,18 @@ ENGINE_TOKENIZER = "engine"
 
 
 DOC_COLUMNS = {DOC_PROGRAM: "string", DOC_ERROR: "string", DOC_STATUS: "string",
-               DOC_FAILURE: "string", DOC_TRUNCATED: "boolean"}
+               DOC_FAILURE: "string", DOC_TRUNCATED: "boolean", DOC_REUSED: "boolean"}
 CHUNK_COLUMNS = {CHUNK_PROGRAMS: "array<string>", CHUNK_ERROR: "string",
-                 CHUNK_FAILURE: "string", CHUNK_TRUNCATED: "array<boolean>"}
+                 CHUNK_FAILURE: "string", CHUNK_TRUNCATED: "array<boolean>",
+                 CHUNK_REUSED: "boolean"}
 
 
 def _model_pass(doc: DocRefiner | None, chunk: ChunkRefiner | None,
                 skip: tuple[str, ...]) -> Callable[[Iterator[Any]], Iterator[Any]]:
     """The Arrow-batch function of a model pass (runs in the worker): bind
     the task's GPUs, skip rows an earlier stage dropped (no prompt, no
-    error), prepare the next batch while the engines run this one."""
+    error), take stored output where `stages.reuse` offers it (no prompt),
+    prepare the next batch while the engines run this one."""
     stage = "prox_doc+prox_chunk" if doc and chunk else "prox_doc" if doc else "prox_chunk"
     doc_settings = (doc.engine, doc.max_prompt_tokens, doc.max_new_tokens) if doc else None
     chunk_settings = (chunk.engine, chunk.max_chunk_tokens, chunk.max_new_tokens,
@@ -84,9 +90,11 @@ def _model_pass(doc: DocRefiner | None, chunk: ChunkRefiner | None,
 
         def prepare(batch: pa.RecordBatch) -> tuple[Prepared | None, Prepared | None]:
             texts = _texts(batch, *skip)
-            d = prepare_doc(texts, doc_engine, max_prompt_tokens=doc_settings[1]) \
+            d = prepare_doc(_unless(_reused(batch, "prox_doc"), texts), doc_engine,
+                            max_prompt_tokens=doc_settings[1]) \
                 if doc_settings and doc_engine else None
-            c = prepare_chunks(texts, chunk_engine, max_chunk_tokens=chunk_settings[1],
+            c = prepare_chunks(_unless(_reused(batch, "prox_chunk"), texts), chunk_engine,
+                               max_chunk_tokens=chunk_settings[1],
                                max_doc_chars=chunk_settings[3]) \
                 if chunk_settings and chunk_engine else None
             return d, c
@@ -99,19 +107,23 @@ def _model_pass(doc: DocRefiner | None, chunk: ChunkRefiner | None,
             values: dict[str, list[Any]] = {}
             if d is not None and doc_settings:
                 programs, errors = finish_doc(d, doc_settings[2])
+                reused = _take_stored(batch, "prox_doc", skipped, d, programs, errors)
                 statuses = doc_statuses(texts, programs, d.failures)
                 values.update({DOC_PROGRAM: programs, DOC_ERROR: _unless(skipped, errors),
                                DOC_STATUS: statuses,
                                DOC_FAILURE: _unless(skipped, d.failures),
-                               DOC_TRUNCATED: _unless(skipped, d.truncated)})
+                               DOC_TRUNCATED: _unless(skipped, d.truncated),
+                               DOC_REUSED: reused})
                 skipped = [s or st in (DROPPED, FAILED)
                            for s, st in zip(skipped, statuses, strict=True)]
             if c is not None and chunk_settings:
                 c = c.without(skipped)
                 programs, errors = finish_chunks(c, chunk_settings[2])
+                reused = _take_stored(batch, "prox_chunk", skipped, c, programs, errors)
                 values.update({CHUNK_PROGRAMS: programs, CHUNK_ERROR: _unless(skipped, errors),
                                CHUNK_FAILURE: _unless(skipped, c.failures),
-                               CHUNK_TRUNCATED: _unless(skipped, c.truncated)})
+                               CHUNK_TRUNCATED: _unless(skipped, c.truncated),
+                               CHUNK_REUSED: reused})
             return append_columns(batch, {name: (values[name], kind)
                                           for name, kind in added.items()})
 
@@ -127,6 +139,37 @@ def _model_pass(doc: DocRefiner | None, chunk: ChunkRefiner | None,
 
 def _unless(skipped: list[bool], values: list[Any]) -> list[Any]:
     return [None if s else v for s, v in zip(skipped, values, strict=True)]
+
+
+def _stored(batch: pa.RecordBatch, stage: str) -> list[Any]:
+    """The stored output each row may take for `stage` (None: ask the model)."""
+    name = REUSE[stage]
+    if name not in batch.schema.names:
+        return [None] * batch.num_rows
+    return batch.column(name).to_pylist()
+
+
+def _reused(batch: pa.RecordBatch, stage: str) -> list[bool]:
+    return [v is not None for v in _stored(batch, stage)]
+
+
+def _take_stored(batch: pa.RecordBatch, stage: str, skipped: list[bool], prep: Prepared,
+                 programs: list[Any], errors: list[Any]) -> list[bool | None]:
+    """Fill in the stored output of the rows that take it (in place: no
+    error, no failure, not truncated). Per row: True (took it), False (the
+    model was asked), None (the stage skipped the row, or its text is null
+    or blank: nothing to ask)."""
+    taken: list[bool | None] = []
+    texts = batch.column(TEXT).to_pylist()
+    for i, value in enumerate(_stored(batch, stage)):
+        if skipped[i] or clean_text(texts[i])[0] is None:
+            taken.append(None)
+            continue
+        if value is not None:
+            programs[i], errors[i], prep.failures[i] = value, None, None
+            prep.truncated[i] = False if stage == "prox_doc" else [False] * len(value)
+        taken.append(value is not None)
+    return taken
 
 
 def _bind(stage: str) -> tuple[list[str], Exception | None]:
@@ -271,3 +314,15 @@ def fuse_model_stages(stages: list[Stage]) -> list[Stage]:
         else:
             out.append(stage)
     return out
+
+
+def model_stage_names(stage: Stage) -> tuple[str, ...]:
+    """The model stages (YAML names) a built stage runs: what per-stage
+    reuse (`stages.reuse`) prepares before it; () for any other stage."""
+    if isinstance(stage, ProxRefiner):
+        return ("prox_doc", "prox_chunk")
+    if isinstance(stage, DocRefiner):
+        return ("prox_doc",)
+    if isinstance(stage, ChunkRefiner):
+        return ("prox_chunk",)
+    return ()

@@ -90,7 +90,9 @@ class StageSpec:
 
     `model` names the config section a model stage takes its settings from;
     `source_columns` lists the parameters whose values name extra source
-    columns (e.g. dedup `priority`)."""
+    columns (e.g. dedup `priority`). `output_version` is what a release
+    bumps when the stage's results change for the same input and settings
+    (it is part of the stage's fingerprint; the package version is not)."""
 
     name: str
     doc: str
@@ -101,6 +103,7 @@ class StageSpec:
     model: str | None = None
     source_columns: tuple[str, ...] = ()
     open_params: bool = False
+    output_version: int = 1
 
     def effective(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Validated parameters with every default filled in (ValueError

@@ -1,0 +1,160 @@
+"""Batch claims: runs started together on one output split the work instead
+of each refining every document.
+
+Before refining a batch, a run claims it in the claims table (a Delta table
+next to the output, `<output>_claims`): one row per claimed batch, with its
+id range [first_id, next_id), the owner run and when the claim lapses. A
+claim is one conditional MERGE that inserts the row only when no live claim
+overlaps the range (runs that planned at different moments cut different
+batches), then a read of whether this run holds it. Two runs claiming
+overlapping ranges both read the table before writing, so Delta's
+optimistic concurrency lets one MERGE commit and fails the other with a
+conflict; the loser finds it does not hold the range and moves on to the
+next batch.
+
+While a run refines a batch, a thread renews its claim every third of the
+lease (`Holding`), so a live run keeps its batch however long it takes and a
+run that dies holding a claim blocks that batch only until the lease lapses
+(`claim_lease_seconds`, default 300 s). After its commit a run releases the
+claim (the lease ends now).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from prox_spark.delta import TableRef, ensure_table, is_conflict, read_table
+from prox_spark.metrics import now
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+CLAIMS_SCHEMA = ("batch_key string, first_id string, next_id string, owner string, "
+                 "claimed_at timestamp, expires_at timestamp")
+__all__ = ["CLAIMS_SCHEMA", "Holding", "batch_key", "claim", "claims_ref", "release"]
+
+# A live claim (target `c`) whose id range overlaps the new one (`n`); a
+# null next_id is the end of the ids.
+_OVERLAPS = ("c.expires_at >= n.claimed_at"
+             " AND (n.next_id IS NULL OR c.first_id < n.next_id)"
+             " AND (c.next_id IS NULL OR n.first_id < c.next_id)")
+_MINE = "c.batch_key = n.batch_key AND c.owner = n.owner"
+
+
+def claims_ref(output: TableRef) -> TableRef:
+    """The claims table of a refined table: `<path>_claims` or `<table>_claims`."""
+    if output.path is not None:
+        return TableRef(path=output.path.rstrip("/") + "_claims")
+    return TableRef(table=f"{output.table}_claims")
+
+
+def batch_key(fingerprint: str, first_id: str, next_id: str | None) -> str:
+    """The key of the batch of ids in [first_id, next_id) refined with
+    `fingerprint` (next_id None: to the end)."""
+    blob = "\x1f".join([fingerprint, first_id, next_id if next_id is not None else "\x00end"])
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def _table(spark: SparkSession, ref: TableRef) -> Any:
+    from delta.tables import DeltaTable
+
+    if ref.table is not None:
+        return DeltaTable.forName(spark, ref.table)
+    return DeltaTable.forPath(spark, str(ref.path))
+
+
+def _row(spark: SparkSession, key: str, first_id: str, next_id: str | None, owner: str,
+         lease_seconds: float) -> DataFrame:
+    at = now()
+    return spark.createDataFrame(
+        [(key, first_id, next_id, owner, at, at + timedelta(seconds=lease_seconds))],
+        CLAIMS_SCHEMA)
+
+
+def claim(spark: SparkSession, ref: TableRef, key: str, first_id: str, next_id: str | None,
+          owner: str, lease_seconds: float) -> bool:
+    """Claim the ids in [first_id, next_id) (batch `key`) for run `owner` for
+    `lease_seconds`; True when this run holds them now.
+
+    One MERGE inserts the claim only when no live claim overlaps the range
+    (a lapsed one does not count), so of two runs claiming overlapping
+    ranges at once Delta commits one and the other gets a conflict (it then
+    reads who holds the range: not this run)."""
+    from pyspark.sql import functions as F
+
+    ensure_table(spark, ref, CLAIMS_SCHEMA)
+    try:
+        (_table(spark, ref).alias("c")
+         .merge(_row(spark, key, first_id, next_id, owner, lease_seconds).alias("n"), _OVERLAPS)
+         .whenNotMatchedInsertAll()
+         .execute())
+    except Exception as exc:
+        if not is_conflict(exc):
+            raise
+        log.info("the claim of a batch raced another run's; reading who holds it")
+    held = read_table(spark, ref).where(
+        (F.col("batch_key") == key) & (F.col("owner") == owner)
+        & (F.col("expires_at") >= F.lit(now()))).limit(1).collect()
+    return bool(held)
+
+
+def renew(spark: SparkSession, ref: TableRef, key: str, owner: str,
+          lease_seconds: float) -> None:
+    """Push this run's claim on `key` `lease_seconds` into the future."""
+    (_table(spark, ref).alias("c")
+     .merge(_row(spark, key, "", None, owner, lease_seconds).alias("n"), _MINE)
+     .whenMatchedUpdate(set={"expires_at": "n.expires_at"})
+     .execute())
+
+
+def release(spark: SparkSession, ref: TableRef, key: str, owner: str) -> None:
+    """Delete this run's claim on `key` (its batch is committed) and claims
+    that lapsed. A failed release is logged, not raised: the claim then
+    lapses with its lease."""
+    from pyspark.sql import functions as F
+
+    try:
+        _table(spark, ref).delete(
+            ((F.col("batch_key") == key) & (F.col("owner") == owner))
+            | (F.col("expires_at") < F.lit(now())))
+    except Exception as exc:
+        log.warning("could not release the claim on a batch (%s); it lapses with its lease",
+                    str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+
+
+class Holding:
+    """A claim this run holds while it refines a batch: renewed every third
+    of the lease by a daemon thread, released on exit.
+
+        with Holding(spark, ref, key, run_id, lease_seconds):
+            ...  # refine and commit the batch
+    """
+
+    def __init__(self, spark: SparkSession, ref: TableRef, key: str, owner: str,
+                 lease_seconds: float) -> None:
+        self.spark, self.ref, self.key, self.owner = spark, ref, key, owner
+        self.lease_seconds = lease_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name="prox-spark-claim",
+                                        daemon=True)
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.lease_seconds / 3):
+            try:
+                renew(self.spark, self.ref, self.key, self.owner, self.lease_seconds)
+            except Exception as exc:  # the next renewal tries again
+                log.debug("renewing a claim failed: %s", exc)
+
+    def __enter__(self) -> Holding:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.lease_seconds)
+        release(self.spark, self.ref, self.key, self.owner)

@@ -1,0 +1,287 @@
+"""`prox-spark plan CONFIG`: what a run would do, without writing anything or
+calling a model.
+
+    >>> print(dry_run(load_config("conf/local.yaml")).render())  # doctest: +SKIP
+
+It reads the source and the refined table as a run would (`refresh.plan`),
+runs the stages before the first model stage on the pending documents (rules
+and dedup are CPU work), and asks `stages.reuse` which model answers are
+stored. Per model stage it counts the rows the model would answer now and
+the rows that would take stored output, and the prompt tokens it would send,
+tokenized with the model's own encoding. The run's summary and metrics
+carry the same counts (`doc_recomputed`, `doc_reused`, `chunk_recomputed`,
+`chunk_reused`), so plan and actual can be compared.
+
+The doc stage's counts are exact. The chunk stage sees only documents the
+doc model keeps, so where the doc model must answer again its count is a
+range: `recompute` (certain) to `recompute_at_most`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from prox_spark.config import PipelineConfig
+from prox_spark.program import DROPPED, FAILED, KEPT, run_doc_program
+from prox_spark.schema import STATUS, TEXT
+from prox_spark.sources import SOURCE_ERROR
+from prox_spark.stages.model_stages import model_stage_names
+from prox_spark.stages.reuse import REUSE, stored_outputs, with_reuse
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+# Prompt tokens one GPU reads per second for the released 0.3B/0.7B models,
+# as implied by ProX's scale (about 100 GPU-hours for both passes over 60B
+# tokens, i.e. ~330K prompt tokens/s; see the issue on per-stage reuse).
+# A stated default, not a measurement: pass your own figure.
+DEFAULT_PROMPT_TOKENS_PER_SECOND = 300_000.0
+
+_COUNTS = ("doc_reached", "doc_reuse", "doc_tokens", "chunk_certain", "chunk_reuse",
+           "chunk_unknown", "chunk_unknown_reuse", "chunk_tokens", "chunk_unknown_tokens")
+
+__all__ = ["DEFAULT_PROMPT_TOKENS_PER_SECOND", "DryRun", "StagePlan", "dry_run"]
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """One model stage in a plan: rows the model would answer now
+    (`recompute`, at most `recompute_at_most`), rows that would take stored
+    output (`reuse`), and the prompt tokens of the rows answered now
+    (`prompt_tokens`, at most `prompt_tokens_at_most`)."""
+
+    stage: str
+    model: str
+    recompute: int
+    reuse: int
+    prompt_tokens: int
+    recompute_at_most: int
+    prompt_tokens_at_most: int
+
+    def gpu_hours(self, tokens_per_second: float) -> float:
+        """GPU-hours of prefill for the most prompt tokens this stage may send."""
+        return self.prompt_tokens_at_most / tokens_per_second / 3600
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What a run of a config would do (see the module docstring).
+
+    Documents: `new` (id not in the refined table), `changed` (its text
+    changed), `refreshed` (same text, refined again: other settings, a
+    failed row retried, a stale dedup decision), `unchanged` (already
+    refined with these settings), `deleted` (refined rows whose document
+    left the source), `waiting` (pending beyond --limit or the CPU sample).
+    """
+
+    fingerprint: str
+    documents_in: int
+    new: int
+    changed: int
+    refreshed: int
+    unchanged: int
+    deleted: int
+    waiting: int
+    stages: tuple[StagePlan, ...]
+    tokens_per_second: float
+    tokens_per_second_source: str
+
+    @property
+    def pending(self) -> int:
+        return self.new + self.changed + self.refreshed
+
+    def render(self) -> str:
+        lines = [
+            "prox-spark plan (nothing written, no model called)",
+            f"  documents in      {self.documents_in:>10,}",
+            f"    new             {self.new:>10,}",
+            f"    changed         {self.changed:>10,}",
+            f"    refreshed       {self.refreshed:>10,}   (same text, refined again)",
+            f"    unchanged       {self.unchanged:>10,}   (already refined, skipped)",
+            f"  deleted           {self.deleted:>10,}   (gone from the source)",
+        ]
+        if self.waiting:
+            lines.append(f"  waiting           {self.waiting:>10,}   (beyond --limit or the "
+                         "CPU sample)")
+        for s in self.stages:
+            exact = s.recompute == s.recompute_at_most
+            answers = f"{s.recompute:,}" if exact else f"{s.recompute:,}-{s.recompute_at_most:,}"
+            tokens = (f"{s.prompt_tokens:,}" if exact
+                      else f"{s.prompt_tokens:,}-{s.prompt_tokens_at_most:,}")
+            hours = s.gpu_hours(self.tokens_per_second)
+            lines += [f"  {s.stage:<17} {answers:>10} model answers, {s.reuse:,} stored reused",
+                      f"    prompt tokens   {tokens:>10}   (~{hours:.4f} GPU-hours at "
+                      f"{self.tokens_per_second:,.0f} tokens/s, "
+                      f"{self.tokens_per_second_source})"]
+        lines.append(f"  fingerprint       {self.fingerprint}")
+        return "\n".join(lines)
+
+
+def dry_run(config: PipelineConfig, spark: SparkSession | None = None,
+            tokens_per_second: float | None = None) -> DryRun:
+    """Plan a run of `config` without writing or calling a model.
+
+    `tokens_per_second` is the prompt-token throughput of one GPU used for
+    the GPU-hour figures (default `DEFAULT_PROMPT_TOKENS_PER_SECOND`).
+    Raises `ConfigError` as a run would (e.g. a session without Delta).
+    """
+    from pyspark.sql import functions as F
+
+    from prox_spark.delta import read_table, table_exists
+    from prox_spark.pipeline import _existing, plan_work, session_for
+
+    spark = spark or session_for(config)
+    config, fp, work = plan_work(spark, config)
+    try:
+        pending = work.pending
+        new = changed = 0
+        if table_exists(spark, config.output):
+            table = read_table(spark, config.output)
+            old = table.select("id", F.col("content_hash").alias("_old"))
+            row = (pending.select("id", "content_hash").join(old, "id", "left")
+                   .agg(F.sum(F.col("_old").isNull().cast("long")).alias("new"),
+                        F.sum((F.col("_old") != F.col("content_hash")).cast("long"))
+                        .alias("changed"))
+                   .collect()[0])
+            new, changed = int(row.new or 0), int(row.changed or 0)
+            existing = _existing(spark, config, pending)
+            stored = stored_outputs(table)
+        else:
+            new, existing, stored = work.pending_count, None, None
+        stages = _stage_plans(config, pending, existing, stored)
+    finally:
+        work.unpersist()
+    rate = tokens_per_second or DEFAULT_PROMPT_TOKENS_PER_SECOND
+    return DryRun(
+        fingerprint=fp, documents_in=work.documents_in, new=new, changed=changed,
+        refreshed=work.pending_count - new - changed,
+        unchanged=work.documents_in - work.waiting_count, deleted=work.deleted_count,
+        waiting=work.waiting_count - work.pending_count, stages=stages,
+        tokens_per_second=rate,
+        tokens_per_second_source="given" if tokens_per_second else "stated default")
+
+
+def _stage_plans(config: PipelineConfig, pending: DataFrame, existing: DataFrame | None,
+                 stored: DataFrame | None) -> tuple[StagePlan, ...]:
+    """Run the stages before the first model stage, then count what the
+    model stages would do (see `StagePlan`)."""
+    from pyspark.sql import functions as F
+
+    from prox_spark.fingerprint import stage_fingerprints
+    from prox_spark.pipeline import build_stages
+
+    rows = pending
+    if SOURCE_ERROR in rows.columns:
+        rows = rows.where(F.col(SOURCE_ERROR).isNull())
+    rows = rows.withColumn("_original_text", F.col(TEXT))
+    models: tuple[str, ...] = ()
+    for stage in build_stages(config, existing):
+        models = model_stage_names(stage)
+        if models:
+            break
+        rows = rows.transform(stage)
+    if not models:
+        return ()
+    rows = with_reuse(rows, stored, models, stage_fingerprints(config))
+    if STATUS not in rows.columns:
+        rows = rows.withColumn(STATUS, F.lit(KEPT))
+    counter = _counter(config, models)
+    sums = (rows.select(TEXT, STATUS, *[REUSE[m] for m in models])
+            .mapInPandas(counter, ", ".join(f"{c} long" for c in _COUNTS))
+            .agg(*[F.sum(c).alias(c) for c in _COUNTS]).collect()[0])
+    n = {c: int(sums[c] or 0) for c in _COUNTS}
+    out = []
+    if "prox_doc" in models:
+        assert config.doc_model is not None
+        out.append(StagePlan("prox_doc", config.doc_model.engine.model,
+                             n["doc_reached"] - n["doc_reuse"], n["doc_reuse"], n["doc_tokens"],
+                             n["doc_reached"] - n["doc_reuse"], n["doc_tokens"]))
+    if "prox_chunk" in models:
+        assert config.chunk_model is not None
+        certain = n["chunk_certain"] - n["chunk_reuse"]
+        out.append(StagePlan("prox_chunk", config.chunk_model.engine.model, certain,
+                             n["chunk_reuse"], n["chunk_tokens"],
+                             certain + n["chunk_unknown"] - n["chunk_unknown_reuse"],
+                             n["chunk_tokens"] + n["chunk_unknown_tokens"]))
+    return tuple(out)
+
+
+def _counter(config: PipelineConfig, models: tuple[str, ...]) -> Any:
+    """The mapInPandas function counting, per partition, what the model
+    stages `models` would do with their rows (the `_COUNTS` columns)."""
+    doc = config.doc_model if "prox_doc" in models else None
+    chunk = config.chunk_model if "prox_chunk" in models else None
+
+    def count(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from prox_spark.engine import get_tokenizer
+        from prox_spark.prompts import (
+            chunk_document,
+            chunk_prompt,
+            doc_prompt_ids,
+            text_encoding,
+        )
+        from prox_spark.udfs import clean_text
+
+        totals = dict.fromkeys(_COUNTS, 0)
+        encoders: dict[str, Any] = {}
+
+        def encoding(model: Any) -> tuple[Any, Any]:
+            name = model.engine.tokenizer_name
+            if name not in encoders:
+                tok = text_encoding(get_tokenizer(name))
+                bos = tok.bos_token_id
+
+                def encode(prompt: str, tok: Any = tok, bos: Any = bos) -> list[int]:
+                    ids = tok.encode(prompt, add_special_tokens=False)
+                    return ids if bos is None else [bos, *ids]
+
+                encoders[name] = (tok, encode)
+            return encoders[name]
+
+        def chunk_tokens(text: str) -> int:
+            assert chunk is not None
+            if len(text) > chunk.max_doc_chars:
+                return 0  # not sent: too large
+            tok, encode = encoding(chunk)
+            return sum(len(encode(chunk_prompt(c)))
+                       for c in chunk_document(text, tok, chunk.max_prompt_tokens))
+
+        for frame in frames:
+            none = [None] * len(frame)
+            doc_reuse = frame[REUSE["prox_doc"]] if doc is not None else none
+            chunk_reuse = frame[REUSE["prox_chunk"]] if chunk is not None else none
+            for raw, status, program, stored in zip(frame[TEXT], frame[STATUS], doc_reuse,
+                                                    chunk_reuse, strict=True):
+                text, _ = clean_text(raw)
+                if status in (DROPPED, FAILED) or text is None:
+                    continue
+                kept: bool | None = True
+                if doc is not None:
+                    totals["doc_reached"] += 1
+                    if program is not None:
+                        totals["doc_reuse"] += 1
+                        kept = run_doc_program(raw, program).status != DROPPED
+                    else:
+                        tok, encode = encoding(doc)
+                        totals["doc_tokens"] += len(doc_prompt_ids(
+                            text, tok, doc.max_prompt_tokens, encode))
+                        kept = None
+                if chunk is None or kept is False:
+                    continue
+                reuse = stored is not None
+                tokens = 0 if reuse else chunk_tokens(text)
+                if kept:
+                    totals["chunk_certain"] += 1
+                    totals["chunk_reuse"] += reuse
+                    totals["chunk_tokens"] += tokens
+                else:
+                    totals["chunk_unknown"] += 1
+                    totals["chunk_unknown_reuse"] += reuse
+                    totals["chunk_unknown_tokens"] += tokens
+        yield pd.DataFrame({k: [v] for k, v in totals.items()})
+
+    return count

@@ -1,0 +1,161 @@
+"""Pay only for what changed (issue 19): per-stage fingerprints and stored
+model output, checked by counting the model calls of the engine log.
+
+One base run refines five documents with a rule stage, the doc model and
+the chunk model; each test copies its table and runs again with one change.
+`prox-spark plan` (`dry_run`) is asked first and must predict the run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+import prox_spark
+from conftest import engine_events
+from prox_spark.config import load_config
+from prox_spark.delta import read_table
+from prox_spark.dry_run import dry_run
+from prox_spark.pipeline import run_pipeline
+from refiner_cases import GOOD, NOISY, SPAM, training_pairs
+
+pytestmark = [pytest.mark.spark, pytest.mark.vllm]
+
+C4 = {"filter_no_terminal_punct": False, "min_num_sentences": 1}
+
+
+@pytest.fixture(scope="module")
+def models(trained_model, tmp_path_factory) -> tuple[str, str]:
+    """The trained tiny refiner twice, so the engine log tells the doc
+    model's calls from the chunk model's."""
+    source = trained_model(training_pairs())
+    root = tmp_path_factory.mktemp("reuse-models")
+    return (str(shutil.copytree(source, root / "doc-model")),
+            str(shutil.copytree(source, root / "chunk-model")))
+
+
+def make_config(tmp: Path, models: tuple[str, str], *, c4: dict | None = None,
+                policy: dict | None = None, chunk_new_tokens: int = 64,
+                output: str = "refined"):
+    engine = {"dtype": "float32", "kv_cache_gib": 0.25, "enforce_eager": True,
+              "max_num_seqs": 32}
+    corpus = tmp / "corpus.jsonl"
+    if not corpus.exists():
+        rows = [{"id": "spam", "text": SPAM}, {"id": "good", "text": GOOD},
+                {"id": "noisy", "text": NOISY}, {"id": "null", "text": None},
+                {"id": "empty", "text": "   "}]
+        corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    raw = {
+        "input": {"path": str(corpus), "format": "jsonl"},
+        "output": {"path": str(tmp / output)},
+        "stages": [{"c4_quality": c4 or C4}, "prox_doc", "prox_chunk"],
+        "doc_model": {"model": models[0], **engine, "max_new_tokens": 16},
+        "chunk_model": {"model": models[1], **engine, "max_new_tokens": chunk_new_tokens},
+        "spark": {"partitions": 2},
+        "report": False,
+    }
+    if policy:
+        raw["policy"] = policy
+    path = tmp / f"{output}.yaml"
+    path.write_text(json.dumps(raw))
+    return load_config(path)
+
+
+def prompts_sent(model: str, since: float) -> int:
+    return sum(e["prompts"] for e in engine_events("generate", since, model=model))
+
+
+@pytest.fixture(scope="module")
+def base(spark, models, tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("reuse-base")
+    summary = run_pipeline(make_config(tmp, models), spark)
+    assert (summary.doc_recomputed, summary.chunk_recomputed) == (3, 2)
+    return tmp
+
+
+def copy_of(base: Path, tmp: Path) -> Path:
+    shutil.copy(base / "corpus.jsonl", tmp / "corpus.jsonl")
+    for name in ("refined", "refined_metrics"):
+        shutil.copytree(base / name, tmp / name)
+    return tmp
+
+
+def statuses(spark, config) -> dict[str, tuple]:
+    return {r.id: (r.status, r.text, r.drop_reason)
+            for r in read_table(spark, config.output).collect()}
+
+
+def test_the_base_run_stores_what_each_model_stage_received(spark, models, base):
+    rows = {r.id: r for r in read_table(spark, make_config(base, models).output).collect()}
+    assert set(rows["good"].stage_inputs) == {"prox_doc", "prox_chunk"}
+    assert set(rows["spam"].stage_inputs) == {"prox_doc"}  # the doc model dropped it
+    assert not rows["null"].stage_inputs and not rows["empty"].stage_inputs
+    assert {"c4_quality", "prox_doc", "prox_chunk", "apply"} == set(rows["good"].stage_fingerprints)
+    assert all(r.reused == [] for r in rows.values())
+
+
+def test_a_policy_change_calls_no_model(spark, models, base, tmp_path):
+    config = make_config(copy_of(base, tmp_path), models, policy={"min_words": 30})
+    planned = {s.stage: s for s in dry_run(config, spark).stages}
+    assert (planned["prox_doc"].recompute, planned["prox_doc"].reuse) == (0, 3)
+    assert (planned["prox_chunk"].recompute_at_most, planned["prox_chunk"].reuse) == (0, 2)
+    since = time.time()
+    summary = run_pipeline(config, spark)
+    assert prompts_sent(models[0], since) == prompts_sent(models[1], since) == 0
+    assert (summary.doc_recomputed, summary.doc_reused) == (0, 3)
+    assert (summary.chunk_recomputed, summary.chunk_reused) == (0, 2)
+    after = statuses(spark, config)
+    assert after["noisy"][0] == "dropped" and after["noisy"][2] == "chunk_policy:min_words"
+    fresh = make_config(tmp_path, models, policy={"min_words": 30}, output="fresh")
+    run_pipeline(fresh, spark)
+    assert statuses(spark, fresh) == after
+
+
+def test_a_chunk_model_change_runs_only_the_chunk_model_on_kept_documents(
+        spark, models, base, tmp_path):
+    config = make_config(copy_of(base, tmp_path), models, chunk_new_tokens=80)
+    planned = {s.stage: s for s in dry_run(config, spark).stages}
+    assert (planned["prox_doc"].recompute, planned["prox_doc"].reuse) == (0, 3)
+    assert planned["prox_chunk"].recompute == planned["prox_chunk"].recompute_at_most == 2
+    assert planned["prox_chunk"].prompt_tokens > 0
+    since = time.time()
+    summary = run_pipeline(config, spark)
+    assert prompts_sent(models[0], since) == 0
+    assert prompts_sent(models[1], since) == 2  # good and noisy: one chunk each
+    assert (summary.doc_recomputed, summary.chunk_recomputed) == (0, 2)
+    assert statuses(spark, config)["noisy"][0] == "edited"
+
+
+def test_a_rule_change_reruns_the_models_only_where_their_input_changed(
+        spark, models, base, tmp_path):
+    c4 = {**C4, "filter_no_terminal_punct": True}  # cuts noisy's menu lines and all of spam
+    config = make_config(copy_of(base, tmp_path), models, c4=c4)
+    planned = {s.stage: s for s in dry_run(config, spark).stages}
+    since = time.time()
+    summary = run_pipeline(config, spark)
+    assert prompts_sent(models[0], since) == 1  # noisy's new text; good is unchanged
+    assert (summary.doc_recomputed, summary.doc_reused) == (1, 1)
+    assert (planned["prox_doc"].recompute, planned["prox_doc"].reuse) == (1, 1)
+    chunk = planned["prox_chunk"]
+    assert chunk.reuse == summary.chunk_reused == 1
+    assert chunk.recompute <= summary.chunk_recomputed <= chunk.recompute_at_most
+    assert prompts_sent(models[1], since) == summary.chunk_recomputed
+    rows = {r.id: r for r in read_table(spark, config.output).collect()}
+    assert rows["good"].reused == ["prox_doc", "prox_chunk"]
+    assert rows["spam"].status == "dropped" and rows["spam"].stage_inputs == {}
+
+
+def test_an_upgrade_that_changed_no_output_version_reruns_nothing(
+        spark, models, base, tmp_path, monkeypatch):
+    config = make_config(copy_of(base, tmp_path), models)
+    monkeypatch.setattr(prox_spark, "__version__", "99.0.0")
+    plan = dry_run(config, spark)
+    assert (plan.pending, plan.unchanged) == (0, 5)
+    since = time.time()
+    summary = run_pipeline(config, spark)
+    assert summary.refined == 0
+    assert not engine_events("generate", since)
