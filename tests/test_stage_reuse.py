@@ -55,7 +55,7 @@ def make_config(tmp: Path, models: tuple[str, str], *, c4: dict | None = None,
         "stages": [{"c4_quality": c4 or C4}, "prox_doc", "prox_chunk"],
         "doc_model": {"model": models[0], **engine, "max_new_tokens": 16},
         "chunk_model": {"model": models[1], **engine, "max_new_tokens": chunk_new_tokens},
-        "spark": {"partitions": 2},
+        "spark": {"partitions": 1},  # one Python worker: each engine is built once
         "report": False,
     }
     if policy:
