@@ -96,14 +96,18 @@ def prompt_length(prompt: str, tokenizer: Tokenizer) -> int:
     return len(tokenizer.backend_tokenizer.encode(prompt, add_special_tokens=True).ids)
 
 
-def _prefix_within(text: str, tokenizer: Tokenizer, budget: int) -> str:
+def _prefix_within(text: str, tokenizer: Tokenizer, budget: int, whole: Any = None) -> str:
     """The longest prefix of `text` whose own tokens number at most `budget`,
-    tokenizing only a window of the text a little longer than needed."""
+    tokenizing only a window of the text a little longer than needed.
+
+    `whole`, if given, is `text`'s own encoding (no special tokens), used
+    instead of tokenizing again when the window covers all of `text`."""
     backend = tokenizer.backend_tokenizer
     window = max(64, budget * _CHARS_PER_TOKEN_GUESS)
     while True:
         piece = text[:window]
-        enc = backend.encode(piece, add_special_tokens=False)
+        enc = whole if whole is not None and window >= len(text) \
+            else backend.encode(piece, add_special_tokens=False)
         if len(enc.ids) > budget or window >= len(text):
             break
         window *= 2
@@ -150,12 +154,10 @@ def _fit_doc(text: str, tokenizer: Tokenizer, max_tokens: int,
         excess = len(ids) - max_tokens
         if excess <= 0:
             return prompt, ids
-        budget = max(0, min(budget, _token_count(candidate, tokenizer)) - excess)
-        candidate = _prefix_within(candidate, tokenizer, budget)
-
-
-def _token_count(text: str, tokenizer: Tokenizer) -> int:
-    return len(tokenizer.backend_tokenizer.encode(text, add_special_tokens=False).ids)
+        # One encoding of the candidate both counts it and (usually) cuts it.
+        whole = tokenizer.backend_tokenizer.encode(candidate, add_special_tokens=False)
+        budget = max(0, min(budget, len(whole.ids)) - excess)
+        candidate = _prefix_within(candidate, tokenizer, budget, whole)
 
 
 def number_line(index: int, line: str) -> str:
