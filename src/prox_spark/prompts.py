@@ -108,14 +108,15 @@ def _prefix_within(text: str, tokenizer: Tokenizer, budget: int, whole: Any = No
         piece = text[:window]
         enc = whole if whole is not None and window >= len(text) \
             else backend.encode(piece, add_special_tokens=False)
-        if len(enc.ids) > budget or window >= len(text):
+        if len(enc) > budget or window >= len(text):
             break
         window *= 2
-    if len(enc.ids) <= budget:
+    if len(enc) <= budget:
         return piece
     if budget <= 0:
         return ""
-    return piece[: enc.offsets[budget - 1][1]]
+    # One token's offsets: `enc.offsets` would convert every token's.
+    return piece[: enc.token_to_chars(budget - 1)[1]]
 
 
 def doc_prompt(text: str, tokenizer: Tokenizer, max_tokens: int = DOC_MAX_TOKENS) -> str:
@@ -168,7 +169,7 @@ def _fit_doc(text: str, tokenizer: Tokenizer, max_tokens: int,
         excess = count - max_tokens
         # One encoding of the candidate both counts it and (usually) cuts it.
         whole = tokenizer.backend_tokenizer.encode(candidate, add_special_tokens=False)
-        budget = max(0, min(budget, len(whole.ids)) - excess)
+        budget = max(0, min(budget, len(whole)) - excess)
         candidate = _prefix_within(candidate, tokenizer, budget, whole)
 
 
