@@ -244,13 +244,17 @@ class Engine:
         # doc truncation, token statistics) uses this same encoding.
         self.text_tokenizer = text_encoding(self.tokenizer)
         self._backend = self.text_tokenizer.backend_tokenizer
+        self._bos = self.tokenizer.bos_token_id
 
     def encode_one(self, prompt: str) -> list[int]:
         """`encode` for one prompt (what the prompt builder measures with, so a
         prompt is tokenized once and its ids are what the engine receives)."""
-        ids = list(self._backend.encode(prompt, add_special_tokens=False).ids)
-        bos = self.tokenizer.bos_token_id
-        return ids if bos is None else [bos, *ids]
+        # The batch call skips the character offsets `encode` would compute;
+        # `ids` is a fresh list, so the BOS goes in place.
+        ids: list[int] = self._backend.encode_batch_fast([prompt], add_special_tokens=False)[0].ids
+        if self._bos is not None:
+            ids.insert(0, self._bos)
+        return ids
 
     def encode(self, prompts: list[str]) -> list[list[int]]:
         """Token ids of each prompt with exactly one leading BOS.

@@ -96,22 +96,27 @@ def prompt_length(prompt: str, tokenizer: Tokenizer) -> int:
     return len(tokenizer.backend_tokenizer.encode(prompt, add_special_tokens=True).ids)
 
 
-def _prefix_within(text: str, tokenizer: Tokenizer, budget: int) -> str:
+def _prefix_within(text: str, tokenizer: Tokenizer, budget: int, whole: Any = None) -> str:
     """The longest prefix of `text` whose own tokens number at most `budget`,
-    tokenizing only a window of the text a little longer than needed."""
+    tokenizing only a window of the text a little longer than needed.
+
+    `whole`, if given, is `text`'s own encoding (no special tokens), used
+    instead of tokenizing again when the window covers all of `text`."""
     backend = tokenizer.backend_tokenizer
     window = max(64, budget * _CHARS_PER_TOKEN_GUESS)
     while True:
         piece = text[:window]
-        enc = backend.encode(piece, add_special_tokens=False)
-        if len(enc.ids) > budget or window >= len(text):
+        enc = whole if whole is not None and window >= len(text) \
+            else backend.encode(piece, add_special_tokens=False)
+        if len(enc) > budget or window >= len(text):
             break
         window *= 2
-    if len(enc.ids) <= budget:
+    if len(enc) <= budget:
         return piece
     if budget <= 0:
         return ""
-    return piece[: enc.offsets[budget - 1][1]]
+    # One token's offsets: `enc.offsets` would convert every token's.
+    return piece[: enc.token_to_chars(budget - 1)[1]]
 
 
 def doc_prompt(text: str, tokenizer: Tokenizer, max_tokens: int = DOC_MAX_TOKENS) -> str:
@@ -137,25 +142,46 @@ def doc_prompt_ids(text: str, tokenizer: Tokenizer, max_tokens: int,
 
 def _fit_doc(text: str, tokenizer: Tokenizer, max_tokens: int,
              encode: Callable[[str], list[int]]) -> tuple[str, list[int]]:
-    overhead = len(encode(chat_prompt("")))
+    frame = chat_prompt("")
+    overhead = len(encode(frame))
     if max_tokens < overhead:
         raise ValueError(f"max_tokens={max_tokens} cannot hold the prompt frame ({overhead})")
     budget = max_tokens - overhead
     # A document shorter than its budget in characters cannot need truncation
     # by more than a token of boundary effects, which the check below handles.
     candidate = text if len(text) <= budget else _prefix_within(text, tokenizer, budget + 1)
+    # A cut candidate holds one token too many, so its prompt usually does
+    # not fit: it is counted, not encoded, when the segment counter measures
+    # exactly as `encode` (they then differ by the special tokens only:
+    # checked on the frame). Counting took half the time of encoding on the
+    # benchmark workload (Llama-2 tokenizer, see benchmarks/host_path.py).
+    counter = _measuring_counter(tokenizer, frame, overhead) \
+        if len(candidate) < len(text) else None
     while True:
         prompt = chat_prompt(candidate)
-        ids = encode(prompt)
-        excess = len(ids) - max_tokens
-        if excess <= 0:
-            return prompt, ids
-        budget = max(0, min(budget, _token_count(candidate, tokenizer)) - excess)
-        candidate = _prefix_within(candidate, tokenizer, budget)
+        count = counter.counts([prompt])[0] if counter is not None else max_tokens
+        counter = None
+        if count <= max_tokens:
+            ids = encode(prompt)
+            count = len(ids)
+            if count <= max_tokens:
+                return prompt, ids
+        excess = count - max_tokens
+        # One encoding of the candidate both counts it and (usually) cuts it.
+        whole = tokenizer.backend_tokenizer.encode(candidate, add_special_tokens=False)
+        budget = max(0, min(budget, len(whole)) - excess)
+        candidate = _prefix_within(candidate, tokenizer, budget, whole)
 
 
-def _token_count(text: str, tokenizer: Tokenizer) -> int:
-    return len(tokenizer.backend_tokenizer.encode(text, add_special_tokens=False).ids)
+def _measuring_counter(tokenizer: Tokenizer, frame: str, length: int) -> _LineCounter | None:
+    """The segment counter of `tokenizer` if it is exact (segmented) and
+    counts `frame` as `length` tokens, else None."""
+    from tokenizers import Tokenizer as Backend
+
+    if not isinstance(tokenizer.backend_tokenizer, Backend):
+        return None
+    counter = _line_counter(tokenizer)
+    return counter if counter.segmented and counter.counts([frame])[0] == length else None
 
 
 def number_line(index: int, line: str) -> str:
