@@ -20,7 +20,7 @@ from refresh_helpers import doc, table, write_config, write_jsonl
 pytestmark = pytest.mark.spark
 DOCS = 20
 EVERY = 7  # 21 documents (one a duplicate) in 3 batches
-LEASE = 15  # seconds a dead run's claim on a batch blocks it
+LEASE = 30  # seconds a dead run's claim on a batch blocks it
 CLI = str(Path(sys.executable).with_name("prox-spark"))
 
 

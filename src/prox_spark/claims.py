@@ -97,10 +97,15 @@ def claim(spark: SparkSession, ref: TableRef, key: str, first_id: str, next_id: 
         if not is_conflict(exc):
             raise
         log.info("the claim of a batch raced another run's; reading who holds it")
-    held = read_table(spark, ref).where(
-        (F.col("batch_key") == key) & (F.col("owner") == owner)
-        & (F.col("expires_at") >= F.lit(now()))).limit(1).collect()
-    return bool(held)
+    overlapping = F.col("next_id").isNull() | (F.col("next_id") > F.lit(first_id))
+    if next_id is not None:
+        overlapping = overlapping & (F.col("first_id") < F.lit(next_id))
+    rows = read_table(spark, ref).where(overlapping).collect()
+    mine = [r.claimed_at for r in rows if r.batch_key == key and r.owner == owner]
+    # Held: this run's row is there and no other run claimed the range after
+    # it (which it can only do once this run's claim lapsed).
+    return bool(mine) and not any(r.owner != owner and r.claimed_at >= max(mine)
+                                  for r in rows)
 
 
 def renew(spark: SparkSession, ref: TableRef, key: str, owner: str,
