@@ -117,8 +117,9 @@ def check_reports(spark, config, tmp_path):
     bars = {cid: len(re.findall(r'class="bar"', svg)) for cid, svg in
             re.findall(r'<svg[^>]*id="([\w-]+)"(.*?)</svg>', dom, re.S)}
     # Only the stages that ran (prox_doc, prox_chunk: in and out each); the
-    # kept share has a bin for dropped documents before its ten tenths.
-    assert bars == {"statuses": len(STATUSES), "stages": 4, "kept-share": 11, "reasons": 1}
+    # kept share has a bin for dropped documents before its ten tenths; the
+    # drop reasons are the doc model's (spam) and empty text (null, empty).
+    assert bars == {"statuses": len(STATUSES), "stages": 4, "kept-share": 11, "reasons": 2}
     assert re.search(r'data-label="dropped" data-series="documents" data-value="3"', dom)
     spam = re.search(r'<div class="sample" data-status="dropped"><h3>spam.*?</div>', dom, re.S)
     assert spam and '<del class="dropped"' in spam.group(0)

@@ -38,35 +38,41 @@ def model_dir(trained_model) -> str:
     return str(trained_model(pairs(), steps=400))
 
 
-def test_a_cut_program_is_known_and_counted(spark, model_dir, tmp_path: Path):
+def _run(spark, model_dir, tmp: Path, records: list[dict], chunk_new_tokens: int) -> dict:
     engine = {"model": model_dir, "dtype": "float32", "kv_cache_gib": 0.25,
               "enforce_eager": True, "max_num_seqs": 32}
-    records = [{"id": "ads", "text": ADS}, {"id": "spam", "text": SPAM},
-               {"id": "good", "text": GOOD}, {"id": "good2", "text": GOOD},
-               {"id": "noisy", "text": NOISY}]
-    corpus = tmp_path / "corpus.jsonl"
+    tmp.mkdir(parents=True, exist_ok=True)
+    corpus = tmp / "corpus.jsonl"
     corpus.write_text("".join(json.dumps(r) + "\n" for r in records))
     raw = {"input": {"path": str(corpus), "format": "jsonl"},
-           "output": {"path": str(tmp_path / "refined")}, "report": False,
+           "output": {"path": str(tmp / "refined")}, "report": False,
            "doc_model": {**engine, "max_new_tokens": 16},
-           "chunk_model": {**engine, "max_new_tokens": 64},
+           "chunk_model": {**engine, "max_new_tokens": chunk_new_tokens},
            "policy": {"max_errors": 0, "min_words": 30},
            "stages": ["prox_doc", "prox_chunk", "exact_dedup"],
            "spark": {"partitions": 1}}
-    path = tmp_path / "job.yaml"
+    path = tmp / "job.yaml"
     path.write_text(yaml.safe_dump(raw))
     config = load_config(path)
     run_pipeline(config, spark)
-    table = {r.id: r for r in read_table(spark, config.output).collect()}
+    return {r.id: r for r in read_table(spark, config.output).collect()}
 
-    ads = table["ads"]
+
+def test_a_cut_program_is_known_and_counted(spark, model_dir, tmp_path: Path):
+    # 12 new tokens cut any program the model writes for the ads page (its
+    # first call alone is longer), however well the tiny model learned it.
+    ads = _run(spark, model_dir, tmp_path / "cut", [{"id": "ads", "text": ADS}], 12)["ads"]
     assert ads.truncated is True
-    assert ads.chunk_programs[0].startswith(ADS_PROGRAM[:60])
+    assert ads.chunk_programs[0].startswith("remove_lines(")
     assert len(ads.chunk_programs[0]) < len(ADS_PROGRAM)
-    assert ads.errors == 1
+    assert ads.errors >= 1
     assert any("cut at the token limit" in m or "cut off" in m for m in ads.program_errors)
     # max_errors: 0 sees the cut program and ignores it.
     assert (ads.status, ads.text) == ("reverted", ADS)
+
+    table = _run(spark, model_dir, tmp_path / "whole", [
+        {"id": "spam", "text": SPAM}, {"id": "good", "text": GOOD},
+        {"id": "good2", "text": GOOD}, {"id": "noisy", "text": NOISY}], 64)
 
     assert (table["spam"].status, table["spam"].drop_reason) == ("dropped", "doc_model")
     assert (table["noisy"].status, table["noisy"].drop_reason) == (

@@ -232,7 +232,7 @@ def _main(argv: Sequence[str] | None) -> int:
         # PySpark's own Ctrl-C handler calls into the JVM from inside a JVM
         # call and breaks the connection; a plain KeyboardInterrupt ends the
         # run cleanly (a batch commit is atomic, committed batches stay).
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, _interrupt)
         summary = run_pipeline(config, spark)
     except ConfigError as exc:
         print(f"prox-spark: configuration error: {exc}", file=sys.stderr)
@@ -241,6 +241,10 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"prox-spark: {exc}", file=sys.stderr)
         return 3
     except Exception as exc:
+        if _INTERRUPTED:
+            # py4j turns a KeyboardInterrupt inside a JVM call into its own
+            # network error; the run was interrupted all the same.
+            raise KeyboardInterrupt from None
         logging.getLogger("prox_spark").debug("the job failed", exc_info=True)
         print(f"prox-spark: the job failed: {type(exc).__name__}: {first_line(exc, 500)} "
               "(batches committed before the failure are kept; run again to resume)",
@@ -278,6 +282,15 @@ def plan_main(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+_INTERRUPTED: list[bool] = []
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGINT: remember it (see `_main`) and raise KeyboardInterrupt."""
+    _INTERRUPTED.append(True)
+    raise KeyboardInterrupt
 
 
 def _print_tables(config: PipelineConfig) -> None:
