@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from prox_spark.program import (
@@ -46,7 +47,8 @@ def _as_list(value: object) -> list[str] | None:
 
 
 def _flag(value: object) -> bool:
-    return isinstance(value, bool | int) and bool(value)
+    # Arrow boolean columns reach pandas as numpy.bool_, which is not a bool.
+    return isinstance(value, bool | int | np.bool_) and bool(value)
 
 
 def _flags(value: object) -> list[bool]:
