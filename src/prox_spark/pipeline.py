@@ -221,27 +221,22 @@ def _final_counts(df: DataFrame, config: PipelineConfig) -> DataFrame:
 
 
 def _rules_only_result(df: DataFrame) -> DataFrame:
-    """Status and word counts when no model stage ran (text as the rules left it)."""
+    """Status and `words_before` when no model stage ran (text as the rules
+    left it); `words_after` is counted once for every path by `_final_counts`."""
     from pyspark.sql import functions as F
     from pyspark.sql.functions import pandas_udf
 
-    @pandas_udf("words_before int, words_after int")  # type: ignore[call-overload]
-    def prox_words(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.DataFrame]:
-        for before, after in batches:
-            yield pd.DataFrame({
-                "words_before": [len(t.split()) if isinstance(t, str) else 0 for t in before],
-                "words_after": [len(t.split()) if isinstance(t, str) else 0 for t in after]})
+    @pandas_udf("int")  # type: ignore[call-overload]
+    def prox_words(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        for before in batches:
+            yield pd.Series([len(t.split()) if isinstance(t, str) else 0 for t in before])
 
     original = "_original_text"
     out = df.withColumn(REFINED_TEXT, F.col("text"))
     if STATUS not in out.columns:
         out = out.withColumn(STATUS, status_expr(F.col(REFINED_TEXT).isNull(), F.lit(False)))
     source_text = F.col(original) if original in out.columns else F.col("text")
-    words = prox_words(source_text, F.col(REFINED_TEXT))
-    return (out.withColumn("_words", words)
-            .withColumn("words_before", F.col("_words.words_before"))
-            .withColumn("words_after", F.col("_words.words_after"))
-            .drop("_words").withColumn("errors", F.lit(0)))
+    return out.withColumn("words_before", prox_words(source_text)).withColumn("errors", F.lit(0))
 
 
 def _existing(spark: SparkSession, config: PipelineConfig, later: DataFrame) -> DataFrame:
