@@ -126,7 +126,9 @@ def test_two_runs_started_together_split_the_work(spark, corpus, expected, tmp_p
 
 def test_a_run_killed_holding_a_claim_blocks_its_batch_only_for_the_lease(
         spark, corpus, expected, tmp_path):
-    config = write_config(tmp_path, corpus, commit_every=EVERY, claim_lease_seconds=LEASE)
+    # A lease longer than the next run takes to start and refine the other
+    # batches, so it meets the dead run's claim and waits it out.
+    config = write_config(tmp_path, corpus, commit_every=EVERY, claim_lease_seconds=3 * LEASE)
     run_until(config, tmp_path, r"batch 1 of \d+: writing", 0.0)  # claim held, not committed
     rerun = start(config, tmp_path)
     output, _ = rerun.communicate(timeout=900)

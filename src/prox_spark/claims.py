@@ -16,7 +16,7 @@ While a run refines a batch, a thread renews its claim every third of the
 lease (`Holding`), so a live run keeps its batch however long it takes and a
 run that dies holding a claim blocks that batch only until the lease lapses
 (`claim_lease_seconds`, default 300 s). After its commit a run releases the
-claim (the lease ends now).
+claim (the lease ends now), in the same commit as its claim on the next batch.
 """
 
 from __future__ import annotations
@@ -27,7 +27,14 @@ import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from prox_spark.delta import TableRef, ensure_table, is_conflict, read_table
+from prox_spark.delta import (
+    CommitConflict,
+    TableRef,
+    ensure_table,
+    first_line,
+    read_table,
+    with_conflict_retries,
+)
 from prox_spark.metrics import now
 
 if TYPE_CHECKING:
@@ -76,74 +83,117 @@ def _row(spark: SparkSession, key: str, first_id: str, next_id: str | None, owne
         CLAIMS_SCHEMA)
 
 
+# The claim MERGE's source: the new claim, and optionally this run's claim on
+# the batch it just committed (kind "release"), deleted in the same commit
+# with the claims that lapsed.
+_SOURCE = f"kind string, {CLAIMS_SCHEMA}"
+_CLAIM_OR_RELEASE = (f"(n.kind = 'claim' AND {_OVERLAPS}) OR (n.kind = 'release' AND "
+                     f"(({_MINE}) OR c.expires_at < n.claimed_at))")
+_INSERT = {name: f"n.{name}" for name in
+           ("batch_key", "first_id", "next_id", "owner", "claimed_at", "expires_at")}
+
+
 def claim(spark: SparkSession, ref: TableRef, key: str, first_id: str, next_id: str | None,
-          owner: str, lease_seconds: float) -> bool:
+          owner: str, lease_seconds: float, release_key: str | None = None) -> bool:
     """Claim the ids in [first_id, next_id) (batch `key`) for run `owner` for
-    `lease_seconds`; True when this run holds them now.
+    `lease_seconds`; True when this run holds them now. `release_key`: this
+    run's claim on the batch it has just committed, released in the same
+    commit (one Delta commit per batch instead of two).
 
     One MERGE inserts the claim only when no live claim overlaps the range
-    (a lapsed one does not count), so of two runs claiming overlapping
-    ranges at once Delta commits one and the other gets a conflict (it then
-    reads who holds the range: not this run)."""
+    (a lapsed one does not count); its `num_inserted_rows` says whether this
+    run now holds it. Of two runs claiming overlapping ranges at once, Delta
+    commits one MERGE and fails the other with a conflict; the loser retries,
+    finds the live claim and inserts nothing."""
     from pyspark.sql import functions as F
 
     ensure_table(spark, ref, CLAIMS_SCHEMA)
+    at = now()
+    expires = at + timedelta(seconds=lease_seconds)
+    rows = [("claim", key, first_id, next_id, owner, at, expires)]
+    if release_key is not None:
+        rows.append(("release", release_key, "", None, owner, at, expires))
+    source = spark.createDataFrame(rows, _SOURCE)
+
+    def merge(_: int) -> int:
+        metrics = (_table(spark, ref).alias("c")
+                   .merge(source.alias("n"), _CLAIM_OR_RELEASE)
+                   .whenMatchedDelete(condition="n.kind = 'release'")
+                   .whenNotMatchedInsert(condition="n.kind = 'claim'", values=_INSERT)
+                   .execute().collect())
+        return int(metrics[0]["num_inserted_rows"]) if metrics else 0
+
     try:
-        (_table(spark, ref).alias("c")
-         .merge(_row(spark, key, first_id, next_id, owner, lease_seconds).alias("n"), _OVERLAPS)
-         .whenNotMatchedInsertAll()
-         .execute())
-    except Exception as exc:
-        if not is_conflict(exc):
-            raise
-        log.info("the claim of a batch raced another run's; reading who holds it")
+        inserted = with_conflict_retries(merge, retries=5, what="claiming a batch",
+                                         log=log.info)
+    except CommitConflict:
+        if release_key is not None:
+            release(spark, ref, release_key, owner)
+        inserted = -1  # unknown: read who holds the range
+    if inserted >= 0 and now() - at < timedelta(seconds=lease_seconds / 2):
+        return inserted == 1
+    # The MERGE took long against the lease (or kept conflicting): the claim
+    # is held when this run's row is there and no other run claimed the
+    # range after it (which it can only do once this run's claim lapsed).
     overlapping = F.col("next_id").isNull() | (F.col("next_id") > F.lit(first_id))
     if next_id is not None:
         overlapping = overlapping & (F.col("first_id") < F.lit(next_id))
-    rows = read_table(spark, ref).where(overlapping).collect()
-    mine = [r.claimed_at for r in rows if r.batch_key == key and r.owner == owner]
-    # Held: this run's row is there and no other run claimed the range after
-    # it (which it can only do once this run's claim lapsed).
+    found = read_table(spark, ref).where(overlapping).collect()
+    mine = [r.claimed_at for r in found if r.batch_key == key and r.owner == owner]
     return bool(mine) and not any(r.owner != owner and r.claimed_at >= max(mine)
-                                  for r in rows)
+                                  for r in found)
 
 
 def renew(spark: SparkSession, ref: TableRef, key: str, owner: str,
           lease_seconds: float) -> None:
-    """Push this run's claim on `key` `lease_seconds` into the future."""
-    (_table(spark, ref).alias("c")
-     .merge(_row(spark, key, "", None, owner, lease_seconds).alias("n"), _MINE)
-     .whenMatchedUpdate(set={"expires_at": "n.expires_at"})
-     .execute())
+    """Push this run's claim on `key` `lease_seconds` into the future
+    (retried on a conflict with another run's claim or release)."""
+    with_conflict_retries(
+        lambda _: (_table(spark, ref).alias("c")
+                   .merge(_row(spark, key, "", None, owner, lease_seconds).alias("n"), _MINE)
+                   .whenMatchedUpdate(set={"expires_at": "n.expires_at"})
+                   .execute()),
+        retries=5, what="renewing a batch claim", log=log.info)
 
 
-def release(spark: SparkSession, ref: TableRef, key: str, owner: str) -> None:
+def release(spark: SparkSession, ref: TableRef, key: str, owner: str,
+            retries: int = 10) -> None:
     """Delete this run's claim on `key` (its batch is committed) and claims
-    that lapsed. A failed release is logged, not raised: the claim then
-    lapses with its lease."""
+    that lapsed. The DELETE conflicts with another run's concurrent claim
+    (both touch the same small file), so a conflict is retried up to
+    `retries` times: a claim left behind would make a run waiting for the
+    batch wait out the whole lease. A release that still fails is logged,
+    not raised: the claim then lapses with its lease."""
     from pyspark.sql import functions as F
 
-    try:
+    def delete(_: int) -> None:
         _table(spark, ref).delete(
             ((F.col("batch_key") == key) & (F.col("owner") == owner))
             | (F.col("expires_at") < F.lit(now())))
+
+    try:
+        with_conflict_retries(delete, retries=retries, what="releasing a batch claim",
+                              log=log.info)
     except Exception as exc:
         log.warning("could not release the claim on a batch (%s); it lapses with its lease",
-                    str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+                    first_line(exc, 200))
 
 
 class Holding:
     """A claim this run holds while it refines a batch: renewed every third
-    of the lease by a daemon thread, released on exit.
+    of the lease by a daemon thread, released on exit (on success only when
+    `release_on_success`; else the caller releases it, e.g. with its next
+    `claim(..., release_key=key)`). A batch that raised is always released.
 
         with Holding(spark, ref, key, run_id, lease_seconds):
             ...  # refine and commit the batch
     """
 
     def __init__(self, spark: SparkSession, ref: TableRef, key: str, owner: str,
-                 lease_seconds: float) -> None:
+                 lease_seconds: float, release_on_success: bool = True) -> None:
         self.spark, self.ref, self.key, self.owner = spark, ref, key, owner
         self.lease_seconds = lease_seconds
+        self.release_on_success = release_on_success
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew, name="prox-spark-claim",
                                         daemon=True)
@@ -159,7 +209,8 @@ class Holding:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=self.lease_seconds)
-        release(self.spark, self.ref, self.key, self.owner)
+        if exc_type is not None or self.release_on_success:
+            release(self.spark, self.ref, self.key, self.owner)

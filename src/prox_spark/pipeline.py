@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from prox_spark.claims import Holding, batch_key, claim, claims_ref
+from prox_spark.claims import Holding, batch_key, claim, claims_ref, release
 from prox_spark.config import PipelineConfig
 from prox_spark.delta import (
     TableRef,
@@ -308,22 +308,34 @@ def _commit_batches(spark: SparkSession, config: PipelineConfig, work: Plan, run
     state = _Progress()
     held = list(range(n))
     first_pass = True
-    while held:
-        for k in list(held):
-            if _claimed(spark, config, work, ref, k, run_id, fp):
-                held.remove(k)
-                _refine_batch(spark, config, work, k, run_id, fp, planned_at, state, ref)
-            elif first_pass:
-                log.info("batch %d of %d: being refined by another run; taking the next",
-                         k + 1, n)
-        if held:
-            if first_pass:
-                state.held_elsewhere = len(held)
-                log.info("waiting for %d batch(es) another run is refining (a dead run's "
-                         "claim lapses after claim_lease_seconds=%g)", len(held),
-                         config.claim_lease_seconds)
-            time.sleep(min(5.0, config.claim_lease_seconds / 4))
-        first_pass = False
+    committed: str | None = None  # the claim to release with the next claim
+    try:
+        while held:
+            for k in list(held):
+                mine = claim(spark, ref, _key(work, k, fp), *_range(work, k), run_id,
+                             config.claim_lease_seconds, release_key=committed)
+                committed = None
+                if mine:
+                    held.remove(k)
+                    _refine_batch(spark, config, work, k, run_id, fp, planned_at, state, ref)
+                    committed = _key(work, k, fp)
+                elif first_pass:
+                    log.info("batch %d of %d: being refined by another run; taking the next",
+                             k + 1, n)
+            if held:
+                if committed is not None:
+                    release(spark, ref, committed, run_id)
+                    committed = None
+                if first_pass:
+                    state.held_elsewhere = len(held)
+                    log.info("waiting for %d batch(es) another run is refining (a dead run's "
+                             "claim lapses after claim_lease_seconds=%g)", len(held),
+                             config.claim_lease_seconds)
+                time.sleep(min(5.0, config.claim_lease_seconds / 4))
+            first_pass = False
+    finally:
+        if committed is not None:
+            release(spark, ref, committed, run_id)
     return state
 
 
@@ -336,20 +348,16 @@ def _key(work: Plan, k: int, fp: str) -> str:
     return batch_key(fp, *_range(work, k))
 
 
-def _claimed(spark: SparkSession, config: PipelineConfig, work: Plan, ref: TableRef, k: int,
-             run_id: str, fp: str) -> bool:
-    return claim(spark, ref, _key(work, k, fp), *_range(work, k), run_id,
-                 config.claim_lease_seconds)
-
-
 def _refine_batch(spark: SparkSession, config: PipelineConfig, work: Plan, k: int, run_id: str,
                   fp: str, planned_at: Any, state: _Progress, ref: TableRef) -> None:
-    """Refine and commit batch `k` (claimed by this run), then release it."""
+    """Refine and commit batch `k` (claimed by this run); its claim is
+    released by the caller (with its next claim), or here if this raises."""
     from pyspark.sql import functions as F
 
     n = len(work.bounds)
     batch_started = time.monotonic()
-    with Holding(spark, ref, _key(work, k, fp), run_id, config.claim_lease_seconds):
+    with Holding(spark, ref, _key(work, k, fp), run_id, config.claim_lease_seconds,
+                 release_on_success=False):
         rows = _not_done_since(spark, config, work.batch(k), fp, planned_at)
         later = work.pending.where(F.col("id") >= F.lit(work.bounds[k]))
         with progress(spark, f"batch {k + 1} of {n}"):
