@@ -1,5 +1,5 @@
 """Refreshes as separate jobs: kill -9 at three moments and run again; two jobs
-started together on one output."""
+started together on one output; a dead run's claim on the work."""
 
 from __future__ import annotations
 
@@ -124,18 +124,22 @@ def test_two_runs_started_together_split_the_work(spark, corpus, expected, tmp_p
     assert {i: v[:2] for i, v in final.items()} == {i: v[:2] for i, v in expected.items()}
 
 
-def test_a_run_killed_holding_a_claim_blocks_its_batch_only_for_the_lease(
-        spark, corpus, expected, tmp_path):
-    # A lease longer than the next run takes to start and refine the other
-    # batches, so it meets the dead run's claim and waits it out.
-    config = write_config(tmp_path, corpus, commit_every=EVERY, claim_lease_seconds=3 * LEASE)
-    run_until(config, tmp_path, r"batch 1 of \d+: writing", 0.0)  # claim held, not committed
-    rerun = start(config, tmp_path)
-    output, _ = rerun.communicate(timeout=900)
-    assert rerun.returncode == 0, output[-3000:]
-    assert f"{DOCS + 1} to refine" in output, output[-3000:]  # the killed run committed nothing
-    assert "waiting for 1 batch(es) another run is refining" in output, output[-3000:]
-    assert refined_count(output) == DOCS + 1
+def test_a_dead_runs_claim_blocks_its_batches_only_for_the_lease(
+        spark, corpus, expected, tmp_path, caplog):
+    """A run that died holding a claim left its row in the claims table and
+    renews it no more: the next run takes the work once the lease lapses."""
+    import logging
+
+    from prox_spark.claims import claim, claims_ref
+
+    config = load_config(write_config(tmp_path, corpus, commit_every=EVERY,
+                                      claim_lease_seconds=LEASE))
+    # The dead run had claimed every id ("" to the end) just before dying.
+    assert claim(spark, claims_ref(config.output), "dead-batch", "", None, "dead-run", LEASE)
+    with caplog.at_level(logging.INFO, logger="prox_spark"):
+        summary = run_pipeline(config, spark)
+    assert "waiting for 3 batch(es) another run is refining" in caplog.text
+    assert summary.refined == DOCS + 1
     final = {i: (r.text, r.status, r.duplicate_of)
              for i, r in table(spark, tmp_path / "refined").items()}
     assert final == expected
