@@ -74,6 +74,9 @@ def base(spark, models, tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("reuse-base")
     summary = run_pipeline(make_config(tmp, models), spark)
     assert (summary.doc_recomputed, summary.chunk_recomputed) == (3, 2)
+    assert summary.doc_prompt_tokens > 0 and summary.doc_generate_seconds > 0
+    assert summary.chunk_prompt_tokens > 0 and summary.chunk_generate_seconds > 0
+    assert "tokens/s per engine" in summary.render()
     return tmp
 
 
@@ -127,6 +130,11 @@ def test_a_chunk_model_change_runs_only_the_chunk_model_on_kept_documents(
     assert prompts_sent(models[0], since) == 0
     assert prompts_sent(models[1], since) == 2  # good and noisy: one chunk each
     assert (summary.doc_recomputed, summary.chunk_recomputed) == (0, 2)
+    # The plan's prompt tokens are the ones sent; its GPU-hours use the
+    # throughput the base run measured.
+    assert summary.chunk_prompt_tokens == planned["prox_chunk"].prompt_tokens
+    assert summary.doc_prompt_tokens == 0
+    assert planned["prox_chunk"].rate_source == "measured by 1 earlier batch(es)"
     assert statuses(spark, config)["noisy"][0] == "edited"
 
 
@@ -140,6 +148,7 @@ def test_a_rule_change_reruns_the_models_only_where_their_input_changed(
     assert prompts_sent(models[0], since) == 1  # noisy's new text; good is unchanged
     assert (summary.doc_recomputed, summary.doc_reused) == (1, 1)
     assert (planned["prox_doc"].recompute, planned["prox_doc"].reuse) == (1, 1)
+    assert summary.doc_prompt_tokens == planned["prox_doc"].prompt_tokens
     chunk = planned["prox_chunk"]
     assert chunk.reuse == summary.chunk_reused == 1
     assert chunk.recompute <= summary.chunk_recomputed <= chunk.recompute_at_most

@@ -20,12 +20,13 @@ range: `recompute` (certain) to `recompute_at_most`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from prox_spark.config import PipelineConfig
+from prox_spark.metrics import measured_rates
 from prox_spark.program import DROPPED, FAILED, KEPT, run_doc_program
 from prox_spark.schema import STATUS, TEXT
 from prox_spark.sources import SOURCE_ERROR
@@ -61,10 +62,15 @@ class StagePlan:
     prompt_tokens: int
     recompute_at_most: int
     prompt_tokens_at_most: int
+    # Prompt tokens per second of one engine (one GPU) used for `gpu_hours`,
+    # and where the figure comes from.
+    tokens_per_second: float = DEFAULT_PROMPT_TOKENS_PER_SECOND
+    rate_source: str = "stated default"
 
-    def gpu_hours(self, tokens_per_second: float) -> float:
-        """GPU-hours of prefill for the most prompt tokens this stage may send."""
-        return self.prompt_tokens_at_most / tokens_per_second / 3600
+    def gpu_hours(self, tokens_per_second: float | None = None) -> float:
+        """GPU-hours of generation for the most prompt tokens this stage may
+        send, at `tokens_per_second` (default: the stage's own rate)."""
+        return self.prompt_tokens_at_most / (tokens_per_second or self.tokens_per_second) / 3600
 
 
 @dataclass(frozen=True)
@@ -112,11 +118,9 @@ class DryRun:
             answers = f"{s.recompute:,}" if exact else f"{s.recompute:,}-{s.recompute_at_most:,}"
             tokens = (f"{s.prompt_tokens:,}" if exact
                       else f"{s.prompt_tokens:,}-{s.prompt_tokens_at_most:,}")
-            hours = s.gpu_hours(self.tokens_per_second)
             lines += [f"  {s.stage:<17} {answers:>10} model answers, {s.reuse:,} stored reused",
-                      f"    prompt tokens   {tokens:>10}   (~{hours:.4f} GPU-hours at "
-                      f"{self.tokens_per_second:,.0f} tokens/s, "
-                      f"{self.tokens_per_second_source})"]
+                      f"    prompt tokens   {tokens:>10}   (~{s.gpu_hours():.4f} GPU-hours at "
+                      f"{s.tokens_per_second:,.0f} tokens/s, {s.rate_source})"]
         lines.append(f"  fingerprint       {self.fingerprint}")
         return "\n".join(lines)
 
@@ -126,7 +130,10 @@ def dry_run(config: PipelineConfig, spark: SparkSession | None = None,
     """Plan a run of `config` without writing or calling a model.
 
     `tokens_per_second` is the prompt-token throughput of one GPU used for
-    the GPU-hour figures (default `DEFAULT_PROMPT_TOKENS_PER_SECOND`).
+    the GPU-hour figures. Without it, each model stage uses the throughput
+    its engines reached in the earlier runs recorded in the metrics table
+    (prompt tokens per second of generation, see `stages.model_usage`), or
+    `DEFAULT_PROMPT_TOKENS_PER_SECOND` where none is recorded.
     Raises `ConfigError` as a run would (e.g. a session without Delta).
     """
     from pyspark.sql import functions as F
@@ -152,7 +159,8 @@ def dry_run(config: PipelineConfig, spark: SparkSession | None = None,
             stored = stored_outputs(table)
         else:
             new, existing, stored = work.pending_count, None, None
-        stages = _stage_plans(config, pending, existing, stored)
+        stages = _with_rates(_stage_plans(config, pending, existing, stored),
+                             tokens_per_second, measured_rates(spark, config.metrics))
     finally:
         work.unpersist()
     rate = tokens_per_second or DEFAULT_PROMPT_TOKENS_PER_SECOND
@@ -163,6 +171,22 @@ def dry_run(config: PipelineConfig, spark: SparkSession | None = None,
         waiting=work.waiting_count - work.pending_count, stages=stages,
         tokens_per_second=rate,
         tokens_per_second_source="given" if tokens_per_second else "stated default")
+
+
+def _with_rates(stages: tuple[StagePlan, ...], given: float | None,
+                measured: dict[str, tuple[float, int]]) -> tuple[StagePlan, ...]:
+    """Each stage with the throughput its GPU-hours are figured at: the
+    given one, else the one measured by earlier runs, else the default."""
+    out = []
+    for s in stages:
+        if given:
+            s = replace(s, tokens_per_second=given, rate_source="given")
+        elif s.stage in measured:
+            rate, batches = measured[s.stage]
+            s = replace(s, tokens_per_second=rate,
+                        rate_source=f"measured by {batches:,} earlier batch(es)")
+        out.append(s)
+    return tuple(out)
 
 
 def _stage_plans(config: PipelineConfig, pending: DataFrame, existing: DataFrame | None,

@@ -307,6 +307,7 @@ class Engine:
             outputs = self.llm.generate(batch, params, use_tqdm=False)
             seconds = time.perf_counter() - started
             GENERATE_SECONDS[0] += seconds
+            PROMPT_TOKENS[0] += sum(len(p["prompt_token_ids"]) for p in batch)
             record_event("generate", model=self.config.model, prompts=len(batch),
                          prompt_tokens=sum(len(p["prompt_token_ids"]) for p in batch),
                          seconds=seconds)
@@ -317,8 +318,10 @@ class Engine:
         return [r for r in results if r is not None]
 
 
-# Seconds this process spent inside vLLM's generate (to see what else costs).
+# Seconds this process spent inside vLLM's generate (to see what else costs),
+# and the prompt tokens it sent there.
 GENERATE_SECONDS = [0.0]
+PROMPT_TOKENS = [0]
 _LOCK = threading.Lock()
 
 
@@ -329,6 +332,13 @@ def generate_seconds() -> float:
     copy of the list, never updated in the worker.
     """
     return GENERATE_SECONDS[0]
+
+
+def prompt_tokens_sent() -> int:
+    """Prompt tokens this process has sent to vLLM's `generate` so far."""
+    return PROMPT_TOKENS[0]
+
+
 _ENGINES: dict[tuple[EngineConfig, tuple[str, ...]], Engine] = {}
 _FAILED: dict[tuple[EngineConfig, tuple[str, ...]], str] = {}
 _TOKENIZERS: dict[str, Any] = {}

@@ -34,8 +34,10 @@ STATUS_COUNTS = STATUSES
 # Per model stage: rows the model answered now, rows that took the stage's
 # stored output (see `stages.reuse`).
 REUSE_COUNTS = ("doc_recomputed", "doc_reused", "chunk_recomputed", "chunk_reused")
+USAGE = ("doc_prompt_tokens", "doc_generate_seconds", "chunk_prompt_tokens",
+         "chunk_generate_seconds")
 _SUMS = ("program_errors", "rows_with_errors", "invalid_rows", "tokens_before", "tokens_after",
-         "words_before", "words_after", *REUSE_COUNTS)
+         "words_before", "words_after", *REUSE_COUNTS, *USAGE)
 METRICS_SCHEMA = (
     "kind string, run_id string, batch int, batches int, commit_version long, "
     "run_at timestamp, fingerprint string, documents_in long, already_refined long, "
@@ -45,7 +47,8 @@ METRICS_SCHEMA = (
     "deleted long, tokens_before long, tokens_after long, words_before long, words_after long, "
     "wall_seconds double, documents_per_second double, rule_stats string, source_version long, "
     "source string, settings string, versions string, doc_recomputed long, doc_reused long, "
-    "chunk_recomputed long, chunk_reused long"
+    "chunk_recomputed long, chunk_reused long, doc_prompt_tokens long, "
+    "doc_generate_seconds double, chunk_prompt_tokens long, chunk_generate_seconds double"
 )
 METRICS_COLUMNS = tuple(columns(METRICS_SCHEMA))
 MARKER = "prox_spark"
@@ -82,6 +85,11 @@ class BatchStats:
     doc_reused: int = 0
     chunk_recomputed: int = 0
     chunk_reused: int = 0
+    # Sent to the engines now (see `stages.model_usage`).
+    doc_prompt_tokens: int = 0
+    doc_generate_seconds: float = 0.0
+    chunk_prompt_tokens: int = 0
+    chunk_generate_seconds: float = 0.0
     by_stage: tuple[StageStats, ...] = ()
 
     def __add__(self, other: BatchStats) -> BatchStats:
@@ -202,11 +210,17 @@ class RunSummary(BatchStats):
               if self.tokens_before else []),
             f"  words before      {self.words_before:>10,}",
             f"  words after       {self.words_after:>10,}",
-            *[f"  {label:<17} {now_:>10,} model answers, {reused:,} stored reused"
-              for label, now_, reused in (
-                  ("doc model", self.doc_recomputed, self.doc_reused),
-                  ("chunk model", self.chunk_recomputed, self.chunk_reused))
-              if now_ or reused],
+            *[line for label, now_, reused, tokens, seconds in (
+                ("doc model", self.doc_recomputed, self.doc_reused, self.doc_prompt_tokens,
+                 self.doc_generate_seconds),
+                ("chunk model", self.chunk_recomputed, self.chunk_reused,
+                 self.chunk_prompt_tokens, self.chunk_generate_seconds))
+              if now_ or reused
+              for line in (
+                f"  {label:<17} {now_:>10,} model answers, {reused:,} stored reused",
+                *([f"    prompt tokens   {tokens:>10,}   sent in {seconds:,.1f} s of "
+                   f"generation ({tokens / seconds:,.0f} tokens/s per engine)"]
+                  if tokens and seconds > 0 else []))],
             f"  wall time         {self.wall_seconds:>10.1f} s"
             f"   ({self.documents_per_second:.2f} documents/s)",
             *[f"  {s.stage:<17} {s.dropped:>10,} dropped, {s.edited:,} edited, "
@@ -309,3 +323,31 @@ def last_source_version(spark: SparkSession, metrics: TableRef, fingerprint: str
     got = (table.where((F.col("kind") == "run") & (F.col("fingerprint") == fingerprint))
            .agg(F.max("source_version")).collect()[0][0])
     return None if got is None else int(got)
+
+
+def measured_rates(spark: SparkSession, metrics: TableRef) -> dict[str, tuple[float, int]]:
+    """Per model stage ("prox_doc", "prox_chunk"), the prompt tokens per
+    second of generation its engines reached over the batches recorded in
+    the metrics table, and how many batches measured it (stages with no
+    recorded generation are left out). One engine works on one GPU, so this
+    is prompt tokens per GPU-second."""
+    from pyspark.sql import functions as F
+
+    if not table_exists(spark, metrics):
+        return {}
+    table = read_table(spark, metrics)
+    if not set(USAGE) <= set(table.columns):
+        return {}
+    aggs = []
+    for prefix in ("doc", "chunk"):
+        seconds = F.col(f"{prefix}_generate_seconds")
+        aggs += [F.sum(F.when(seconds > 0, F.col(f"{prefix}_prompt_tokens"))).alias(f"{prefix}_t"),
+                 F.sum(F.when(seconds > 0, seconds)).alias(f"{prefix}_s"),
+                 F.count(F.when(seconds > 0, F.lit(1))).alias(f"{prefix}_n")]
+    row = table.where(F.col("kind") == "batch").agg(*aggs).collect()[0]
+    out = {}
+    for prefix, stage in (("doc", "prox_doc"), ("chunk", "prox_chunk")):
+        tokens, seconds, n = row[f"{prefix}_t"], row[f"{prefix}_s"], row[f"{prefix}_n"]
+        if tokens and seconds:
+            out[stage] = (float(tokens) / float(seconds), int(n))
+    return out

@@ -24,6 +24,7 @@ from prox_spark.engine import (
     bind_task_gpus,
     generate_seconds,
     get_engine,
+    prompt_tokens_sent,
     record_event,
 )
 from prox_spark.program import DEFAULT_CHUNK_POLICY, DROPPED, FAILED, ChunkPolicy
@@ -47,6 +48,7 @@ from prox_spark.stages.base import (
     Stage,
 )
 from prox_spark.stages.model_map import append_columns, map_batches, task_info
+from prox_spark.stages.model_usage import usage_accumulator
 from prox_spark.stages.reuse import REUSE
 from prox_spark.udfs import (
     Prepared,
@@ -72,11 +74,13 @@ CHUNK_COLUMNS = {CHUNK_PROGRAMS: "array<string>", CHUNK_ERROR: "string",
 
 
 def _model_pass(doc: DocRefiner | None, chunk: ChunkRefiner | None,
-                skip: tuple[str, ...]) -> Callable[[Iterator[Any]], Iterator[Any]]:
+                skip: tuple[str, ...], usage: Any = None
+                ) -> Callable[[Iterator[Any]], Iterator[Any]]:
     """The Arrow-batch function of a model pass (runs in the worker): bind
     the task's GPUs, skip rows an earlier stage dropped (no prompt, no
     error), take stored output where `stages.reuse` offers it (no prompt),
-    prepare the next batch while the engines run this one."""
+    prepare the next batch while the engines run this one. `usage`: an
+    accumulator of `stages.model_usage.ModelUsage` (None: not measured)."""
     stage = "prox_doc+prox_chunk" if doc and chunk else "prox_doc" if doc else "prox_chunk"
     doc_settings = (doc.engine, doc.max_prompt_tokens, doc.max_new_tokens) if doc else None
     chunk_settings = (chunk.engine, chunk.max_chunk_tokens, chunk.max_new_tokens,
@@ -106,7 +110,11 @@ def _model_pass(doc: DocRefiner | None, chunk: ChunkRefiner | None,
             skipped = _skipped(batch, *skip)
             values: dict[str, list[Any]] = {}
             if d is not None and doc_settings:
+                sent, seconds = prompt_tokens_sent(), generate_seconds()
                 programs, errors = finish_doc(d, doc_settings[2])
+                if usage is not None:
+                    usage.add([prompt_tokens_sent() - sent, generate_seconds() - seconds,
+                               0.0, 0.0])
                 reused = _take_stored(batch, "prox_doc", skipped, d, programs, errors)
                 statuses = doc_statuses(texts, programs, d.failures)
                 values.update({DOC_PROGRAM: programs, DOC_ERROR: _unless(skipped, errors),
@@ -118,7 +126,11 @@ def _model_pass(doc: DocRefiner | None, chunk: ChunkRefiner | None,
                            for s, st in zip(skipped, statuses, strict=True)]
             if c is not None and chunk_settings:
                 c = c.without(skipped)
+                sent, seconds = prompt_tokens_sent(), generate_seconds()
                 programs, errors = finish_chunks(c, chunk_settings[2])
+                if usage is not None:
+                    usage.add([0.0, 0.0, prompt_tokens_sent() - sent,
+                               generate_seconds() - seconds])
                 reused = _take_stored(batch, "prox_chunk", skipped, c, programs, errors)
                 values.update({CHUNK_PROGRAMS: programs, CHUNK_ERROR: _unless(skipped, errors),
                                CHUNK_FAILURE: _unless(skipped, c.failures),
@@ -215,7 +227,8 @@ def _run_pass(df: Any, doc: DocRefiner | None, chunk: ChunkRefiner | None,
     added = {**(DOC_COLUMNS if doc else {}), **(CHUNK_COLUMNS if chunk else {})}
     pool = "+".join(f"{name}:{stage.engine.model}" for name, stage in
                     (("prox_doc", doc), ("prox_chunk", chunk)) if stage is not None)
-    return map_batches(df, _model_pass(doc, chunk, skip), added, pool=pool,
+    usage = usage_accumulator(df.sparkSession)
+    return map_batches(df, _model_pass(doc, chunk, skip, usage), added, pool=pool,
                        resources=resources)
 
 
