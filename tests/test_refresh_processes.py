@@ -138,8 +138,31 @@ def test_a_dead_runs_claim_blocks_its_batches_only_for_the_lease(
     assert claim(spark, claims_ref(config.output), "dead-batch", "", None, "dead-run", LEASE)
     with caplog.at_level(logging.INFO, logger="prox_spark"):
         summary = run_pipeline(config, spark)
-    assert "waiting for 3 batch(es) another run is refining" in caplog.text
+    # exact_dedup: batches go in id order, so the run waits at the first one.
+    assert "batch 1 of 3: being refined by another run; waiting for it" in caplog.text
     assert summary.refined == DOCS + 1
     final = {i: (r.text, r.status, r.duplicate_of)
              for i, r in table(spark, tmp_path / "refined").items()}
     assert final == expected
+
+
+def test_without_dedup_a_run_takes_the_batches_no_one_holds_first(spark, corpus, tmp_path,
+                                                                   caplog):
+    """No dedup stage: batch order does not matter, so the run refines what
+    is free and waits at the end for the batch a dead run still holds."""
+    import logging
+
+    from prox_spark.claims import claim, claims_ref
+
+    config = load_config(write_config(tmp_path, corpus, commit_every=EVERY,
+                                      claim_lease_seconds=LEASE, stages=["c4_quality"]))
+    # The dead run held the first batch (ids before k07).
+    assert claim(spark, claims_ref(config.output), "dead-batch", "", "k07", "dead-run", LEASE)
+    with caplog.at_level(logging.INFO, logger="prox_spark"):
+        summary = run_pipeline(config, spark)
+    text = caplog.text
+    assert "waiting for 1 batch(es) another run is refining" in text
+    assert text.index("batch 2 of 3 committed") < text.index("batch 1 of 3 committed")
+    assert summary.refined == DOCS + 1
+    assert len(table(spark, tmp_path / "refined")) == DOCS + 1
+

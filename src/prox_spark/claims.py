@@ -16,7 +16,9 @@ While a run refines a batch, a thread renews its claim every third of the
 lease (`Holding`), so a live run keeps its batch however long it takes and a
 run that dies holding a claim blocks that batch only until the lease lapses
 (`claim_lease_seconds`, default 300 s). After its commit a run releases the
-claim (the lease ends now), in the same commit as its claim on the next batch.
+claim (the lease ends now). Claims are made one batch ahead and releases in
+the background (`BatchClaims`), so a run does not wait on the claims table
+between batches.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -32,18 +35,22 @@ from prox_spark.delta import (
     TableRef,
     ensure_table,
     first_line,
+    is_missing,
     read_table,
     with_conflict_retries,
 )
 from prox_spark.metrics import now
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 CLAIMS_SCHEMA = ("batch_key string, first_id string, next_id string, owner string, "
                  "claimed_at timestamp, expires_at timestamp")
-__all__ = ["CLAIMS_SCHEMA", "Holding", "batch_key", "claim", "claims_ref", "release"]
+__all__ = ["CLAIMS_SCHEMA", "BatchClaims", "Holding", "batch_key", "claim", "claims_ref",
+           "release"]
 
 # A live claim (target `c`) whose id range overlaps the new one (`n`); a
 # null next_id is the end of the ids.
@@ -83,22 +90,10 @@ def _row(spark: SparkSession, key: str, first_id: str, next_id: str | None, owne
         CLAIMS_SCHEMA)
 
 
-# The claim MERGE's source: the new claim, and optionally this run's claim on
-# the batch it just committed (kind "release"), deleted in the same commit
-# with the claims that lapsed.
-_SOURCE = f"kind string, {CLAIMS_SCHEMA}"
-_CLAIM_OR_RELEASE = (f"(n.kind = 'claim' AND {_OVERLAPS}) OR (n.kind = 'release' AND "
-                     f"(({_MINE}) OR c.expires_at < n.claimed_at))")
-_INSERT = {name: f"n.{name}" for name in
-           ("batch_key", "first_id", "next_id", "owner", "claimed_at", "expires_at")}
-
-
 def claim(spark: SparkSession, ref: TableRef, key: str, first_id: str, next_id: str | None,
-          owner: str, lease_seconds: float, release_key: str | None = None) -> bool:
+          owner: str, lease_seconds: float) -> bool:
     """Claim the ids in [first_id, next_id) (batch `key`) for run `owner` for
-    `lease_seconds`; True when this run holds them now. `release_key`: this
-    run's claim on the batch it has just committed, released in the same
-    commit (one Delta commit per batch instead of two).
+    `lease_seconds`; True when this run holds them now.
 
     One MERGE inserts the claim only when no live claim overlaps the range
     (a lapsed one does not count); its `num_inserted_rows` says whether this
@@ -109,27 +104,29 @@ def claim(spark: SparkSession, ref: TableRef, key: str, first_id: str, next_id: 
 
     ensure_table(spark, ref, CLAIMS_SCHEMA)
     at = now()
-    expires = at + timedelta(seconds=lease_seconds)
-    rows = [("claim", key, first_id, next_id, owner, at, expires)]
-    if release_key is not None:
-        rows.append(("release", release_key, "", None, owner, at, expires))
-    source = spark.createDataFrame(rows, _SOURCE)
+    row = _row(spark, key, first_id, next_id, owner, lease_seconds)
 
     def merge(_: int) -> int:
         metrics = (_table(spark, ref).alias("c")
-                   .merge(source.alias("n"), _CLAIM_OR_RELEASE)
-                   .whenMatchedDelete(condition="n.kind = 'release'")
-                   .whenNotMatchedInsert(condition="n.kind = 'claim'", values=_INSERT)
+                   .merge(row.alias("n"), _OVERLAPS)
+                   .whenNotMatchedInsertAll()
                    .execute().collect())
-        return int(metrics[0]["num_inserted_rows"]) if metrics else 0
+        return int(metrics[0]["num_inserted_rows"]) if metrics else -1
 
-    try:
-        inserted = with_conflict_retries(merge, retries=5, what="claiming a batch",
-                                         log=log.info)
-    except CommitConflict:
-        if release_key is not None:
-            release(spark, ref, release_key, owner)
-        inserted = -1  # unknown: read who holds the range
+    inserted = -1  # unknown: read who holds the range
+    for attempt in range(6):
+        try:
+            inserted = with_conflict_retries(merge, retries=5, what="claiming a batch",
+                                             log=log.info)
+            break
+        except CommitConflict:
+            break
+        except Exception as exc:
+            # Another run creating the claims table at this moment.
+            if not is_missing(exc) or attempt == 5:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+            ensure_table(spark, ref, CLAIMS_SCHEMA)
     if inserted >= 0 and now() - at < timedelta(seconds=lease_seconds / 2):
         return inserted == 1
     # The MERGE took long against the lease (or kept conflicting): the claim
@@ -180,20 +177,20 @@ def release(spark: SparkSession, ref: TableRef, key: str, owner: str,
 
 
 class Holding:
-    """A claim this run holds while it refines a batch: renewed every third
-    of the lease by a daemon thread, released on exit (on success only when
-    `release_on_success`; else the caller releases it, e.g. with its next
-    `claim(..., release_key=key)`). A batch that raised is always released.
+    """A claim this run holds on a batch: renewed every third of the lease
+    by a daemon thread from `start()` until `finish()`, which releases it.
 
-        with Holding(spark, ref, key, run_id, lease_seconds):
+        holding = Holding(spark, ref, key, run_id, lease_seconds).start()
+        try:
             ...  # refine and commit the batch
+        finally:
+            holding.finish()
     """
 
     def __init__(self, spark: SparkSession, ref: TableRef, key: str, owner: str,
-                 lease_seconds: float, release_on_success: bool = True) -> None:
+                 lease_seconds: float) -> None:
         self.spark, self.ref, self.key, self.owner = spark, ref, key, owner
         self.lease_seconds = lease_seconds
-        self.release_on_success = release_on_success
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew, name="prox-spark-claim",
                                         daemon=True)
@@ -205,12 +202,61 @@ class Holding:
             except Exception as exc:  # the next renewal tries again
                 log.debug("renewing a claim failed: %s", exc)
 
-    def __enter__(self) -> Holding:
+    def start(self) -> Holding:
         self._thread.start()
         return self
 
-    def __exit__(self, exc_type: object, *exc: object) -> None:
+    def finish(self) -> None:
+        """Stop renewing and release the claim."""
         self._stop.set()
         self._thread.join(timeout=self.lease_seconds)
-        if exc_type is not None or self.release_on_success:
-            release(self.spark, self.ref, self.key, self.owner)
+        release(self.spark, self.ref, self.key, self.owner)
+
+
+class BatchClaims:
+    """A run's claims on its batches, kept off the path between batches:
+    the next batch is claimed while the current one is refined
+    (`claim_ahead`) and a committed batch is released in the background
+    (`release`). One worker thread makes the claims and releases in order
+    (two of this run's own commits to the claims table would conflict).
+
+        claims = BatchClaims(spark, ref, run_id, lease_seconds)
+        ahead = claims.claim_ahead(key, first_id, next_id)   # a Future
+        holding = ahead.result()                             # None: another run has it
+        ...
+        claims.release(holding)
+        claims.close()                                       # waits for the releases
+    """
+
+    def __init__(self, spark: SparkSession, ref: TableRef, owner: str,
+                 lease_seconds: float) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        # A session of its own (same SparkContext and catalog, its own SQL
+        # conf): the run's thread sets session confs around its commits
+        # (Delta's txnAppId/txnVersion and userMetadata), which must never
+        # reach a claim made at the same moment.
+        self.spark = spark.newSession()
+        self.ref, self.owner, self.lease_seconds = ref, owner, lease_seconds
+        ensure_table(spark, ref, CLAIMS_SCHEMA)  # here, before any claim is made
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prox-spark-claims")
+
+    def claim_ahead(self, key: str, first_id: str, next_id: str | None
+                    ) -> Future[Holding | None]:
+        """Claim a batch in the background: a started `Holding` (renewed from
+        the moment it is claimed), or None when another run holds it."""
+        def take() -> Holding | None:
+            if not claim(self.spark, self.ref, key, first_id, next_id, self.owner,
+                         self.lease_seconds):
+                return None
+            return Holding(self.spark, self.ref, key, self.owner, self.lease_seconds).start()
+
+        return self._pool.submit(take)
+
+    def release(self, holding: Holding) -> None:
+        """Release a claim in the background (see `Holding.finish`)."""
+        self._pool.submit(holding.finish)
+
+    def close(self) -> None:
+        """Wait for the claims and releases still to be made."""
+        self._pool.shutdown(wait=True)

@@ -157,9 +157,23 @@ def ensure_table(spark: SparkSession, ref: TableRef, schema: str,
         if missing:
             spark.sql(f"ALTER TABLE {sql_identifier(ref)} ADD COLUMNS ({', '.join(missing)})")
 
-    with_conflict_retries(create, retries=5, what=f"creating {ref}", log=_log)
-    with_conflict_retries(evolve, retries=5, what=f"adding columns to {ref}", log=_log)
+    for attempt in range(6):
+        with_conflict_retries(create, retries=5, what=f"creating {ref}", log=_log)
+        try:
+            with_conflict_retries(evolve, retries=5, what=f"adding columns to {ref}", log=_log)
+            break
+        except Exception as exc:
+            # Another job creating the table at this moment: its first
+            # commit is not readable yet.
+            if not is_missing(exc) or attempt == 5:
+                raise
+            time.sleep(0.5 * (attempt + 1))
     _ENSURED.add(key)
+
+
+def is_missing(exc: BaseException) -> bool:
+    """True for Delta's "no table there" errors."""
+    return "DELTA_TABLE_NOT_FOUND" in f"{type(exc).__name__}: {exc}"
 
 
 # Tables this process has already created or upgraded (schema, location).

@@ -18,15 +18,14 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from prox_spark.claims import Holding, batch_key, claim, claims_ref, release
-from prox_spark.config import PipelineConfig
+from prox_spark.claims import BatchClaims, Holding, batch_key, claims_ref
+from prox_spark.config import DEDUP_STAGES, PipelineConfig
 from prox_spark.delta import (
-    TableRef,
     append_rows,
     delete_ids,
     ensure_table,
@@ -68,10 +67,13 @@ from prox_spark.sources import SOURCE_ERROR
 from prox_spark.stages import ProgramApplier, Stage
 from prox_spark.stages.base import status_expr
 from prox_spark.stages.model_stages import fuse_model_stages, model_stage_names
+from prox_spark.stages.model_usage import model_usage
 from prox_spark.stages.registry import BuildContext, stage_spec
 from prox_spark.stages.reuse import finish_reuse, stored_outputs, with_reuse
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger("prox_spark")
@@ -292,6 +294,7 @@ class _Progress:
     total: BatchStats = field(default_factory=BatchStats)
     skipped: int = 0
     held_elsewhere: int = 0
+    commits: int = 0
     done: int = 0
     started: float = field(default_factory=time.monotonic)
     synced: float = field(default_factory=time.monotonic)
@@ -302,41 +305,87 @@ def _commit_batches(spark: SparkSession, config: PipelineConfig, work: Plan, run
     """Claim, refine and commit every batch (see `claims`). A batch another
     run holds is left to it while this run takes the next; at the end the run
     waits for those batches: committed by the other run (nothing left to do)
-    or claimable again (the other run died and its lease lapsed)."""
-    ref = claims_ref(config.output)
+    or claimable again (the other run died and its lease lapsed). Each batch
+    is claimed while the one before is refined.
+
+    With dedup stages a batch is deduplicated against the batches before it
+    (lower ids) as committed, so a run goes in id order: it waits for a batch
+    another run holds before it refines later ones (two runs still never
+    refine a document twice; the second one takes what the first has not
+    claimed)."""
+    in_order = any(s.name in DEDUP_STAGES for s in config.stages)
     n = len(work.bounds)
     state = _Progress()
-    held = list(range(n))
-    first_pass = True
-    committed: str | None = None  # the claim to release with the next claim
+    claims = BatchClaims(spark, claims_ref(config.output), run_id, config.claim_lease_seconds)
+
+    def ahead(k: int) -> Future[Holding | None] | None:
+        return claims.claim_ahead(_key(work, k, fp), *_range(work, k)) if k < n else None
+
+    def refine_held(k: int, holding: Holding) -> None:
+        try:
+            _refine_batch(spark, config, work, k, run_id, fp, planned_at, state)
+        finally:
+            claims.release(holding)
+
+    next_claim = ahead(0)
+    waiting: list[int] = []
     try:
-        while held:
-            for k in list(held):
-                mine = claim(spark, ref, _key(work, k, fp), *_range(work, k), run_id,
-                             config.claim_lease_seconds, release_key=committed)
-                committed = None
-                if mine:
-                    held.remove(k)
-                    _refine_batch(spark, config, work, k, run_id, fp, planned_at, state, ref)
-                    committed = _key(work, k, fp)
-                elif first_pass:
-                    log.info("batch %d of %d: being refined by another run; taking the next",
-                             k + 1, n)
-            if held:
-                if committed is not None:
-                    release(spark, ref, committed, run_id)
-                    committed = None
-                if first_pass:
-                    state.held_elsewhere = len(held)
-                    log.info("waiting for %d batch(es) another run is refining (a dead run's "
-                             "claim lapses after claim_lease_seconds=%g)", len(held),
-                             config.claim_lease_seconds)
-                time.sleep(min(5.0, config.claim_lease_seconds / 4))
-            first_pass = False
+        for k in range(n):
+            assert next_claim is not None
+            holding = next_claim.result()
+            if holding is None and in_order:
+                holding = _wait_for(claims, work, k, fp, config, state)
+            next_claim = ahead(k + 1)
+            if holding is None:
+                log.info("batch %d of %d: being refined by another run; taking the next",
+                         k + 1, n)
+                waiting.append(k)
+                continue
+            refine_held(k, holding)
+        if waiting:
+            state.held_elsewhere += len(waiting)
+            log.info("waiting for %d batch(es) another run is refining (a dead run's claim "
+                     "lapses after claim_lease_seconds=%g)", len(waiting),
+                     config.claim_lease_seconds)
+        while waiting:
+            time.sleep(min(5.0, config.claim_lease_seconds / 4))
+            for k in list(waiting):
+                holding = claims.claim_ahead(_key(work, k, fp), *_range(work, k)).result()
+                if holding is not None:
+                    waiting.remove(k)
+                    refine_held(k, holding)
     finally:
-        if committed is not None:
-            release(spark, ref, committed, run_id)
+        if next_claim is not None:
+            _release_unused(claims, next_claim)
+        claims.close()
     return state
+
+
+def _wait_for(claims: BatchClaims, work: Plan, k: int, fp: str, config: PipelineConfig,
+              state: _Progress) -> Holding:
+    """Claim batch `k` once the run holding it is done with it (committed, or
+    dead and its lease lapsed)."""
+    log.info("batch %d of %d: being refined by another run; waiting for it (dedup goes in id "
+             "order; a dead run's claim lapses after claim_lease_seconds=%g)", k + 1,
+             len(work.bounds), config.claim_lease_seconds)
+    state.held_elsewhere += 1
+    while True:
+        time.sleep(min(5.0, config.claim_lease_seconds / 4))
+        holding = claims.claim_ahead(_key(work, k, fp), *_range(work, k)).result()
+        if holding is not None:
+            return holding
+
+
+def _release_unused(claims: BatchClaims, claimed: Future[Holding | None]) -> None:
+    """Release a batch claimed ahead that this run will not refine (it
+    stopped early); a failed claim needs nothing."""
+    try:
+        holding = claimed.result()
+    except Exception as exc:
+        log.debug("a claim made ahead failed: %s", exc)
+        return
+    if holding is not None:
+        claims.release(holding)
 
 
 def _range(work: Plan, k: int) -> tuple[str, str | None]:
@@ -349,53 +398,59 @@ def _key(work: Plan, k: int, fp: str) -> str:
 
 
 def _refine_batch(spark: SparkSession, config: PipelineConfig, work: Plan, k: int, run_id: str,
-                  fp: str, planned_at: Any, state: _Progress, ref: TableRef) -> None:
-    """Refine and commit batch `k` (claimed by this run); its claim is
-    released by the caller (with its next claim), or here if this raises."""
+                  fp: str, planned_at: Any, state: _Progress) -> None:
+    """Refine and commit batch `k` (claimed by this run; the caller releases
+    the claim)."""
     from pyspark.sql import functions as F
 
     n = len(work.bounds)
     batch_started = time.monotonic()
-    with Holding(spark, ref, _key(work, k, fp), run_id, config.claim_lease_seconds,
-                 release_on_success=False):
-        rows = _not_done_since(spark, config, work.batch(k), fp, planned_at)
-        later = work.pending.where(F.col("id") >= F.lit(work.bounds[k]))
-        with progress(spark, f"batch {k + 1} of {n}"):
-            refined = (
-                _with_attempts(spark, config, fp, refine(
-                    rows.repartition(config.partitions), config,
-                    _existing(spark, config, later), _stored(spark, config)))
-                .withColumn("fingerprint", F.lit(fp))
-                .withColumn("refined_at", F.current_timestamp())
-                # Model output must never be computed twice, even after this
-                # session writes to a table the plan reads.
-                .localCheckpoint(eager=True)
-            )
-            stats = batch_stats(refined)
-        refine_seconds = time.monotonic() - batch_started
-        if stats.refined == 0:
-            state.skipped += 1
-            log.info("batch %d of %d: already committed by another run, skipped", k + 1, n)
-            return
-        _check_failed(config, stats, k, n)
+    rows = _not_done_since(spark, config, work.batch(k), fp, planned_at)
+    later = work.pending.where(F.col("id") >= F.lit(work.bounds[k]))
+    usage_before = model_usage(spark)
+    with progress(spark, f"batch {k + 1} of {n}"):
+        refined = (
+            _with_attempts(spark, config, fp, refine(
+                rows.repartition(config.partitions), config,
+                _existing(spark, config, later), _stored(spark, config)))
+            .withColumn("fingerprint", F.lit(fp))
+            .withColumn("refined_at", F.current_timestamp())
+            # Model output must never be computed twice, even after this
+            # session writes to a table the plan reads.
+            .localCheckpoint(eager=True)
+        )
+        usage = asdict(model_usage(spark) - usage_before)
+        stats = replace(batch_stats(refined), **usage)
+    refine_seconds = time.monotonic() - batch_started
+    if stats.refined == 0:
+        state.skipped += 1
+        log.info("batch %d of %d: already committed by another run, skipped", k + 1, n)
+        return
+    _check_failed(config, stats, k, n)
 
-        def commit(attempt: int) -> BatchStats:
-            todo, now_stats = refined, stats
-            if attempt:
-                # Another writer won: keep only what it has not committed.
-                todo = _not_done_since(spark, config, refined, fp, planned_at)
-                now_stats = batch_stats(todo)
-                if now_stats.refined == 0:
-                    return now_stats
-            meta = batch_metadata(run_id, k + 1, n, fp, now_stats,
-                                  time.monotonic() - batch_started)
-            log.info("batch %d of %d: writing %d documents", k + 1, n, now_stats.refined)
-            merge_batch(spark, todo, config.output, app_id=f"prox-spark:{run_id}",
-                        txn_version=k + 1, metadata=meta)
-            return now_stats
+    # Delta skips a commit whose txn version is not above the last one of
+    # this app id, so versions count this run's commits (batches can be
+    # committed out of id order when another run held one).
+    commit_number = state.commits + 1
 
-        stats = with_conflict_retries(commit, retries=config.commit_retries,
-                                      what=f"batch {k + 1} of {n}", log=log.warning)
+    def commit(attempt: int) -> BatchStats:
+        todo, now_stats = refined, stats
+        if attempt:
+            # Another writer won: keep only what it has not committed.
+            todo = _not_done_since(spark, config, refined, fp, planned_at)
+            now_stats = replace(batch_stats(todo), **usage)
+            if now_stats.refined == 0:
+                return now_stats
+        meta = batch_metadata(run_id, k + 1, n, fp, now_stats,
+                              time.monotonic() - batch_started)
+        log.info("batch %d of %d: writing %d documents", k + 1, n, now_stats.refined)
+        merge_batch(spark, todo, config.output, app_id=f"prox-spark:{run_id}",
+                    txn_version=commit_number, metadata=meta)
+        return now_stats
+
+    stats = with_conflict_retries(commit, retries=config.commit_retries,
+                                  what=f"batch {k + 1} of {n}", log=log.warning)
+    state.commits += 1
     state.total = state.total + stats
     state.done += work.batch(k).count() if stats.refined == 0 else stats.refined
     seconds = time.monotonic() - batch_started
@@ -462,8 +517,6 @@ def has_gpus(spark: SparkSession) -> bool:
 def _cpu_sample(spark: SparkSession, config: PipelineConfig) -> PipelineConfig:
     """Without a GPU, a config with `cpu_sample` refines only that many pending
     documents (unless --limit or --all says otherwise)."""
-    from dataclasses import replace
-
     names = {s.name for s in config.stages}
     if config.cpu_sample is None or config.limit is not None or \
             not names & {"prox_doc", "prox_chunk"} or has_gpus(spark):
@@ -571,8 +624,6 @@ def _checked_session(spark: SparkSession, config: PipelineConfig) -> PipelineCon
     """Refuse a session without Delta (`ConfigError` naming `spark`), and
     give catalog tables of a local session, whose catalog dies with it, a
     lasting home under `./spark-warehouse` (see `session.persistent_ref`)."""
-    from dataclasses import replace
-
     from prox_spark.config import ConfigError
     from prox_spark.session import DeltaMissing, persistent_ref, require_delta
 
