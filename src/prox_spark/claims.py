@@ -28,11 +28,12 @@ import logging
 import threading
 import time
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prox_spark.delta import (
     CommitConflict,
     TableRef,
+    delta_table,
     ensure_table,
     first_line,
     is_missing,
@@ -74,14 +75,6 @@ def batch_key(fingerprint: str, first_id: str, next_id: str | None) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-def _table(spark: SparkSession, ref: TableRef) -> Any:
-    from delta.tables import DeltaTable
-
-    if ref.table is not None:
-        return DeltaTable.forName(spark, ref.table)
-    return DeltaTable.forPath(spark, str(ref.path))
-
-
 def _row(spark: SparkSession, key: str, first_id: str, next_id: str | None, owner: str,
          lease_seconds: float) -> DataFrame:
     at = now()
@@ -107,7 +100,7 @@ def claim(spark: SparkSession, ref: TableRef, key: str, first_id: str, next_id: 
     row = _row(spark, key, first_id, next_id, owner, lease_seconds)
 
     def merge(_: int) -> int:
-        metrics = (_table(spark, ref).alias("c")
+        metrics = (delta_table(spark, ref).alias("c")
                    .merge(row.alias("n"), _OVERLAPS)
                    .whenNotMatchedInsertAll()
                    .execute().collect())
@@ -146,7 +139,7 @@ def renew(spark: SparkSession, ref: TableRef, key: str, owner: str,
     """Push this run's claim on `key` `lease_seconds` into the future
     (retried on a conflict with another run's claim or release)."""
     with_conflict_retries(
-        lambda _: (_table(spark, ref).alias("c")
+        lambda _: (delta_table(spark, ref).alias("c")
                    .merge(_row(spark, key, "", None, owner, lease_seconds).alias("n"), _MINE)
                    .whenMatchedUpdate(set={"expires_at": "n.expires_at"})
                    .execute()),
@@ -164,7 +157,7 @@ def release(spark: SparkSession, ref: TableRef, key: str, owner: str,
     from pyspark.sql import functions as F
 
     def delete(_: int) -> None:
-        _table(spark, ref).delete(
+        delta_table(spark, ref).delete(
             ((F.col("batch_key") == key) & (F.col("owner") == owner))
             | (F.col("expires_at") < F.lit(now())))
 

@@ -52,7 +52,9 @@ def read_table(spark: SparkSession, ref: TableRef) -> DataFrame:
     return spark.read.format("delta").load(ref.path)
 
 
-def _delta_table(spark: SparkSession, ref: TableRef) -> Any:
+def delta_table(spark: SparkSession, ref: TableRef) -> Any:
+    """delta-spark's `DeltaTable` for `ref` (by catalog name or path), for
+    MERGE, DELETE and history."""
     from delta.tables import DeltaTable
 
     if ref.table is not None:
@@ -216,7 +218,7 @@ def merge_batch(spark: SparkSession, df: DataFrame, ref: TableRef, *, app_id: st
     with _session_confs(spark, {TXN_APP_ID: app_id, TXN_VERSION: str(txn_version),
                                 USER_METADATA: json.dumps(dict(metadata), sort_keys=True)}):
         (
-            _delta_table(spark, ref).alias("t")
+            delta_table(spark, ref).alias("t")
             .merge(df.alias("s"), "t.id = s.id")
             .whenMatchedUpdateAll()
             .whenNotMatchedInsertAll()
@@ -229,7 +231,7 @@ def delete_ids(spark: SparkSession, ref: TableRef, ids: DataFrame, *,
     """Delete the rows whose `id` is in `ids` (one commit, with `metadata`)."""
     with _session_confs(spark, {USER_METADATA: json.dumps(dict(metadata), sort_keys=True)}):
         (
-            _delta_table(spark, ref).alias("t")
+            delta_table(spark, ref).alias("t")
             .merge(ids.select("id").distinct().alias("s"), "t.id = s.id")
             .whenMatchedDelete()
             .execute()
@@ -244,7 +246,7 @@ def committed_metadata(spark: SparkSession, ref: TableRef, after_version: int
 
     if not table_exists(spark, ref):
         return []
-    rows = (_delta_table(spark, ref).history()
+    rows = (delta_table(spark, ref).history()
             .where(F.col("version") > after_version)
             .where(F.col("userMetadata").isNotNull())
             .select("version", "userMetadata").orderBy("version").collect())
@@ -277,7 +279,7 @@ def table_properties(spark: SparkSession, ref: TableRef) -> dict[str, str]:
     """The table properties of a Delta table ({} if it does not exist)."""
     if not table_exists(spark, ref):
         return {}
-    row = _delta_table(spark, ref).detail().select("properties").collect()[0]
+    row = delta_table(spark, ref).detail().select("properties").collect()[0]
     return dict(row.properties or {})
 
 
@@ -285,7 +287,7 @@ def table_version(spark: SparkSession, ref: TableRef) -> int | None:
     """The latest Delta version of a table, or None if it does not exist."""
     if not table_exists(spark, ref):
         return None
-    return int(_delta_table(spark, ref).history(1).collect()[0]["version"])
+    return int(delta_table(spark, ref).history(1).collect()[0]["version"])
 
 
 def overwrite_table(df: DataFrame, ref: TableRef) -> None:
