@@ -97,7 +97,12 @@ def _model_pass(doc: DocRefiner | None, chunk: ChunkRefiner | None,
             d = prepare_doc(_unless(_reused(batch, "prox_doc"), texts), doc_engine,
                             max_prompt_tokens=doc_settings[1]) \
                 if doc_settings and doc_engine else None
-            c = prepare_chunks(_unless(_reused(batch, "prox_chunk"), texts), chunk_engine,
+            no_chunk_prompt = _reused(batch, "prox_chunk")
+            if doc_settings:
+                no_chunk_prompt = [r or d for r, d in zip(no_chunk_prompt,
+                                                          _stored_drops(batch, texts),
+                                                          strict=True)]
+            c = prepare_chunks(_unless(no_chunk_prompt, texts), chunk_engine,
                                max_chunk_tokens=chunk_settings[1],
                                max_doc_chars=chunk_settings[3]) \
                 if chunk_settings and chunk_engine else None
@@ -163,6 +168,16 @@ def _stored(batch: pa.RecordBatch, stage: str) -> list[Any]:
 
 def _reused(batch: pa.RecordBatch, stage: str) -> list[bool]:
     return [v is not None for v in _stored(batch, stage)]
+
+
+def _stored_drops(batch: pa.RecordBatch, texts: list[Any]) -> list[bool]:
+    """Rows whose stored doc program (taken instead of asking the model)
+    drops the document: they need no chunk prompt, so a run whose model
+    output is all stored starts no engine."""
+    stored = _stored(batch, "prox_doc")
+    statuses = doc_statuses(texts, stored)
+    return [program is not None and status == DROPPED
+            for program, status in zip(stored, statuses, strict=True)]
 
 
 def _take_stored(batch: pa.RecordBatch, stage: str, skipped: list[bool], prep: Prepared,
