@@ -27,13 +27,13 @@ def test_null_text_is_a_document_not_an_error():
 
 @pytest.mark.parametrize("raw, reason", [
     (b'{"id": "a", "text": "unterminated', "not valid JSON"),
-    (b'[1, 2]', "a JSON list, not an object"),
-    (b'"just a string"', "a JSON str, not an object"),
+    (b'[1, 2]', "a JSON array, not an object"),
+    (b'"just a string"', "a JSON string, not an object"),
     (json.dumps({"text": "no id here"}).encode(), "record has no id (id is missing)"),
     (json.dumps({"id": None, "text": "t"}).encode(), "record has no id (id is null)"),
     (json.dumps({"id": "  ", "text": "t"}).encode(), "record has no id (id is empty)"),
-    (json.dumps({"id": 1.5, "text": "t"}).encode(), "id is a float, not a string or integer"),
-    (json.dumps({"id": True, "text": "t"}).encode(), "id is a bool"),
+    (json.dumps({"id": 1.5, "text": "t"}).encode(), "id is a number, not a string or integer"),
+    (json.dumps({"id": True, "text": "t"}).encode(), "id is a boolean"),
 ])
 def test_unreadable_lines_get_an_id_from_the_raw_line(raw, reason):
     rec = parse_line(raw, "id", "text")

@@ -228,8 +228,9 @@ def check_model_available(name: str, where: str) -> None:
     nor downloadable (the hub is unreachable, or offline mode is on)."""
     hint = (
         f"Point the job at a local copy instead, e.g. `prox-spark run CONFIG "
-        f"--{where.split('.')[0].replace('_', '-')} /path/to/model_dir` (a directory "
-        "holding config.json, the weights and the tokenizer)."
+        f"--{where.split('.')[0].replace('_', '-')} /path/to/model_dir` (`prox-spark plan` "
+        "takes the same flag; a directory holding config.json, the weights and the "
+        "tokenizer)."
     )
     path = Path(name).expanduser()
     if path.is_dir():

@@ -120,9 +120,18 @@ class CommitConflict(RuntimeError):
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:
-    """The first line of an exception's message (Spark's run to pages)."""
-    text = str(exc).strip()
-    return text.splitlines()[0][:limit] if text else type(exc).__name__
+    """The first line of an exception's message (Spark's run to pages). For
+    a py4j error, whose first line only names the call ("An error occurred
+    while calling o123.execute."), the first line of the Java exception.
+
+        >>> first_line(RuntimeError("An error occurred while calling o9.execute.\\n"
+        ...                         ": io.delta.exceptions.ConcurrentAppendException: x\\n"))
+        'io.delta.exceptions.ConcurrentAppendException: x'
+    """
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("An error occurred while calling"):
+        lines = [lines[1].lstrip(": ")]
+    return lines[0][:limit] if lines else type(exc).__name__
 
 
 def _struct(spark: SparkSession, schema: str) -> Any:

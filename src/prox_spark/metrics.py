@@ -157,7 +157,9 @@ def batch_stats(refined: DataFrame) -> BatchStats:
 @dataclass(frozen=True)
 class RunSummary(BatchStats):
     """What a run did: the totals of its batches, plus what it read and deleted.
-    `refined` counts documents that went through the stages now."""
+    `refined` counts documents that went through the stages now, `batches`
+    the batches this run committed, `skipped_batches` those another run
+    started at the same time committed first."""
 
     fingerprint: str = ""
     documents_in: int = 0
@@ -193,7 +195,7 @@ class RunSummary(BatchStats):
                f"({self.conflicting_ids:,} ids with differing texts)"]
               if self.duplicate_records else []),
             f"  refined now       {self.refined:>10,}   in {self.batches:,} batch(es)"
-            + (f", {self.skipped_batches:,} already committed by another run"
+            + (f" ({self.skipped_batches:,} more committed by another run)"
                if self.skipped_batches else ""),
             f"    kept            {self.kept:>10,}",
             f"    edited          {self.edited:>10,}",

@@ -321,9 +321,9 @@ def _commit_batches(spark: SparkSession, config: PipelineConfig, work: Plan, run
     def ahead(k: int) -> Future[Holding | None] | None:
         return claims.claim_ahead(_key(work, k, fp), *_range(work, k)) if k < n else None
 
-    def refine_held(k: int, holding: Holding) -> None:
+    def refine_held(k: int, holding: Holding, waited: bool = False) -> None:
         try:
-            _refine_batch(spark, config, work, k, run_id, fp, planned_at, state)
+            _refine_batch(spark, config, work, k, run_id, fp, planned_at, state, waited)
         finally:
             claims.release(holding)
 
@@ -333,7 +333,8 @@ def _commit_batches(spark: SparkSession, config: PipelineConfig, work: Plan, run
         for k in range(n):
             assert next_claim is not None
             holding = next_claim.result()
-            if holding is None and in_order:
+            waited = holding is None and in_order
+            if waited:
                 holding = _wait_for(claims, work, k, fp, config, state)
             next_claim = ahead(k + 1)
             if holding is None:
@@ -341,7 +342,7 @@ def _commit_batches(spark: SparkSession, config: PipelineConfig, work: Plan, run
                          k + 1, n)
                 waiting.append(k)
                 continue
-            refine_held(k, holding)
+            refine_held(k, holding, waited)
         if waiting:
             state.held_elsewhere += len(waiting)
             log.info("waiting for %d batch(es) another run is refining (a dead run's claim "
@@ -353,7 +354,7 @@ def _commit_batches(spark: SparkSession, config: PipelineConfig, work: Plan, run
                 holding = claims.claim_ahead(_key(work, k, fp), *_range(work, k)).result()
                 if holding is not None:
                     waiting.remove(k)
-                    refine_held(k, holding)
+                    refine_held(k, holding, waited=True)
     finally:
         if next_claim is not None:
             _release_unused(claims, next_claim)
@@ -398,14 +399,20 @@ def _key(work: Plan, k: int, fp: str) -> str:
 
 
 def _refine_batch(spark: SparkSession, config: PipelineConfig, work: Plan, k: int, run_id: str,
-                  fp: str, planned_at: Any, state: _Progress) -> None:
+                  fp: str, planned_at: Any, state: _Progress, waited: bool = False) -> None:
     """Refine and commit batch `k` (claimed by this run; the caller releases
-    the claim)."""
+    the claim). `waited`: another run held the batch before, so it is most
+    likely committed already: checked before anything is refined."""
     from pyspark.sql import functions as F
 
     n = len(work.bounds)
     batch_started = time.monotonic()
     rows = _not_done_since(spark, config, work.batch(k), fp, planned_at)
+    if waited and rows.isEmpty():
+        state.skipped += 1
+        log.info("batch %d of %d: committed by the run that held it, nothing left to do",
+                 k + 1, n)
+        return
     later = work.pending.where(F.col("id") >= F.lit(work.bounds[k]))
     usage_before = model_usage(spark)
     with progress(spark, f"batch {k + 1} of {n}"):
@@ -537,7 +544,8 @@ def _estimate(work: Plan) -> None:
     # about four characters per token.
     seconds = 2 * chars / 4 / CPU_PROMPT_TOKENS_PER_SECOND
     log.warning("no GPU: refining a sample of %d of the %d pending documents (cpu_sample), "
-                "about %d min on CPU; run with --all (or --limit N) to refine more",
+                "about %d min of generation on CPU plus a few minutes to start the engines; "
+                "run with --all (or --limit N) to refine more",
                 work.pending_count, work.waiting_count, max(1, round(seconds / 60)))
 
 
@@ -608,7 +616,7 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
         already_refined=work.documents_in - work.waiting_count,
         wall_seconds=time.monotonic() - started,
         duplicate_records=work.duplicate_records, conflicting_ids=work.conflicting_ids,
-        deleted=work.deleted_count, batches=len(work.bounds), skipped_batches=skipped,
+        deleted=work.deleted_count, batches=state.commits, skipped_batches=skipped,
         source_version=work.refreshed_to, run_id=run_id, notes=tuple(notes),
     )
     _sync(spark, config)

@@ -66,8 +66,13 @@ def unencodable(value: str) -> str | None:
     return None
 
 
+_JSON_TYPES = {bool: "boolean", int: "number", float: "number", str: "string",
+               list: "array", dict: "object"}
+
+
 def _describe(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
+    """The JSON type name of a parsed value ("number", not Python's "int")."""
+    return "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
 
 
 def _sort_key(value: Any) -> tuple[float | None, str | None]:
