@@ -32,6 +32,7 @@ from prox_spark.delta import (
     merge_batch,
     read_table,
     table_exists,
+    table_version,
     with_conflict_retries,
 )
 from prox_spark.fingerprint import MODEL_STAGES, fingerprint, stage_fingerprints
@@ -295,13 +296,18 @@ class _Progress:
     skipped: int = 0
     held_elsewhere: int = 0
     commits: int = 0
+    # The output table's version as this run last accounted for it (None:
+    # unknown): a batch is checked against rows committed by another writer
+    # only when the table moved on without this run.
+    known_version: int | None = None
+    failed_before: DataFrame | None = None
     done: int = 0
     started: float = field(default_factory=time.monotonic)
     synced: float = field(default_factory=time.monotonic)
 
 
 def _commit_batches(spark: SparkSession, config: PipelineConfig, work: Plan, run_id: str,
-                    fp: str, planned_at: Any) -> _Progress:
+                    fp: str, planned_at: Any, seen_version: int | None = None) -> _Progress:
     """Claim, refine and commit every batch (see `claims`). A batch another
     run holds is left to it while this run takes the next; at the end the run
     waits for those batches: committed by the other run (nothing left to do)
@@ -315,7 +321,7 @@ def _commit_batches(spark: SparkSession, config: PipelineConfig, work: Plan, run
     claimed)."""
     in_order = any(s.name in DEDUP_STAGES for s in config.stages)
     n = len(work.bounds)
-    state = _Progress()
+    state = _Progress(known_version=seen_version)
     claims = BatchClaims(spark, claims_ref(config.output), run_id, config.claim_lease_seconds)
 
     def ahead(k: int) -> Future[Holding | None] | None:
@@ -401,23 +407,25 @@ def _key(work: Plan, k: int, fp: str) -> str:
 def _refine_batch(spark: SparkSession, config: PipelineConfig, work: Plan, k: int, run_id: str,
                   fp: str, planned_at: Any, state: _Progress, waited: bool = False) -> None:
     """Refine and commit batch `k` (claimed by this run; the caller releases
-    the claim). `waited`: another run held the batch before, so it is most
-    likely committed already: checked before anything is refined."""
+    the claim). When another run held the batch before (`waited`) or the
+    table has commits this run has not accounted for, the batch is checked
+    against what was committed since planning before anything is refined."""
     from pyspark.sql import functions as F
 
     n = len(work.bounds)
     batch_started = time.monotonic()
-    rows = _not_done_since(spark, config, work.batch(k), fp, planned_at)
-    if waited and rows.isEmpty():
-        state.skipped += 1
-        log.info("batch %d of %d: committed by the run that held it, nothing left to do",
-                 k + 1, n)
-        return
+    rows = work.batch(k)
+    if _moved_on(spark, config, state) or waited:
+        rows = _not_done_since(spark, config, rows, fp, planned_at)
+        if rows.isEmpty():
+            state.skipped += 1
+            log.info("batch %d of %d: committed by another run, nothing left to do", k + 1, n)
+            return
     later = work.pending.where(F.col("id") >= F.lit(work.bounds[k]))
     usage_before = model_usage(spark)
     with progress(spark, f"batch {k + 1} of {n}"):
         refined = (
-            _with_attempts(spark, config, fp, refine(
+            _with_attempts(spark, config, fp, state, refine(
                 rows.repartition(config.partitions), config,
                 _existing(spark, config, later), _stored(spark, config)))
             .withColumn("fingerprint", F.lit(fp))
@@ -458,6 +466,8 @@ def _refine_batch(spark: SparkSession, config: PipelineConfig, work: Plan, k: in
     stats = with_conflict_retries(commit, retries=config.commit_retries,
                                   what=f"batch {k + 1} of {n}", log=log.warning)
     state.commits += 1
+    if stats.refined and state.known_version is not None:
+        state.known_version += 1
     state.total = state.total + stats
     state.done += work.batch(k).count() if stats.refined == 0 else stats.refined
     seconds = time.monotonic() - batch_started
@@ -471,23 +481,39 @@ def _refine_batch(spark: SparkSession, config: PipelineConfig, work: Plan, k: in
         state.synced = time.monotonic()
 
 
-def _with_attempts(spark: SparkSession, config: PipelineConfig, fp: str, refined: DataFrame
-                   ) -> DataFrame:
+def _moved_on(spark: SparkSession, config: PipelineConfig, state: _Progress) -> bool:
+    """Whether the output table has commits this run has not accounted for
+    (another writer's, or its own deletes): then a batch is checked against
+    what was committed since planning. Batch claims keep other prox-spark
+    runs off this run's batches, so the check (a scan of the table) is
+    mostly skipped."""
+    latest = table_version(spark, config.output)
+    moved = latest is None or latest != state.known_version
+    state.known_version = latest
+    return moved
+
+
+def _with_attempts(spark: SparkSession, config: PipelineConfig, fp: str, state: _Progress,
+                   refined: DataFrame) -> DataFrame:
     """`refined` with `attempts`: how many runs have tried each document (same
     content and fingerprint), this one included. A row the table holds as
-    "failed" for the same content and fingerprint is being retried."""
+    "failed" for the same content and fingerprint is being retried. The
+    failed rows are read once per run (this run's batches never hold one
+    another's documents)."""
     from pyspark.sql import functions as F
 
-    previous = F.lit(None)
-    if ATTEMPTS in read_table(spark, config.output).columns:
-        earlier = (read_table(spark, config.output)
-                   .where((F.col("fingerprint") == F.lit(fp)) & (F.col(STATUS) == F.lit(FAILED)))
-                   .select("id", "content_hash",
-                           F.coalesce(F.col(ATTEMPTS), F.lit(1)).alias("_previous")))
-        refined = refined.join(earlier, ["id", "content_hash"], "left")
-        previous = F.col("_previous")
-    attempts = (F.coalesce(previous, F.lit(0)) + 1).cast("int")
-    return refined.withColumn(ATTEMPTS, attempts).drop("_previous")
+    if state.failed_before is None:
+        table = read_table(spark, config.output)
+        state.failed_before = (
+            table.where((F.col("fingerprint") == F.lit(fp)) & (F.col(STATUS) == F.lit(FAILED)))
+            .select("id", "content_hash",
+                    F.coalesce(F.col(ATTEMPTS), F.lit(1)).alias("_previous"))
+            if ATTEMPTS in table.columns
+            else spark.createDataFrame([], "id string, content_hash string, _previous int")
+        ).localCheckpoint(eager=True)
+    attempts = (F.coalesce(F.col("_previous"), F.lit(0)) + 1).cast("int")
+    return (refined.join(F.broadcast(state.failed_before), ["id", "content_hash"], "left")
+            .withColumn(ATTEMPTS, attempts).drop("_previous"))
 
 
 def _check_failed(config: PipelineConfig, stats: BatchStats, k: int, n: int) -> None:
@@ -581,6 +607,7 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
     run_id = uuid.uuid4().hex[:12]
     planned_at = now()
     _sync(spark, config)
+    seen_version = table_version(spark, config.output)
     config, fp, work = plan_work(spark, config)
     if config.cpu_sample is not None and config.limit == config.cpu_sample:
         _estimate(work)
@@ -590,7 +617,7 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
     if work.pending_count or work.deleted is not None:
         ensure_table(spark, config.output, REFINED_SCHEMA)
     _delete_gone(spark, config, work, run_id, fp)
-    state = _commit_batches(spark, config, work, run_id, fp, planned_at)
+    state = _commit_batches(spark, config, work, run_id, fp, planned_at, seen_version)
     totals, skipped = state.total, state.skipped
     work.unpersist()
     if work.deleted is not None:

@@ -13,10 +13,15 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from prox_spark.testing.tiny_llama import build_tiny_llama, is_tiny_model
 
-TRAINING_VERSION = 2
+TRAINING_VERSION = 3
+# Greedy decoding reproduces a pair when, fed the pair itself, the model
+# ranks every completion token first; the margin (in logits) keeps that true
+# under vLLM's slightly different arithmetic.
+STOP_MARGIN = 3.0
 
 
 def pairs_key(pairs: Sequence[tuple[str, str]], steps: int) -> str:
@@ -36,7 +41,11 @@ def train_tiny_refiner(
     """Build and train a tiny model at `path` so that, greedily decoded, the
     prompt of each pair (BOS + prompt) is answered with its completion + EOS.
 
-    Returns at once when `path` already holds a model trained by this function.
+    Trains for at most `steps` steps and stops as soon as every completion
+    token is the model's first choice by `STOP_MARGIN` logits (teacher
+    forcing, read off the training step's own logits: no extra pass), which
+    is what greedy decoding needs. Returns at once when `path` already holds
+    a model trained by this function.
     """
     import torch
     from transformers import AutoTokenizer, LlamaForCausalLM
@@ -63,12 +72,29 @@ def train_tiny_refiner(
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
     model.train()
     loss_value = float("nan")
-    for _ in range(steps):
+    done = 0
+    while done < steps:
+        done += 1
         optimizer.zero_grad()
-        loss = model(input_ids=input_ids, attention_mask=mask, labels=label_ids).loss
-        loss.backward()
+        out = model(input_ids=input_ids, attention_mask=mask, labels=label_ids)
+        out.loss.backward()
         optimizer.step()
-        loss_value = float(loss)
+        loss_value = float(out.loss)
+        if _learned(out.logits.detach(), label_ids):
+            break
     model.save_pretrained(str(path), safe_serialization=True)
-    (path / "trained.json").write_text(json.dumps({"steps": steps, "final_loss": loss_value}))
+    (path / "trained.json").write_text(json.dumps({"steps": done, "max_steps": steps,
+                                                   "final_loss": loss_value}))
     return path
+
+
+def _learned(logits: Any, labels: Any) -> bool:
+    """Whether each label token (shifted: position t predicts t+1) leads the
+    logits at its position by `STOP_MARGIN`."""
+    import torch
+
+    logits, labels = logits[:, :-1, :], labels[:, 1:]
+    where = labels != -100
+    target = logits.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    others = logits.scatter(-1, labels.clamp(min=0).unsqueeze(-1), float("-inf")).amax(-1)
+    return bool(torch.all((target - others)[where] > STOP_MARGIN))
