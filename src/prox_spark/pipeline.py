@@ -78,10 +78,11 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger("prox_spark")
-# The metrics table is brought up to date from the commits at the start and
-# end of a run, and after a batch when this long has passed since the last
-# time (each batch's figures are in its own commit either way).
-METRICS_EVERY_SECONDS = 60.0
+# The metrics table is brought up to date from the commits at the end of a
+# run (a crashed run's batches included), and after a batch when this long
+# has passed since the last time (each batch's figures are in its own commit
+# either way, so nothing is lost in between).
+METRICS_EVERY_SECONDS = 300.0
 __all__ = ["METRICS_SCHEMA", "RunSummary", "TooManyFailed", "build_stages", "fingerprint",
            "refine", "run_pipeline"]
 
@@ -606,7 +607,6 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
     config = _checked_session(spark, config)
     run_id = uuid.uuid4().hex[:12]
     planned_at = now()
-    _sync(spark, config)
     seen_version = table_version(spark, config.output)
     config, fp, work = plan_work(spark, config)
     if config.cpu_sample is not None and config.limit == config.cpu_sample:
