@@ -117,6 +117,12 @@ def _break(base: dict, tmp_path: Path, case: str) -> tuple[dict, str | None]:
     if case == "zero-commit-every":
         raw["commit_every"] = 0
         return raw, "commit_every: must be positive"
+    if case == "zero-lease":
+        raw["claim_lease_seconds"] = 0
+        return raw, "claim_lease_seconds: must be a positive, finite number of seconds, got 0"
+    if case == "infinite-lease":
+        raw["claim_lease_seconds"] = float("inf")
+        return raw, "claim_lease_seconds: must be a positive, finite number of seconds, got inf"
     if case == "change-feed-on-jsonl":
         raw["input"]["change_feed"] = True
         return raw, "input.change_feed: needs a Delta source, not jsonl"
@@ -159,7 +165,7 @@ def _break(base: dict, tmp_path: Path, case: str) -> tuple[dict, str | None]:
 
 CASES = ["rule-param-type", "rule-bool-as-string", "dedup-threshold-string",
          "dedup-bands-float", "bad-duplicate-rule", "bad-last-by", "bad-delete-rule",
-         "zero-commit-every",
+         "zero-commit-every", "zero-lease", "infinite-lease",
          "change-feed-on-jsonl", "cast-text-not-bool",
          "unknown-key", "unknown-nested-key", "missing-model", "model-dir-without-config",
          "unreadable-input", "input-not-delta", "output-not-delta", "bad-format",

@@ -10,6 +10,7 @@ an unreadable input, an output that is not a Delta location.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -534,9 +535,10 @@ def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = Tru
     if failed_fraction is not None and not 0.0 <= failed_fraction <= 1.0:
         raise ConfigError("max_failed_fraction", f"must be within [0, 1], got {failed_fraction}")
     lease = _typed(top, "claim_lease_seconds", (int, float), "config", 300.0)
-    if lease is None or not lease > 0:
-        raise ConfigError("claim_lease_seconds", f"must be a positive number of seconds, "
-                                                 f"got {lease}")
+    if lease is None or not 0 < lease < math.inf:
+        # An infinite lease would pass here and overflow the claims' timestamps.
+        raise ConfigError("claim_lease_seconds", f"must be a positive, finite number of "
+                                                 f"seconds, got {lease}")
     return PipelineConfig(inp, output, metrics, doc, chunk, policy, partitions,
                           conf, limit, stages,
                           commit_every, retries, float(fraction), _report(top.get("report")),
