@@ -15,7 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from prox_spark.config import FORMATS, ConfigError, PipelineConfig, load_config
+from prox_spark.config import FORMATS, PipelineConfig, load_config
+from prox_spark.errors import ConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def distill_main(args: argparse.Namespace) -> int:
     """`prox-spark annotate | train | evaluate CONFIG`: making a refiner."""
-    from prox_spark.delta import first_line
+    from prox_spark.errors import first_line
 
     try:
         overrides = {"spark_conf": _spark_conf(args.spark_conf)}
@@ -117,7 +118,7 @@ def distill_main(args: argparse.Namespace) -> int:
         print(f"prox-spark: configuration error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        logging.getLogger("prox_spark").debug("the job failed", exc_info=True)
+        logging.getLogger(__name__).debug("the job failed", exc_info=True)
         print(f"prox-spark: {args.command} failed: {type(exc).__name__}: {first_line(exc, 500)}",
               file=sys.stderr)
         return 1
@@ -134,7 +135,7 @@ def refined_table_of(path: Path) -> Path:
 
     Raises ConfigError (field `output`) when neither is a Delta table.
     """
-    from prox_spark.delta import is_delta_dir
+    from prox_spark.refs import is_delta_dir
 
     path = path.expanduser().resolve()
     if is_delta_dir(path.with_name(path.name + METRICS_SUFFIX)):
@@ -152,7 +153,7 @@ def refined_table_of(path: Path) -> Path:
 
 def report_main(args: argparse.Namespace) -> int:
     """`prox-spark report OUTPUT`: the report of a run, from the tables alone."""
-    from prox_spark.delta import TableRef
+    from prox_spark.refs import TableRef
     from prox_spark.report import NoRunError, write_report
     from prox_spark.session import get_spark
 
@@ -224,7 +225,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return 2
     import signal
 
-    from prox_spark.delta import CommitConflict, first_line
+    from prox_spark.errors import CommitConflict, first_line
     from prox_spark.pipeline import run_pipeline, session_for
 
     try:
@@ -245,7 +246,7 @@ def _main(argv: Sequence[str] | None) -> int:
             # py4j turns a KeyboardInterrupt inside a JVM call into its own
             # network error; the run was interrupted all the same.
             raise KeyboardInterrupt from None
-        logging.getLogger("prox_spark").debug("the job failed", exc_info=True)
+        logging.getLogger(__name__).debug("the job failed", exc_info=True)
         print(f"prox-spark: the job failed: {type(exc).__name__}: {first_line(exc, 500)} "
               "(batches committed before the failure are kept; run again to resume)",
               file=sys.stderr)
@@ -257,7 +258,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 def plan_main(args: argparse.Namespace) -> int:
     """`prox-spark plan CONFIG`: a dry run (see `prox_spark.dry_run`)."""
-    from prox_spark.delta import first_line
+    from prox_spark.errors import first_line
 
     overrides = {
         "input": args.input, "input_format": args.input_format, "output": args.output,
@@ -277,7 +278,7 @@ def plan_main(args: argparse.Namespace) -> int:
         print(f"prox-spark: configuration error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        logging.getLogger("prox_spark").debug("the plan failed", exc_info=True)
+        logging.getLogger(__name__).debug("the plan failed", exc_info=True)
         print(f"prox-spark: plan failed: {type(exc).__name__}: {first_line(exc, 500)}",
               file=sys.stderr)
         return 1

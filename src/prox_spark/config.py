@@ -18,10 +18,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prox_spark.delta import TableRef, is_delta_dir
 from prox_spark.engine import CHUNK_MAX_NEW_TOKENS, DOC_MAX_NEW_TOKENS, EngineConfig
+from prox_spark.errors import ConfigError
 from prox_spark.program import ChunkPolicy
 from prox_spark.prompts import CHUNK_MAX_TOKENS, DEFAULT_MAX_DOC_CHARS, DOC_MAX_TOKENS
+from prox_spark.refs import TableRef, is_delta_dir
 from prox_spark.resources import DEFAULT_GPU_MEMORY_FRACTION, TaskResources, shares
 
 if TYPE_CHECKING:
@@ -32,16 +33,8 @@ _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:/")
-log = logging.getLogger("prox_spark")
+log = logging.getLogger(__name__)
 DEDUP_STAGES = ("exact_dedup", "near_dedup")
-
-
-class ConfigError(ValueError):
-    """A configuration problem, with the dotted name of the field at fault."""
-
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(f"{field_name}: {message}")
-        self.field = field_name
 
 
 DUPLICATE_ID_RULES = ("error", "first", "last_by")

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from prox_spark.delta import TableRef, read_table
+from prox_spark.delta import read_table
 from prox_spark.program.results import CORPUS_STATUSES
+from prox_spark.refs import TableRef
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

@@ -1,41 +1,28 @@
 """Everything that reads or writes tables: sources in, the refined table out.
 
 The only module that knows about Delta. A table is named by a `TableRef`
-(a path or a catalog name, validated by `config`).
+(a path or a catalog name, validated by `config`; see `refs`). Conflicts
+between concurrent writers are retried here (`with_conflict_retries`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from prox_spark.errors import CommitConflict, first_line
+from prox_spark.refs import TableRef, is_delta_dir  # noqa: F401  (old import path)
 from prox_spark.schema import REFINED_COLUMNS, columns
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class TableRef:
-    """A table by location (`path`) or by catalog name (`table`); exactly one is set."""
-
-    path: str | None = None
-    table: str | None = None
-
-    def __str__(self) -> str:
-        return self.path or self.table or "?"
-
-
-def is_delta_dir(path: Path) -> bool:
-    """True when a local directory holds a Delta table (has a transaction log)."""
-    return (path / "_delta_log").is_dir()
+_log = logging.getLogger(__name__)
 
 
 def table_exists(spark: SparkSession, ref: TableRef) -> bool:
@@ -92,11 +79,13 @@ def is_conflict(exc: BaseException) -> bool:
 
 
 def with_conflict_retries(action: Callable[[int], T], *, retries: int, what: str,
-                          log: Callable[[str], None] = print) -> T:
+                          log: Callable[[str], None] | None = None) -> T:
     """Run `action(attempt)`; on a Delta conflict, wait a little and run it again.
 
     After `retries` retries the last conflict is raised as `CommitConflict`.
+    Each retry is reported to `log` (default: this module's logger, as a warning).
     """
+    report = log or _log.warning
     for attempt in range(retries + 1):
         try:
             return action(attempt)
@@ -109,29 +98,10 @@ def with_conflict_retries(action: Callable[[int], T], *, retries: int, what: str
                     f"{retries} retries ({first_line(exc)}). Nothing of this batch was "
                     "written; run the job again (committed batches are kept)."
                 ) from None
-            log(f"{what}: conflict with a concurrent writer ({first_line(exc)}); "
-                f"retry {attempt + 1} of {retries}")
+            report(f"{what}: conflict with a concurrent writer ({first_line(exc)}); "
+                   f"retry {attempt + 1} of {retries}")
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
-
-
-class CommitConflict(RuntimeError):
-    """Concurrent writers kept winning: the batch could not be committed."""
-
-
-def first_line(exc: BaseException, limit: int = 300) -> str:
-    """The first line of an exception's message (Spark's run to pages). For
-    a py4j error, whose first line only names the call ("An error occurred
-    while calling o123.execute."), the first line of the Java exception.
-
-        >>> first_line(RuntimeError("An error occurred while calling o9.execute.\\n"
-        ...                         ": io.delta.exceptions.ConcurrentAppendException: x\\n"))
-        'io.delta.exceptions.ConcurrentAppendException: x'
-    """
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    if len(lines) > 1 and lines[0].startswith("An error occurred while calling"):
-        lines = [lines[1].lstrip(": ")]
-    return lines[0][:limit] if lines else type(exc).__name__
 
 
 def _struct(spark: SparkSession, schema: str) -> Any:
@@ -169,9 +139,9 @@ def ensure_table(spark: SparkSession, ref: TableRef, schema: str,
             spark.sql(f"ALTER TABLE {sql_identifier(ref)} ADD COLUMNS ({', '.join(missing)})")
 
     for attempt in range(6):
-        with_conflict_retries(create, retries=5, what=f"creating {ref}", log=_log)
+        with_conflict_retries(create, retries=5, what=f"creating {ref}")
         try:
-            with_conflict_retries(evolve, retries=5, what=f"adding columns to {ref}", log=_log)
+            with_conflict_retries(evolve, retries=5, what=f"adding columns to {ref}")
             break
         except Exception as exc:
             # Another job creating the table at this moment: its first
@@ -189,12 +159,6 @@ def is_missing(exc: BaseException) -> bool:
 
 # Tables this process has already created or upgraded (schema, location).
 _ENSURED: set[tuple[str, str]] = set()
-
-
-def _log(message: str) -> None:
-    import logging
-
-    logging.getLogger("prox_spark").warning(message)
 
 
 @contextmanager

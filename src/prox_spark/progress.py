@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-log = logging.getLogger("prox_spark")
+log = logging.getLogger(__name__)
 EVERY_SECONDS = 60.0
 
 

@@ -15,8 +15,9 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from prox_spark.config import ConfigError, InputConfig, PipelineConfig
-from prox_spark.delta import first_line, read_table, table_exists
+from prox_spark.config import InputConfig, PipelineConfig
+from prox_spark.delta import read_table, table_exists
+from prox_spark.errors import SourceError, first_line
 from prox_spark.metrics import last_source_version
 from prox_spark.program.results import FAILED
 from prox_spark.sources import (
@@ -33,7 +34,7 @@ from prox_spark.sources import (
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-log = logging.getLogger("prox_spark")
+log = logging.getLogger(__name__)
 COPIES = "_copies"
 TEXTS = "_texts"
 
@@ -170,7 +171,7 @@ def plan(spark: SparkSession, config: PipelineConfig, fp: str) -> Plan:
     changes = None
     if inp.change_feed:
         if not has_change_feed(spark, inp.ref):
-            raise ConfigError("input.change_feed", f"{inp.ref} does not have "
+            raise SourceError("input.change_feed", f"{inp.ref} does not have "
                               "delta.enableChangeDataFeed=true; enable it on the source or "
                               "set change_feed: false")
         version = source_version(spark, inp.ref)

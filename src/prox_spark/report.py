@@ -21,8 +21,10 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prox_spark.delta import TableRef, read_table, table_exists
+from prox_spark.delta import read_table, table_exists
+from prox_spark.errors import NoRunError
 from prox_spark.program import DROPPED, STATUSES
+from prox_spark.refs import TableRef
 from prox_spark.report_diff import highlight
 from prox_spark.report_svg import bar_chart
 
@@ -53,10 +55,6 @@ class ReportData:
     kept_share: list[int] = field(default_factory=lambda: [0] * 11)
     reasons: dict[str, int] = field(default_factory=dict)
     samples: list[dict[str, Any]] = field(default_factory=list)
-
-
-class NoRunError(ValueError):
-    """The metrics table holds no such run."""
 
 
 def versions() -> dict[str, str]:

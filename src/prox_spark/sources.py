@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from prox_spark.config import ConfigError, InputConfig
-from prox_spark.delta import TableRef, first_line
+from prox_spark.config import InputConfig
+from prox_spark.errors import SourceError, first_line
 from prox_spark.records import Record, line_id, parse_line
+from prox_spark.refs import TableRef
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -108,17 +109,17 @@ def normalize_typed(df: DataFrame, inp: InputConfig, where: TableRef) -> DataFra
     from pyspark.sql import functions as F
 
     if inp.text_column not in df.columns:
-        raise ConfigError("input.text_column", f"column {inp.text_column!r} not found in "
+        raise SourceError("input.text_column", f"column {inp.text_column!r} not found in "
                           f"{where}; columns are {', '.join(df.columns) or '(none)'}")
     if inp.id_column is not None and inp.id_column not in df.columns:
-        raise ConfigError("input.id_column", f"column {inp.id_column!r} not found in {where}; "
+        raise SourceError("input.id_column", f"column {inp.id_column!r} not found in {where}; "
                           f"columns are {', '.join(df.columns)}")
     for column in inp.extra_columns:
         if column not in df.columns:
-            raise ConfigError("stages", f"column {column!r} (a stage's priority) not found in "
+            raise SourceError("stages", f"column {column!r} (a stage's priority) not found in "
                               f"{where}; columns are {', '.join(df.columns)}")
     if inp.last_by is not None and inp.last_by not in df.columns:
-        raise ConfigError("input.on_duplicate_id", f"column {inp.last_by!r} not found in "
+        raise SourceError("input.on_duplicate_id", f"column {inp.last_by!r} not found in "
                           f"{where}; columns are {', '.join(df.columns)}")
     text, error = _text_column(df, inp)
     row_id = F.concat(F.lit("row:"), F.substring(F.sha2(F.to_json(F.struct(
@@ -170,7 +171,7 @@ def read_source(spark: SparkSession, inp: InputConfig, version: int | None = Non
             return read_jsonl(spark, str(inp.ref.path), inp)
         return normalize_typed(load_typed(spark, inp.ref, inp.format, version), inp, inp.ref)
     except AnalysisException as exc:
-        raise ConfigError("input", f"cannot read {inp.ref} as {inp.format}: "
+        raise SourceError("input", f"cannot read {inp.ref} as {inp.format}: "
                           f"{first_line(exc)}") from None
 
 
@@ -235,5 +236,5 @@ def source_version(spark: SparkSession, ref: TableRef) -> int:
 
     version = table_version(spark, ref)
     if version is None:
-        raise ConfigError("input", f"{ref} is not a Delta table")
+        raise SourceError("input", f"{ref} is not a Delta table")
     return version

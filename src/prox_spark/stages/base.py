@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from prox_spark.errors import MissingColumnError
 from prox_spark.program.results import DROPPED, EDITED, KEPT
 
 if TYPE_CHECKING:
@@ -39,10 +40,6 @@ def status_expr(dropped: Column, changed: Column, prior: Column | None = None) -
         return F.when(dropped, F.lit(DROPPED)).when(changed, F.lit(EDITED)).otherwise(KEPT)
     return (F.when(dropped, F.lit(DROPPED))
             .when(changed & (prior == F.lit(KEPT)), F.lit(EDITED)).otherwise(prior))
-
-
-class MissingColumnError(ValueError):
-    """A stage was given a DataFrame without a column it reads."""
 
 
 class Stage:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame
 
-log = logging.getLogger("prox_spark")
+log = logging.getLogger(__name__)
 POOL_ENV = "PROX_SPARK_ENGINE_POOL"
 _SAID: set[str] = set()
 
