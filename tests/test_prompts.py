@@ -68,7 +68,7 @@ def test_doc_prompt_is_exact_for_documents_that_fit(tokenizer, doc):
 
 def test_chunk_prompt_is_exact(tokenizer):
     chunk = "[000]Home | About\n[001]Text"
-    assert chunk_prompt(chunk, tokenizer) == HEAD + "[doc]\n" + chunk + "\n[/doc] [/INST]"
+    assert chunk_prompt(chunk) == HEAD + "[doc]\n" + chunk + "\n[/doc] [/INST]"
 
 
 def test_builders_given_the_plain_tokenizer_count_as_the_engine(hf_tokenizer, tokenizer):

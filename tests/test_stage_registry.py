@@ -170,3 +170,14 @@ def test_sequence_parameters_are_checked_element_by_element():
                                           r"float\], got \[\[2, 'x'\]\]"):
         config([{"gopher_repetition": {"top_n_grams": [[2, "x"]]}}])
     assert stage_spec("gopher_repetition").create({}).params["top_n_grams"][0] == (2, 0.2)
+
+
+def test_datatrove_spellings_of_our_parameters_are_accepted():
+    gopher = stage_spec("gopher_quality")
+    assert gopher.effective({"max_non_alpha_words_ratio": 0.7})["min_alpha_words_ratio"] == 0.7
+    with pytest.raises(ValueError, match="give only one of them"):
+        gopher.effective({"max_non_alpha_words_ratio": 0.7, "min_alpha_words_ratio": 0.7})
+    c4 = stage_spec("c4_quality").effective({"min_num_sentences": -1, "max_word_length": -1})
+    assert c4["min_num_sentences"] is None and c4["max_word_length"] is None
+    with pytest.raises(ValueError, match="min_words_per_line must be at least 0"):
+        stage_spec("c4_quality").effective({"min_words_per_line": -2})

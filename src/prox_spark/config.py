@@ -251,6 +251,8 @@ _MODEL_KEYS = ("model", "tokenizer", "dtype", "max_model_len", "kv_cache_gib",
                "cpu_kv_cache_gib", "gpu_memory_utilization", "tensor_parallel_size",
                "max_num_seqs", "enforce_eager", "seed", "max_new_tokens",
                "max_prompt_tokens", "max_doc_chars", "resources")
+# Only the chunk model splits documents, so only it has a document size bound.
+_DOC_MODEL_KEYS = tuple(k for k in _MODEL_KEYS if k != "max_doc_chars")
 
 
 def _model(raw: Any, where: str, new_tokens: int, prompt_tokens: int,
@@ -258,7 +260,7 @@ def _model(raw: Any, where: str, new_tokens: int, prompt_tokens: int,
     if raw is None:
         return None
     section = _mapping(raw, where)
-    _check_keys(section, _MODEL_KEYS, where)
+    _check_keys(section, _DOC_MODEL_KEYS if where == "doc_model" else _MODEL_KEYS, where)
     name = _typed(section, "model", str, where)
     if not name:
         raise ConfigError(f"{where}.model", "a model directory or hub id is required")

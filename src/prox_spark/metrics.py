@@ -25,7 +25,6 @@ from prox_spark.schema import columns
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-STATUS_COUNTS = STATUSES
 # Per model stage: rows the model answered now, rows that took the stage's
 # stored output (see `stages.reuse`).
 REUSE_COUNTS = ("doc_recomputed", "doc_reused", "chunk_recomputed", "chunk_reused")
@@ -94,7 +93,7 @@ class BatchStats:
             for i, v in enumerate(s[1:]):
                 acc[i] += v
         sums = {k: getattr(self, k) + getattr(other, k)
-                for k in ("refined", *STATUS_COUNTS, *_SUMS)}
+                for k in ("refined", *STATUSES, *_SUMS)}
         return BatchStats(**sums, by_stage=tuple(
             StageStats(name, *v) for name, v in sorted(stages.items())))
 
@@ -127,7 +126,7 @@ def batch_stats(refined: DataFrame) -> BatchStats:
 
     row = refined.agg(
         F.count(F.lit(1)).alias("refined"),
-        *[F.sum((F.col("status") == s).cast("long")).alias(s) for s in STATUS_COUNTS],
+        *[F.sum((F.col("status") == s).cast("long")).alias(s) for s in STATUSES],
         F.sum("errors").alias("program_errors"),
         F.sum(F.col("error").isNotNull().cast("long")).alias("rows_with_errors"),
         F.sum(F.col("invalid").cast("long")).alias("invalid_rows"),

@@ -104,17 +104,17 @@ def _matches(value: Any, hint: Any) -> bool:
     return True
 
 
-def _describe(hint: Any) -> str:
+def _hint_text(hint: Any) -> str:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in typing.get_args(hint))
+        return " or ".join(_hint_text(a) for a in typing.get_args(hint))
     if hint is type(None):
         return "None"
     if origin is tuple and typing.get_args(hint) and typing.get_args(hint)[-1] is not Ellipsis:
-        return "a list [" + ", ".join(_describe(a) for a in typing.get_args(hint)) + "]"
+        return "a list [" + ", ".join(_hint_text(a) for a in typing.get_args(hint)) + "]"
     if origin is not None:
         args = typing.get_args(hint)
-        return f"a list of {_describe(args[0])}" if args else "a list"
+        return f"a list of {_hint_text(args[0])}" if args else "a list"
     return getattr(hint, "__name__", str(hint))
 
 
@@ -123,7 +123,7 @@ def check_value(name: str, value: Any, hint: Any) -> None:
     or the `Range` annotated on it."""
     kind, bounds = _split(hint)
     if not _matches(value, kind):
-        raise ValueError(f"{name}: expected {_describe(kind)}, got {value!r}")
+        raise ValueError(f"{name}: expected {_hint_text(kind)}, got {value!r}")
     why = bounds.problem(value) if bounds is not None else None
     if why is not None:
         raise ValueError(f"{name} {why}")

@@ -339,12 +339,9 @@ def chunk_document(
     return chunks
 
 
-def chunk_prompt(chunk: str, tokenizer: Tokenizer | None = None) -> str:
-    """The chunk-level prompt: ``[doc]\\n{chunk}\\n[/doc]`` as the user turn.
-
-    `tokenizer` is accepted for symmetry with `doc_prompt`; the chunk's bound
-    was already enforced by `chunk_document`.
-    """
+def chunk_prompt(chunk: str) -> str:
+    """The chunk-level prompt: ``[doc]\\n{chunk}\\n[/doc]`` as the user turn
+    (the chunk's token bound was enforced by `chunk_document`)."""
     return chat_prompt(f"[doc]\n{chunk}\n[/doc]")
 
 

@@ -70,7 +70,7 @@ _JSON_TYPES = {bool: "boolean", int: "number", float: "number", str: "string",
                list: "array", dict: "object"}
 
 
-def _describe(value: Any) -> str:
+def _json_kind(value: Any) -> str:
     """The JSON type name of a parsed value ("number", not Python's "int")."""
     return "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
 
@@ -102,7 +102,7 @@ def parse_line(raw: bytes | None, id_column: str | None, text_column: str, *,
         return Record(line_id(raw), None, error or f"line is not valid JSON: {exc}")
     if not isinstance(obj, dict):
         return Record(line_id(raw), None,
-                      error or f"line is a JSON {_describe(obj)}, not an object")
+                      error or f"line is a JSON {_json_kind(obj)}, not an object")
     text = obj.get(text_column)
     if text_column not in obj:
         error = error or f"record has no {text_column!r} field"
@@ -112,7 +112,7 @@ def parse_line(raw: bytes | None, id_column: str | None, text_column: str, *,
             text = json.dumps(text, ensure_ascii=False) if isinstance(text, list | dict) \
                 else str(text).lower() if isinstance(text, bool) else str(text)
         else:
-            error = error or (f"text is a {_describe(text)}, not a string "
+            error = error or (f"text is a {_json_kind(text)}, not a string "
                               "(set input.cast_text: true to refine its string form)")
             text = None
     if error is None and isinstance(text, str) and (why := unencodable(text)) is not None:
@@ -132,7 +132,7 @@ def parse_line(raw: bytes | None, id_column: str | None, text_column: str, *,
             why = ("is missing" if id_column not in obj else
                    "is null" if value is None else
                    "is empty" if isinstance(value, str) else
-                   f"is a {_describe(value)}, not a string or integer")
+                   f"is a {_json_kind(value)}, not a string or integer")
             error = error or f"record has no {id_column} ({id_column} {why})"
             ident = line_id(raw)
             text = None

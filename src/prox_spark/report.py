@@ -31,9 +31,6 @@ from prox_spark.report_svg import bar_chart
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-DEDUP_STAGES = ("exact_duplicate", "near_duplicate")
-# Config stage name -> the `stage` its rows' `rule_edits` carry, where they differ.
-EDIT_STAGE = {"exact_dedup": "exact_duplicate", "near_dedup": "near_duplicate"}
 MODEL_STAGES = ("prox_doc", "prox_chunk")
 FAILED = "failed"  # status of rows a model could not refine (issue 17; may be absent)
 FIGURES = ("documents_in", "already_refined", "refined", "kept", "edited", "dropped",
@@ -98,7 +95,9 @@ def _stage_flow(names: list[str], removed_by: dict[str, float], total_in: float,
                 doc_cut: float, total_out: float) -> list[tuple[str, float, float]]:
     """(stage, units in, units out) per stage in run order. The chunk stage's
     cut is what no other stage accounts for."""
-    cuts = {name: removed_by.get(EDIT_STAGE.get(name, name), 0.0) for name in names}
+    from prox_spark.stages.registry import edit_name
+
+    cuts = {name: removed_by.get(edit_name(name), 0.0) for name in names}
     if "prox_doc" in cuts:
         cuts["prox_doc"] = doc_cut
     if "prox_chunk" in cuts:

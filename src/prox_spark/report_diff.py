@@ -16,7 +16,7 @@ from html import escape
 from prox_spark.program import DROPPED, REVERTED, Normalize, RemoveLines, parse_program
 
 
-def _edits(chunk_programs: Sequence[str | None] | None, lines: int
+def _removed_lines(chunk_programs: Sequence[str | None] | None, lines: int
            ) -> tuple[set[int], list[tuple[str, str]]]:
     removed: set[int] = set()
     sources: list[tuple[str, str]] = []
@@ -30,7 +30,7 @@ def _edits(chunk_programs: Sequence[str | None] | None, lines: int
     return removed, sources
 
 
-def _mark(line: str, sources: list[tuple[str, str]]) -> str:
+def _highlight_line(line: str, sources: list[tuple[str, str]]) -> str:
     """`line` escaped, with every occurrence of a normalized string shown as
     the old text struck through and the new text (if any) inserted."""
     out, i = [], 0
@@ -62,7 +62,7 @@ def highlight(original: str | None, doc_program: str | None,
         return (f'<pre class="doc"><del class="dropped" title="{escape(reason)}">'
                 f"{escape(original)}</del></pre>")
     programs = [*rule_programs, *([] if status == REVERTED else chunk_programs or [])]
-    removed, sources = _edits(programs, original.count("\n") + 1)
+    removed, sources = _removed_lines(programs, original.count("\n") + 1)
     if status == DROPPED and not removed and not sources:
         return f'<pre class="doc"><del class="dropped">{escape(original)}</del></pre>'
     lines = []
@@ -70,5 +70,5 @@ def highlight(original: str | None, doc_program: str | None,
         if number in removed:
             lines.append(f'<del class="removed" data-line="{number}">{escape(line)}</del>')
         else:
-            lines.append(_mark(line, sources))
+            lines.append(_highlight_line(line, sources))
     return '<pre class="doc">' + "\n".join(lines) + "</pre>"

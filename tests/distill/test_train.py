@@ -53,7 +53,7 @@ def pairs(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str]]:
     examples = [(doc_prompt(text, tok), program) for text, program in DOC_PROGRAMS.items()]
     for text, program in CHUNK_PROGRAMS.items():
         (chunk,) = chunk_document(text, tok)
-        examples.append((chunk_prompt(chunk, tok), program))
+        examples.append((chunk_prompt(chunk), program))
     return examples
 
 

@@ -33,7 +33,7 @@ def is_datatrove_filter(obj: Any) -> bool:
     return issubclass(kind, BaseFilter)
 
 
-def _edits(before: str, after: str) -> RuleResult:
+def _as_line_edits(before: str, after: str) -> RuleResult:
     """The lines of `before` a filter removed to get `after`, as a program.
 
     Kept lines are matched in order on their stripped text (datatrove's C4
@@ -70,7 +70,7 @@ class DatatroveRule:
         if not keep:
             return RuleResult(str(reason or self.__name__))
         if doc.text != text and doc.text.strip() != text.strip():
-            return _edits(text, doc.text)
+            return _as_line_edits(text, doc.text)
         return KEEP
 
 

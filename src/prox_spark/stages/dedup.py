@@ -25,7 +25,7 @@ import hashlib
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -86,7 +86,7 @@ def _keepers(existing, column: str):  # type: ignore[no-untyped-def]
     return keep.select(F.col(ID), F.col(column))
 
 
-def _mark(df, stage: str, duplicate_of, column: str):  # type: ignore[no-untyped-def]
+def _drop_duplicates(df, stage: str, duplicate_of, column: str):  # type: ignore[no-untyped-def]
     from pyspark.sql import functions as F
 
     is_dup = duplicate_of.isNotNull()
@@ -117,6 +117,9 @@ class ExactDedup(Stage):
 
     priority: str | None = None
     existing: Any = None
+    # The `stage` its `rule_edits` entries and drop reasons carry (older than
+    # the YAML name `exact_dedup`; stored tables hold it).
+    edit_name: ClassVar[str] = "exact_duplicate"
 
     def __post_init__(self) -> None:
         check_params(ExactDedup, {"priority": self.priority})
@@ -156,7 +159,7 @@ class ExactDedup(Stage):
         duplicate_of = F.when(F.col(DEDUP_HASH).isNotNull() & (first != F.col(ID)), first)
         marked = (both.withColumn("_dup_of", duplicate_of)
                   .where(F.col("_new") == 1).drop("_new"))
-        return _mark(marked, "exact_duplicate", F.col("_dup_of"), column).drop("_dup_of")
+        return _drop_duplicates(marked, self.edit_name, F.col("_dup_of"), column).drop("_dup_of")
 
 
 _PRIME = 4_294_967_291  # largest prime below 2**32: a*h + b stays within uint64
@@ -215,6 +218,9 @@ class NearDedup(Stage):
     priority: str | None = None
     existing: Any = None
 
+    # The `stage` its `rule_edits` entries and drop reasons carry (see ExactDedup).
+    edit_name: ClassVar[str] = "near_duplicate"
+
     def __post_init__(self) -> None:
         check_params(NearDedup, {f: getattr(self, f) for f in
                                  ("threshold", "ngram", "bands", "rows", "seed", "priority")})
@@ -267,7 +273,7 @@ class NearDedup(Stage):
         best = df.sparkSession.createDataFrame(list(keeper.items()),
                                                "_dup_id string, _dup_of string")
         marked = df.join(best, df[ID] == best["_dup_id"], "left").drop("_dup_id")
-        return _mark(marked, "near_duplicate", F.col("_dup_of"), column).drop("_dup_of")
+        return _drop_duplicates(marked, self.edit_name, F.col("_dup_of"), column).drop("_dup_of")
 
     def _cluster_keepers(self, df, old, edges: list[tuple[str, str]]  # type: ignore[no-untyped-def]
                  ) -> dict[str, str]:

@@ -33,7 +33,7 @@ from typing import Any
 
 from prox_spark.params import check_ranges, check_value
 from prox_spark.program import DEFAULT_CHUNK_POLICY, ChunkPolicy
-from prox_spark.rules import QUALITY_RULES
+from prox_spark.rules import QUALITY_RULES, our_spelling
 from prox_spark.schema import (
     CHUNK_ERROR,
     CHUNK_PROGRAMS,
@@ -104,12 +104,17 @@ class StageSpec:
     source_columns: tuple[str, ...] = ()
     open_params: bool = False
     output_version: int = 1
+    # The `stage` its `rule_edits` entries carry, where it is not `name`.
+    edits_as: str | None = None
+    # Rewrites other accepted spellings of the parameters (datatrove's) to ours.
+    spelling: Callable[[Mapping[str, Any]], dict[str, Any]] = dict
 
     def effective(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Validated parameters with every default filled in (ValueError
         naming the parameter otherwise): types and the `Range`s declared
         with them in the stage's signature (see `params.Range`)."""
         known = {p.name: p for p in self.params}
+        params = self.spelling(params)
         if self.model is not None and params:
             raise ValueError(f"{self.name} takes its settings from its {self.model} section")
         for key, value in params.items():
@@ -126,6 +131,11 @@ class StageSpec:
         values = {**{p.name: p.default for p in self.params if not p.required}, **params}
         check_ranges(values, {p.name: p.hint for p in self.params if p.hint is not None})
         return values
+
+    @property
+    def edit_name(self) -> str:
+        """The `stage` of the `rule_edits` entries (and drop reasons) it writes."""
+        return self.edits_as or self.name
 
     def columns_from_source(self, params: Mapping[str, Any]) -> tuple[str, ...]:
         """Source columns this configured stage reads besides id and text."""
@@ -189,7 +199,8 @@ def _rule_spec(name: str, fn: Callable[..., Any]) -> StageSpec:
 
     return StageSpec(name, _summary(fn), params_of(fn), build, adds=_RULE_ADDS,
                      open_params=any(p.kind is p.VAR_KEYWORD
-                                     for p in inspect.signature(fn).parameters.values()))
+                                     for p in inspect.signature(fn).parameters.values()),
+                     spelling=lambda params: our_spelling(name, params))
 
 
 def _dedup_spec(name: str) -> StageSpec:
@@ -202,7 +213,7 @@ def _dedup_spec(name: str) -> StageSpec:
         return kind(**params, existing=ctx.existing)
 
     return StageSpec(name, _summary(kind), params_of(kind, skip=("existing",)), build,
-                     adds=adds, source_columns=("priority",))
+                     adds=adds, source_columns=("priority",), edits_as=kind.edit_name)
 
 
 def _doc_stage(params: dict[str, Any], ctx: BuildContext) -> Any:
@@ -276,6 +287,12 @@ def _imported(path: str) -> StageSpec:
                      "filter class")
 
 
+def edit_name(stage: str) -> str:
+    """The `stage` a configured stage's `rule_edits` entries carry (a user's
+    stage, or one no longer built in, keeps its name)."""
+    return stage_spec(stage).edit_name if stage in stage_names() else stage
+
+
 def stage_spec(name: str) -> StageSpec:
     """The spec for a YAML stage name (ValueError for an unknown one)."""
     names = stage_names()
@@ -286,10 +303,3 @@ def stage_spec(name: str) -> StageSpec:
     raise ValueError(f"unknown stage {name!r}; expected one of {', '.join(names)}, "
                      "or package.module:name")
 
-
-def register(spec: StageSpec) -> None:
-    """Make a stage available under `spec.name` (e.g. from a plugin module)."""
-    stage_names()
-    if spec.name in _SPECS:
-        raise ValueError(f"a stage named {spec.name!r} is already registered")
-    _SPECS[spec.name] = spec

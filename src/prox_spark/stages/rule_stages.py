@@ -19,7 +19,7 @@ import pandas as pd
 
 from prox_spark.params import check_params
 from prox_spark.program import run_chunk_program
-from prox_spark.rules import QUALITY_RULES, as_rule_result
+from prox_spark.rules import QUALITY_RULES, as_rule_result, our_spelling
 from prox_spark.schema import (
     EDIT_TYPE,
     REFINED_TEXT,
@@ -132,8 +132,9 @@ class RuleStage(Stage):
     """A quality rule as a stage: one of ours by name (`gopher_quality`,
     `gopher_repetition`, `c4_quality`, `fineweb_quality`) or any function
     `(text, **params)` returning a `RuleResult`, a bool or `(bool, reason)`,
-    with its keyword thresholds. `tokenizer` (a model directory or id)
-    counts the tokens each edit removed.
+    with its keyword thresholds (datatrove's spellings of ours too, see
+    `rules.our_spelling`). `tokenizer` (a model directory or id) counts the
+    tokens each edit removed.
 
     Example::
 
@@ -148,6 +149,7 @@ class RuleStage(Stage):
                 raise ValueError(
                     f"unknown rule {rule!r}; expected one of {', '.join(QUALITY_RULES)}")
             name = name or rule
+            params = our_spelling(rule, params)
         elif not callable(rule):
             raise TypeError(f"rule must be a rule name or a function, not {rule!r}")
         self.rule, self.params, self.tokenizer = rule, dict(params), tokenizer
