@@ -25,6 +25,7 @@ import pandas as pd
 
 from prox_spark.claims import BatchClaims, Holding, batch_key, claims_ref
 from prox_spark.config import DEDUP_STAGES, PipelineConfig
+from prox_spark.counts import token_counts_with, word_count
 from prox_spark.delta import (
     append_rows,
     delete_ids,
@@ -71,6 +72,7 @@ from prox_spark.stages.model_stages import fuse_model_stages, model_stage_names
 from prox_spark.stages.model_usage import model_usage
 from prox_spark.stages.registry import BuildContext, stage_spec
 from prox_spark.stages.reuse import finish_reuse, stored_outputs, with_reuse
+from prox_spark.stages.rule_stages import word_count_column
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -197,8 +199,6 @@ def _final_counts(df: DataFrame, config: PipelineConfig) -> DataFrame:
     from pyspark.sql import functions as F
     from pyspark.sql.functions import pandas_udf
 
-    from prox_spark.engine import counting_tokenizer
-
     model = config.chunk_model or config.doc_model
     counted = model is not None and "tokens_after" in df.columns
     tokenizer = model.engine.tokenizer_name if counted and model is not None else None
@@ -209,13 +209,8 @@ def _final_counts(df: DataFrame, config: PipelineConfig) -> DataFrame:
         for texts, statuses in batches:
             final = [t if isinstance(t, str) and s in corpus else ""
                      for t, s in zip(texts, statuses, strict=True)]
-            tokens: list[int | None] = [None] * len(final)
-            tok = counting_tokenizer(tokenizer) if final else None
-            if tok is not None:
-                from prox_spark.prompts import token_counts
-
-                tokens = list(token_counts(final, tok))
-            yield pd.DataFrame({"words": [len(t.split()) for t in final], "tokens": tokens})
+            tokens = token_counts_with(tokenizer, final) or [None] * len(final)
+            yield pd.DataFrame({"words": [word_count(t) for t in final], "tokens": tokens})
 
     out = df.withColumn("_counts", prox_counts(F.col(REFINED_TEXT), F.col(STATUS)))
     out = out.withColumn("words_after", F.col("_counts.words"))
@@ -228,19 +223,14 @@ def _rules_only_result(df: DataFrame) -> DataFrame:
     """Status and `words_before` when no model stage ran (text as the rules
     left it); `words_after` is counted once for every path by `_final_counts`."""
     from pyspark.sql import functions as F
-    from pyspark.sql.functions import pandas_udf
-
-    @pandas_udf("int")  # type: ignore[call-overload]
-    def prox_words(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
-        for before in batches:
-            yield pd.Series([len(t.split()) if isinstance(t, str) else 0 for t in before])
 
     original = "_original_text"
     out = df.withColumn(REFINED_TEXT, F.col("text"))
     if STATUS not in out.columns:
         out = out.withColumn(STATUS, status_expr(F.col(REFINED_TEXT).isNull(), F.lit(False)))
     source_text = F.col(original) if original in out.columns else F.col("text")
-    return out.withColumn("words_before", prox_words(source_text)).withColumn("errors", F.lit(0))
+    return (out.withColumn("words_before", word_count_column(source_text))
+            .withColumn("errors", F.lit(0)))
 
 
 def _existing(spark: SparkSession, config: PipelineConfig, later: DataFrame) -> DataFrame:

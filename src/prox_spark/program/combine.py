@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from prox_spark.counts import word_count
 from prox_spark.program.interpreter import NO_CALL, run_chunk_program, run_doc_program
 from prox_spark.program.parser import parse_program
 from prox_spark.program.policy import DEFAULT_CHUNK_POLICY, ChunkPolicy
@@ -67,7 +68,7 @@ def refine_document(
     if text is None or not text.strip():
         return ProgramResult("", DROPPED, 0, reason=EMPTY_TEXT_REASON)
     if failure is not None:
-        words = len(text.split())
+        words = word_count(text)
         return ProgramResult(text, FAILED, 0, 0, 0, words, words, (),
                              failed_reason(failure))
     doc = run_doc_program(text, doc_program) if doc_program is not None else None
@@ -78,7 +79,7 @@ def refine_document(
     if doc is not None and doc.status == DROPPED:
         return doc
     if chunk_programs is None:
-        words = doc.words_before if doc is not None else len(text.split())
+        words = doc.words_before if doc is not None else word_count(text)
         messages = doc.error_messages if doc is not None else ()
         return ProgramResult(text, KEPT, doc_errors, 0, 0, words, words, messages)
     joined = "\n".join(p for p in chunk_programs if p)

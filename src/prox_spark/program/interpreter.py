@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from prox_spark.counts import word_count
 from prox_spark.program.calls import DropDoc, KeepDoc, Normalize, RemoveLines
 from prox_spark.program.parser import parse_program
 from prox_spark.program.policy import DEFAULT_CHUNK_POLICY, ChunkPolicy
@@ -56,7 +57,7 @@ def run_doc_program(text: str, program: str, *, keep_by_default: bool = True) ->
         if isinstance(call, DropDoc | KeepDoc):
             keep = isinstance(call, KeepDoc)
             break
-    words = len(text.split())
+    words = word_count(text)
     messages = tuple(str(e) for e in parsed.errors)
     if not parsed.calls and not parsed.errors:
         messages = (f"doc program: {NO_CALL}: {_excerpt(program)}",)
@@ -147,7 +148,7 @@ def run_chunk_program(
             else:
                 ranges.append((call.start, call.end))
     errors = len(messages)
-    words_before = len(text.split())
+    words_before = word_count(text)
 
     refined = text
     removed = applied = 0
@@ -160,7 +161,7 @@ def run_chunk_program(
             if replaced != refined:
                 applied += 1
                 refined = replaced
-    words_after = words_before if refined is text else len(refined.split())
+    words_after = words_before if refined is text else word_count(refined)
 
     too_little_kept = (
         not reverted

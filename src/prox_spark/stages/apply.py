@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from prox_spark.counts import token_counts_with
 from prox_spark.program import (
     CORPUS_STATUSES,
     DEFAULT_CHUNK_POLICY,
@@ -106,19 +107,12 @@ def apply_batch(
              r.words_before, r.words_after if in_corpus else 0)
         )
     out = pd.DataFrame(rows, columns=["text", *list(RESULT_FIELDS)[:-2]])
-    out["tokens_before"] = None
-    out["tokens_after"] = None
-    from prox_spark.engine import counting_tokenizer
-
-    tok = counting_tokenizer(tokenizer) if len(out) else None
-    if tok is not None:
-        from prox_spark.prompts import token_counts
-
-        before = [t if isinstance(t, str) else "" for t in texts]
-        after = [t if isinstance(t, str) and s in CORPUS_STATUSES else ""
-                 for t, s in zip(out["text"], out["status"], strict=True)]
-        out["tokens_before"] = token_counts(before, tok)
-        out["tokens_after"] = token_counts(after, tok)
+    before = [t if isinstance(t, str) else "" for t in texts]
+    after = [t if isinstance(t, str) and s in CORPUS_STATUSES else ""
+             for t, s in zip(out["text"], out["status"], strict=True)]
+    counted = token_counts_with(tokenizer, before)
+    out["tokens_before"] = counted
+    out["tokens_after"] = None if counted is None else token_counts_with(tokenizer, after)
     return out
 
 

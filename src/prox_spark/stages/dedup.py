@@ -34,7 +34,7 @@ import regex
 from prox_spark.params import Range, check_params
 from prox_spark.schema import DEDUP_HASH, DUPLICATE_OF, ID, MINHASH
 from prox_spark.stages.base import Stage
-from prox_spark.stages.rule_stages import current_text_column, record_edit
+from prox_spark.stages.rule_stages import current_text_column, record_edit, word_count_column
 
 _NON_WORD = regex.compile(r"[^\p{L}\p{M}\p{N}\s]+")
 _SPACES = regex.compile(r"\s+")
@@ -91,7 +91,7 @@ def _drop_duplicates(df, stage: str, duplicate_of, column: str):  # type: ignore
 
     is_dup = duplicate_of.isNotNull()
     program = F.when(is_dup, F.concat(F.lit("drop_doc()  # duplicate of "), duplicate_of))
-    words = F.size(F.split(F.trim(F.coalesce(F.col(column), F.lit(""))), r"\s+"))
+    words = word_count_column(F.col(column))
     earlier = F.col(DUPLICATE_OF) if DUPLICATE_OF in df.columns else F.lit(None)
     df = df.withColumn(DUPLICATE_OF, F.coalesce(earlier, duplicate_of).cast("string"))
     return record_edit(

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from prox_spark.counts import token_counts_with, word_count
 from prox_spark.params import check_params
 from prox_spark.program import run_chunk_program
 from prox_spark.rules import QUALITY_RULES, as_rule_result, our_spelling
@@ -67,18 +68,18 @@ def apply_rule_batch(texts: pd.Series, rule: str | Callable[..., Any],
         try:
             result = as_rule_result(fn(text, **params), reason)
             if result.dropped:
-                rows.append((None, result.program, result.reason, True, len(text.split()),
+                rows.append((None, result.program, result.reason, True, word_count(text),
                              None))
             elif result.removed or result.normalizations:
                 program = result.program
                 new = run_chunk_program(text, program, **_APPLY_ALL).text
-                if not new.split():
+                if not word_count(new):
                     # Edits that leave no word drop the document, saying so.
                     rows.append((None, program, f"{reason}:{EMPTIED}", True,
-                                 len(text.split()), None))
+                                 word_count(text), None))
                 else:
                     rows.append((new, program, None, new != text,
-                                 len(text.split()) - len(new.split()), None))
+                                 word_count(text) - word_count(new), None))
             else:
                 rows.append((text, None, None, False, 0, None))
         except Exception as exc:  # a user's rule must not fail the task
@@ -88,20 +89,27 @@ def apply_rule_batch(texts: pd.Series, rule: str | Callable[..., Any],
                                       "error"])
     out["tokens_removed"] = None
     changed = [i for i, row in enumerate(rows) if row[3]]
-    from prox_spark.engine import counting_tokenizer
-
-    tok = counting_tokenizer(tokenizer) if changed else None
-    if tok is not None:
-        from prox_spark.prompts import token_counts
-
-        before = token_counts([texts.iloc[i] for i in changed], tok)
-        after = token_counts([rows[i][0] or "" for i in changed], tok)
+    before = token_counts_with(tokenizer, [texts.iloc[i] for i in changed])
+    if before is not None:
+        after = token_counts_with(tokenizer, [rows[i][0] or "" for i in changed]) or []
         removed = pd.Series(None, index=out.index, dtype="object")
         for i, b, a in zip(changed, before, after, strict=True):
             removed[i] = b - a
         out["tokens_removed"] = removed
     return out[["text", "program", "reason", "changed", "words_removed", "tokens_removed",
                 "error"]]
+
+
+def word_count_column(text: Any) -> Any:
+    """`counts.word_count` of a string column, as an int column (0 for null)."""
+    from pyspark.sql.functions import pandas_udf
+
+    @pandas_udf("int")  # type: ignore[call-overload]
+    def prox_words(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        for texts in batches:
+            yield pd.Series([word_count(t) for t in texts], dtype="int32")
+
+    return prox_words(text)
 
 
 def record_edit(df: Any, stage: str, column: str, new_text: Any, program: Any, reason: Any,
