@@ -9,7 +9,6 @@ algorithm on the same generated workload, and their ratio. Best of `repeat`.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from reference_executor import reference_chunk
-from workload import corpus
+from workload import corpus, int_options
 
 from prox_spark.program import run_chunk_program
 
@@ -33,10 +32,7 @@ def best_of(fn, pairs, repeat: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--docs", type=int, default=20000)
-    parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
+    args = int_options(__doc__, docs=20000, repeat=5)
     pairs = corpus(args.docs)
     mb = sum(len(t.encode()) for t, _ in pairs) / 1e6
     calls = sum(p.count("\n") + 1 for _, p in pairs) / len(pairs)

@@ -11,14 +11,13 @@ Issue 17's bar: every hostile program under 2 s (before: 40-51 s).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workload import corpus
+from workload import corpus, int_options
 
 from prox_spark.program import parse_program
 from prox_spark.testing.hostile_programs import hostile_programs
@@ -37,10 +36,7 @@ def best_of(programs: list[str], repeat: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--n", type=int, default=20000)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
+    args = int_options(__doc__, n=20000, repeat=3)
     ordinary = [program for _, program in corpus(2000)]
     ordinary_mb = sum(len(p.encode()) for p in ordinary) / 1e6
     baseline = ordinary_mb / best_of(ordinary, args.repeat)

@@ -11,14 +11,13 @@ Prints documents/s, the ratio, and the ratio per core.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workload import corpus
+from workload import corpus, int_options
 
 from prox_spark.rules import QUALITY_RULES
 from prox_spark.session import get_spark
@@ -73,10 +72,7 @@ def run_spark(texts: list[str], cores: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--docs", type=int, default=2000)
-    parser.add_argument("--cores", type=int, default=2)
-    args = parser.parse_args()
+    args = int_options(__doc__, docs=2000, cores=2)
     texts = [t for t, _ in corpus(args.docs, seed=3)]
     mb = sum(len(t.encode()) for t in texts) / 1e6
     theirs = run_datatrove(texts)

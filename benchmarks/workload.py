@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import random
 
@@ -66,3 +67,12 @@ def document(rng: random.Random) -> tuple[str, str]:
 def corpus(n: int, seed: int = 0) -> list[tuple[str, str]]:
     rng = random.Random(seed)
     return [document(rng) for _ in range(n)]
+
+
+def int_options(description: str | None, **defaults: int) -> argparse.Namespace:
+    """Parse `--name N` command-line options, one per keyword, with its default
+    (a benchmark's sizes: documents, repeats, cores)."""
+    parser = argparse.ArgumentParser(description=description)
+    for name, default in defaults.items():
+        parser.add_argument(f"--{name}", type=int, default=default)
+    return parser.parse_args()

@@ -19,6 +19,23 @@ from prox_spark.config import FORMATS, PipelineConfig, load_config
 from prox_spark.errors import ConfigError
 
 
+def _job_options(cmd: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The config file and the options that override where its job reads,
+    writes and which models it uses (`run` and `plan` share them)."""
+    cmd.add_argument("config", help="YAML file, e.g. conf/local.yaml")
+    cmd.add_argument("--input", help="source table path (overrides input.path)")
+    cmd.add_argument("--input-format", choices=FORMATS, help="overrides input.format")
+    cmd.add_argument("--output", help="refined Delta table path (overrides output.path)")
+    cmd.add_argument("--doc-model", help="doc-level model directory or hub id")
+    cmd.add_argument("--chunk-model", help="chunk-level model directory or hub id")
+    return cmd
+
+
+def _spark_conf_option(cmd: argparse.ArgumentParser, more: str = "") -> None:
+    cmd.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+                     help=f"a Spark setting for a local session (repeatable{more})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from prox_spark import __version__
 
@@ -27,13 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"prox-spark {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the refinement job of a YAML config")
-    run.add_argument("config", help="YAML file, e.g. conf/local.yaml")
-    run.add_argument("--input", help="source table path (overrides input.path)")
-    run.add_argument("--input-format", choices=FORMATS, help="overrides input.format")
-    run.add_argument("--output", help="refined Delta table path (overrides output.path)")
-    run.add_argument("--doc-model", help="doc-level model directory or hub id")
-    run.add_argument("--chunk-model", help="chunk-level model directory or hub id")
+    run = _job_options(sub.add_parser("run", help="run the refinement job of a YAML config"))
     # --limit N and --all contradict each other: argparse refuses the pair
     # (exit 2, naming both) before anything is read or written.
     amount = run.add_mutually_exclusive_group()
@@ -48,24 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true",
                      help="show vLLM's INFO lines on the console (default: only in the engine "
                           "log, PROX_SPARK_ENGINE_LOG)")
-    run.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
-                     help="a Spark setting for a local session (repeatable; adds to spark.conf)")
-    plan = sub.add_parser("plan", help="what `run` would do (documents, model answers vs "
-                                       "stored output reused, prompt tokens), writing nothing")
-    plan.add_argument("config", help="YAML file, e.g. conf/local.yaml")
-    plan.add_argument("--input", help="source table path (overrides input.path)")
-    plan.add_argument("--input-format", choices=FORMATS, help="overrides input.format")
-    plan.add_argument("--output", help="refined Delta table path (overrides output.path)")
-    plan.add_argument("--doc-model", help="doc-level model directory or hub id")
-    plan.add_argument("--chunk-model", help="chunk-level model directory or hub id")
+    _spark_conf_option(run, "; adds to spark.conf")
+    plan = _job_options(sub.add_parser(
+        "plan", help="what `run` would do (documents, model answers vs stored output reused, "
+                     "prompt tokens), writing nothing"))
     plan_amount = plan.add_mutually_exclusive_group()
     plan_amount.add_argument("--limit", type=int, help="as for run")
     plan_amount.add_argument("--all", action="store_true", help="as for run")
     plan.add_argument("--prompt-tokens-per-second", type=float,
                       help="one GPU's prompt-token throughput for the GPU-hour figures "
                            "(default: a stated 300,000; see prox_spark.dry_run)")
-    plan.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
-                      help="a Spark setting for a local session (repeatable)")
+    _spark_conf_option(plan)
     report = sub.add_parser("report", help="write the HTML report of a past run again")
     report.add_argument("output", help="the refined Delta table's path (metrics next to it), "
                                        "or the path of its metrics table")
@@ -81,18 +85,29 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("config", help="YAML file with a distill: section, e.g. "
                                         "conf/starter.yaml")
-        cmd.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
-                         help="a Spark setting for a local session (repeatable)")
+        _spark_conf_option(cmd)
         if name == "evaluate":
             cmd.add_argument("--model", help="the model to score (default: "
                                              "distill.student.output_dir)")
     return parser
 
 
-def distill_main(args: argparse.Namespace) -> int:
-    """`prox-spark annotate | train | evaluate CONFIG`: making a refiner."""
+def _failed(command: str, exc: Exception) -> int:
+    """Say in one line on stderr why `command` failed; the exit code: 2 for
+    a configuration error, else 1 (the traceback goes to the debug log)."""
+    if isinstance(exc, ConfigError):
+        print(f"prox-spark: configuration error: {exc}", file=sys.stderr)
+        return 2
     from prox_spark.errors import first_line
 
+    logging.getLogger(__name__).debug("%s failed", command, exc_info=True)
+    print(f"prox-spark: {command} failed: {type(exc).__name__}: {first_line(exc, 500)}",
+          file=sys.stderr)
+    return 1
+
+
+def distill_main(args: argparse.Namespace) -> int:
+    """`prox-spark annotate | train | evaluate CONFIG`: making a refiner."""
     try:
         overrides = {"spark_conf": _spark_conf(args.spark_conf)}
         config = load_config(args.config, overrides, check_models=False)
@@ -114,14 +129,8 @@ def distill_main(args: argparse.Namespace) -> int:
             from prox_spark.distill.jobs import evaluate
 
             print(evaluate(config, model=args.model).render())
-    except ConfigError as exc:
-        print(f"prox-spark: configuration error: {exc}", file=sys.stderr)
-        return 2
     except Exception as exc:
-        logging.getLogger(__name__).debug("the job failed", exc_info=True)
-        print(f"prox-spark: {args.command} failed: {type(exc).__name__}: {first_line(exc, 500)}",
-              file=sys.stderr)
-        return 1
+        return _failed(args.command, exc)
     return 0
 
 
@@ -258,8 +267,6 @@ def _main(argv: Sequence[str] | None) -> int:
 
 def plan_main(args: argparse.Namespace) -> int:
     """`prox-spark plan CONFIG`: a dry run (see `prox_spark.dry_run`)."""
-    from prox_spark.errors import first_line
-
     overrides = {
         "input": args.input, "input_format": args.input_format, "output": args.output,
         "doc_model": args.doc_model, "chunk_model": args.chunk_model, "limit": args.limit,
@@ -274,14 +281,8 @@ def plan_main(args: argparse.Namespace) -> int:
         from prox_spark.dry_run import dry_run
 
         print(dry_run(config, tokens_per_second=rate).render())
-    except ConfigError as exc:
-        print(f"prox-spark: configuration error: {exc}", file=sys.stderr)
-        return 2
     except Exception as exc:
-        logging.getLogger(__name__).debug("the plan failed", exc_info=True)
-        print(f"prox-spark: plan failed: {type(exc).__name__}: {first_line(exc, 500)}",
-              file=sys.stderr)
-        return 1
+        return _failed("plan", exc)
     return 0
 
 

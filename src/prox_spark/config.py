@@ -447,11 +447,8 @@ def _gpu_budget(doc: ModelConfig | None, chunk: ModelConfig | None,
     return out.get("doc_model", doc), out.get("chunk_model", chunk)
 
 
-def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = True
-                 ) -> PipelineConfig:
-    """Validate a configuration mapping (as read from YAML)."""
-    top = _mapping(raw, "config")
-    _check_keys(top, TOP_KEYS, "")
+def _input(top: Mapping[str, Any]) -> InputConfig:
+    """The `input:` section (its extra columns come from the stages, later)."""
     inp_raw = _mapping(top.get("input"), "input")
     _check_keys(inp_raw, _INPUT_KEYS, "input")
     fmt = _typed(inp_raw, "format", str, "input", "delta")
@@ -470,29 +467,36 @@ def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = Tru
     change_feed = bool(_typed(inp_raw, "change_feed", bool, "input", False))
     if change_feed and fmt != "delta":
         raise ConfigError("input.change_feed", f"needs a Delta source, not {fmt}")
-    inp = InputConfig(_table_ref(inp_raw, "input"), fmt, id_column, text_column,
-                      bool(_typed(inp_raw, "cast_text", bool, "input", False)), rule, last_by,
-                      change_feed, on_delete)
+    return InputConfig(_table_ref(inp_raw, "input"), fmt, id_column, text_column,
+                       bool(_typed(inp_raw, "cast_text", bool, "input", False)), rule, last_by,
+                       change_feed, on_delete)
 
+
+def _outputs(top: Mapping[str, Any]) -> tuple[TableRef, TableRef]:
+    """The refined table and the metrics table (default: beside it, `_metrics`)."""
     out_raw = _mapping(top.get("output"), "output")
     _check_keys(out_raw, ("path", "table"), "output")
     output = _table_ref(out_raw, "output")
     if "metrics" in top:
         met_raw = _mapping(top.get("metrics"), "metrics")
         _check_keys(met_raw, ("path", "table"), "metrics")
-        metrics = _table_ref(met_raw, "metrics")
-    elif output.path is not None:
-        metrics = TableRef(path=output.path.rstrip("/") + "_metrics")
-    else:
-        metrics = TableRef(table=f"{output.table}_metrics")
+        return output, _table_ref(met_raw, "metrics")
+    if output.path is not None:
+        return output, TableRef(path=output.path.rstrip("/") + "_metrics")
+    return output, TableRef(table=f"{output.table}_metrics")
 
+
+def _policy(top: Mapping[str, Any]) -> ChunkPolicy:
     pol_raw = _mapping(top.get("policy"), "policy")
     _check_keys(pol_raw, ("max_errors", "min_kept_ratio", "min_words"), "policy")
     try:
-        policy = ChunkPolicy(**pol_raw)
+        return ChunkPolicy(**pol_raw)
     except (TypeError, ValueError) as exc:
         raise ConfigError("policy", str(exc)) from None
 
+
+def _spark(top: Mapping[str, Any]) -> tuple[int, dict[str, str]]:
+    """`spark.partitions` and `spark.conf` (discovery scripts made absolute)."""
     spark_raw = _mapping(top.get("spark"), "spark")
     _check_keys(spark_raw, ("partitions", "conf"), "spark")
     partitions = _positive(_typed(spark_raw, "partitions", int, "spark", 2), "spark.partitions")
@@ -501,6 +505,42 @@ def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = Tru
         if key.endswith(".discoveryScript") and not _URI.match(value):
             # Spark runs it from other working directories (executors').
             conf[key] = str(Path(value).expanduser().resolve())
+    return partitions, conf
+
+
+def _share(top: Mapping[str, Any], key: str, default: float | None, *, zero_ok: bool
+           ) -> float | None:
+    """A share within [0, 1] (within (0, 1] unless `zero_ok`), None when unset."""
+    value = _typed(top, key, (int, float), "config", default)
+    if value is None and default is not None:
+        raise ConfigError(key, "expected a number, got None")
+    if value is None:
+        return None
+    if not zero_ok and not 0 < value <= 1:
+        raise ConfigError(key, f"must be in (0, 1], got {value}")
+    if zero_ok and not 0.0 <= value <= 1.0:
+        raise ConfigError(key, f"must be within [0, 1], got {value}")
+    return float(value)
+
+
+def _lease(top: Mapping[str, Any]) -> float:
+    lease = _typed(top, "claim_lease_seconds", (int, float), "config", 300.0)
+    if lease is None or not 0 < lease < math.inf:
+        # An infinite lease would pass here and overflow the claims' timestamps.
+        raise ConfigError("claim_lease_seconds", f"must be a positive, finite number of "
+                                                 f"seconds, got {lease}")
+    return float(lease)
+
+
+def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = True
+                 ) -> PipelineConfig:
+    """Validate a configuration mapping (as read from YAML)."""
+    top = _mapping(raw, "config")
+    _check_keys(top, TOP_KEYS, "")
+    inp = _input(top)
+    output, metrics = _outputs(top)
+    policy = _policy(top)
+    partitions, conf = _spark(top)
     limit = _positive(_typed(top, "limit", int, "config"), "limit")
     commit_every = _positive(_typed(top, "commit_every", int, "config", DEFAULT_COMMIT_EVERY),
                              "commit_every")
@@ -516,31 +556,22 @@ def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = Tru
     if not stages:
         raise ConfigError("doc_model", "configure doc_model, chunk_model or a stages list")
     inp = _source_columns(stages, inp)
-    fraction = _typed(top, "gpu_memory_fraction", (int, float), "config",
-                      DEFAULT_GPU_MEMORY_FRACTION)
-    if not 0 < fraction <= 1:
-        raise ConfigError("gpu_memory_fraction", f"must be in (0, 1], got {fraction}")
-    doc, chunk = _gpu_budget(doc, chunk, stages, fraction)
+    fraction = _share(top, "gpu_memory_fraction", DEFAULT_GPU_MEMORY_FRACTION, zero_ok=False)
+    doc, chunk = _gpu_budget(doc, chunk, stages, fraction or DEFAULT_GPU_MEMORY_FRACTION)
     if check_paths:
         _check_input(inp)
         _check_output(output, "output")
         _check_output(metrics, "metrics")
     max_attempts = _positive(_typed(top, "max_attempts", int, "config", 3), "max_attempts")
-    failed_fraction = _typed(top, "max_failed_fraction", (int, float), "config")
-    if failed_fraction is not None and not 0.0 <= failed_fraction <= 1.0:
-        raise ConfigError("max_failed_fraction", f"must be within [0, 1], got {failed_fraction}")
-    lease = _typed(top, "claim_lease_seconds", (int, float), "config", 300.0)
-    if lease is None or not 0 < lease < math.inf:
-        # An infinite lease would pass here and overflow the claims' timestamps.
-        raise ConfigError("claim_lease_seconds", f"must be a positive, finite number of "
-                                                 f"seconds, got {lease}")
+    failed_fraction = _share(top, "max_failed_fraction", None, zero_ok=True)
+    lease = _lease(top)
     return PipelineConfig(inp, output, metrics, doc, chunk, policy, partitions,
                           conf, limit, stages,
-                          commit_every, retries, float(fraction), _report(top.get("report")),
+                          commit_every, retries, fraction or DEFAULT_GPU_MEMORY_FRACTION,
+                          _report(top.get("report")),
                           _positive(_typed(top, "cpu_sample", int, "config"), "cpu_sample"),
-                          max_attempts,
-                          None if failed_fraction is None else float(failed_fraction),
-                          _distill(top.get("distill")), float(lease))
+                          max_attempts, failed_fraction,
+                          _distill(top.get("distill")), lease)
 
 
 def _distill(raw: Any) -> DistillConfig | None:

@@ -25,6 +25,7 @@ from prox_spark.sources import (
     SORT_NUM,
     SORT_STR,
     SOURCE_ERROR,
+    Changes,
     has_change_feed,
     read_changes,
     read_source,
@@ -160,81 +161,115 @@ def _retryable(table: DataFrame, fp: str, max_attempts: int) -> DataFrame:
         & (F.coalesce(F.col("attempts"), F.lit(1)) < F.lit(max_attempts))).select("id")
 
 
+@dataclass
+class _Read:
+    """What this run read of the source: every row (`changes` None and not
+    `up_to_date`), the changes after version `start`, or nothing, the change
+    feed having nothing after `start`."""
+
+    raw: DataFrame
+    mode: str
+    version: int | None = None
+    start: int | None = None
+    changes: Changes | None = None
+    up_to_date: bool = False
+
+    @property
+    def whole_source(self) -> bool:
+        return self.changes is None and not self.up_to_date
+
+
+def _read(spark: SparkSession, config: PipelineConfig, fp: str) -> _Read:
+    """The source, or only its changes since the last run when the change
+    feed allows (the whole source when the changes cannot be read)."""
+    inp = config.input
+    if not inp.change_feed:
+        return _Read(read_source(spark, inp, None), "full")
+    if not has_change_feed(spark, inp.ref):
+        raise SourceError("input.change_feed", f"{inp.ref} does not have "
+                          "delta.enableChangeDataFeed=true; enable it on the source or "
+                          "set change_feed: false")
+    version = source_version(spark, inp.ref)
+    start = _incremental_from(spark, config, fp)
+    if start is not None and start >= version:
+        return _Read(read_source(spark, inp, version).limit(0),
+                     f"change feed, nothing after version {version}", version, start,
+                     up_to_date=True)
+    if start is not None:
+        try:
+            changes = read_changes(spark, inp, start, version)
+            return _Read(changes.upserts, f"change feed, versions {start + 1}..{version}",
+                         version, start, changes)
+        except Exception as exc:  # e.g. change files vacuumed, CDF enabled later
+            log.warning("cannot read the change feed after version %d (%s); reading the "
+                        "whole source instead", start, first_line(exc))
+    return _Read(read_source(spark, inp, version), "full", version, start)
+
+
+def _snapshot(spark: SparkSession, inp: InputConfig, read: _Read) -> DataFrame:
+    """The whole source as of the version read, one row per id."""
+    return resolve_duplicate_ids(read_source(spark, inp, read.version), inp)
+
+
+def _deleted(spark: SparkSession, inp: InputConfig, read: _Read, table: DataFrame,
+             source: DataFrame) -> DataFrame | None:
+    """Ids of refined rows whose documents left the source (None: keep them)."""
+    if inp.on_source_delete != "delete" or read.up_to_date:
+        return None
+    if read.changes is None:
+        return table.select("id").join(source.select("id"), "id", "left_anti")
+    deleted = read.changes.deleted_ids.join(table.select("id"), "id")
+    if inp.id_column is None:
+        current = read_source(spark, inp, read.version).select("id")
+        deleted = deleted.join(current, "id", "left_anti")
+    return deleted
+
+
+def _pending(spark: SparkSession, config: PipelineConfig, fp: str, read: _Read,
+             source: DataFrame) -> tuple[DataFrame, DataFrame | None]:
+    """(rows to refine, ids to delete) against the refined table: new or
+    changed documents, failed ones to retry and duplicates whose keeper went."""
+    from pyspark.sql import functions as F
+
+    inp = config.input
+    if not table_exists(spark, config.output):
+        return source, None
+    table = read_table(spark, config.output)
+    retry = _retryable(table, fp, config.max_attempts)
+    done = (table.where(F.col("fingerprint") == fp).select("id", "content_hash")
+            .join(retry, "id", "left_anti"))
+    pending = source.join(done, on=["id", "content_hash"], how="left_anti")
+    deleted = _deleted(spark, inp, read, table, source)
+    gone = pending.select("id")
+    if deleted is not None:
+        gone = gone.unionByName(deleted.select("id"))
+    if "duplicate_of" in table.columns:
+        stale = (table.where(F.col("duplicate_of").isNotNull())
+                 .join(gone.select(F.col("id").alias("duplicate_of")), "duplicate_of")
+                 .select("id"))
+        rows = source if read.changes is None else _snapshot(spark, inp, read)
+        pending = pending.unionByName(
+            rows.join(stale, "id").join(pending.select("id"), "id", "left_anti"))
+    if read.changes is not None:
+        # Failed rows to retry are not among the changes: take them from
+        # the source as of this version.
+        snapshot = _snapshot(spark, inp, read)
+        pending = pending.unionByName(
+            snapshot.join(retry, "id").join(pending.select("id"), "id", "left_anti"))
+    return pending, deleted
+
+
 def plan(spark: SparkSession, config: PipelineConfig, fp: str) -> Plan:
     """Read the source and decide what this run refines, deletes and commits."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    inp = config.input
-    version = start = None
-    mode = "full"
-    changes = None
-    if inp.change_feed:
-        if not has_change_feed(spark, inp.ref):
-            raise SourceError("input.change_feed", f"{inp.ref} does not have "
-                              "delta.enableChangeDataFeed=true; enable it on the source or "
-                              "set change_feed: false")
-        version = source_version(spark, inp.ref)
-        start = _incremental_from(spark, config, fp)
-        if start is not None and start >= version:
-            changes = "none"
-        elif start is not None:
-            try:
-                changes = read_changes(spark, inp, start, version)
-                mode = f"change feed, versions {start + 1}..{version}"
-            except Exception as exc:  # e.g. change files vacuumed, CDF enabled later
-                log.warning("cannot read the change feed after version %d (%s); reading the "
-                            "whole source instead", start, first_line(exc))
-    if changes is None:
-        raw = read_source(spark, inp, version)
-    elif changes == "none":
-        raw = read_source(spark, inp, version).limit(0)
-        mode = f"change feed, nothing after version {version}"
-    else:
-        raw = changes.upserts
-    source = resolve_duplicate_ids(raw, inp).persist(StorageLevel.MEMORY_AND_DISK)
+    read = _read(spark, config, fp)
+    source = resolve_duplicate_ids(read.raw, config.input).persist(StorageLevel.MEMORY_AND_DISK)
     counts = source.agg(
         F.count(F.lit(1)).alias("ids"), F.sum(F.col(COPIES) - 1).alias("extra"),
         F.sum((F.col(TEXTS) > 1).cast("long")).alias("conflicts")).collect()[0]
-    documents_in = int(counts.ids or 0)
-
-    deleted = None
-    if table_exists(spark, config.output):
-        table = read_table(spark, config.output)
-        retry = _retryable(table, fp, config.max_attempts)
-        done = (table.where(F.col("fingerprint") == fp).select("id", "content_hash")
-                .join(retry, "id", "left_anti"))
-        pending = source.join(done, on=["id", "content_hash"], how="left_anti")
-        if inp.on_source_delete == "delete":
-            if changes is None:
-                deleted = table.select("id").join(source.select("id"), "id", "left_anti")
-            elif changes != "none":
-                deleted = changes.deleted_ids.join(table.select("id"), "id")
-                if inp.id_column is None:
-                    current = read_source(spark, inp, version).select("id")
-                    deleted = deleted.join(current, "id", "left_anti")
-        gone = pending.select("id")
-        if deleted is not None:
-            gone = gone.unionByName(deleted.select("id"))
-        if "duplicate_of" in table.columns:
-            stale = (table.where(F.col("duplicate_of").isNotNull())
-                     .join(gone.select(F.col("id").alias("duplicate_of")), "duplicate_of")
-                     .select("id"))
-            if changes is None or changes == "none":
-                stale_rows = source.join(stale, "id")
-            else:
-                snapshot = resolve_duplicate_ids(read_source(spark, inp, version), inp)
-                stale_rows = snapshot.join(stale, "id")
-            pending = pending.unionByName(
-                stale_rows.join(pending.select("id"), "id", "left_anti"))
-        if changes is not None and changes != "none":
-            # Failed rows to retry are not among the changes: take them from
-            # the source as of this version.
-            snapshot = resolve_duplicate_ids(read_source(spark, inp, version), inp)
-            pending = pending.unionByName(
-                snapshot.join(retry, "id").join(pending.select("id"), "id", "left_anti"))
-    else:
-        pending = source
+    pending, deleted = _pending(spark, config, fp, read, source)
     waiting = None
     if config.limit is not None:
         waiting = pending.count()
@@ -249,7 +284,7 @@ def plan(spark: SparkSession, config: PipelineConfig, fp: str) -> Plan:
         deleted = deleted.select("id").distinct().localCheckpoint(eager=True)
         deleted_count = deleted.count()
     bounds = batch_bounds(pending, config.commit_every) if pending_count else []
-    return Plan(source, pending, deleted if deleted_count else None, documents_in,
+    return Plan(source, pending, deleted if deleted_count else None, int(counts.ids or 0),
                 pending_count, pending_count if waiting is None else waiting, bounds,
-                int(counts.extra or 0), int(counts.conflicts or 0), deleted_count, version,
-                mode, start if changes is not None else None)
+                int(counts.extra or 0), int(counts.conflicts or 0), deleted_count,
+                read.version, read.mode, None if read.whole_source else read.start)

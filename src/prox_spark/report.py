@@ -161,19 +161,49 @@ def gather(spark: SparkSession, output: TableRef, metrics: TableRef, run: int | 
     rows = _run_rows(spark, output, data.run).cache()
     has_tokens = rows.where(F.col("tokens_before").isNotNull()).limit(1).count() > 0
     data.unit = "tokens" if has_tokens else "words"
-    before, after = (("tokens_before", "tokens_after") if has_tokens
-                     else ("words_before", "words_after"))
-    removed = "tokens_removed" if has_tokens else "words_removed"
+    units = _Units(*(("tokens_before", "tokens_after", "tokens_removed") if has_tokens
+                     else ("words_before", "words_after", "words_removed")))
     data.statuses = {s: 0 for s in STATUSES}
     data.statuses.update({r.status: r["count"] for r in rows.groupBy("status").count().collect()
                           if r.status})
-    columns = set(rows.columns)
-    edits = rows.select("id", F.explode_outer("rule_edits").alias("e"))
-    by_stage = edits.where(F.col("e").isNotNull()).select(
-        F.col("e.stage").alias("stage"),
-        F.coalesce(F.col(f"e.{removed}"), F.lit(0)).alias("n"), F.col("e.reason").alias("r"))
+    by_stage = _edits_by_stage(rows, units.removed)
     removed_by = {r.stage: float(r.n or 0) for r in
                   by_stage.groupBy("stage").agg(F.sum("n").alias("n")).collect()}
+    totals = _totals(rows, units)
+    data.stages = _stage_flow(_stage_order(data.run, removed_by), removed_by,
+                              float(totals["in"] or 0), float(totals["doc"] or 0),
+                              float(totals["out"] or 0) + float(totals["failed"] or 0))
+    _fill_kept_share(data, rows, units)
+    data.reasons = _drop_reasons(rows, by_stage, totals)
+    data.samples = _samples(spark, data, rows, sample, seed)
+    rows.unpersist()
+    return data
+
+
+@dataclass(frozen=True)
+class _Units:
+    """The columns a report counts in: tokens when the run counted them, else words."""
+
+    before: str
+    after: str
+    removed: str
+
+
+def _edits_by_stage(rows: DataFrame, removed: str) -> DataFrame:
+    """One row per rule edit: its `stage`, units removed (`n`) and drop reason (`r`)."""
+    from pyspark.sql import functions as F
+
+    edits = rows.select("id", F.explode_outer("rule_edits").alias("e"))
+    return edits.where(F.col("e").isNotNull()).select(
+        F.col("e.stage").alias("stage"),
+        F.coalesce(F.col(f"e.{removed}"), F.lit(0)).alias("n"), F.col("e.reason").alias("r"))
+
+
+def _dropped_by(rows: DataFrame) -> tuple[Any, Any, Any, Any]:
+    """Conditions on a row: dropped; by the doc model; by the chunk policy;
+    as an invalid record (a rule's drop is none of the last three)."""
+    from pyspark.sql import functions as F
+
     rule_drop = F.exists(F.coalesce(F.col("rule_edits"), F.array()),
                          lambda e: e["reason"].isNotNull())
     is_dropped = F.col("status") == DROPPED
@@ -181,7 +211,17 @@ def gather(spark: SparkSession, output: TableRef, metrics: TableRef, run: int | 
         & F.coalesce(F.col("doc_program").contains("drop_doc("), F.lit(False))
     policy_drop = is_dropped & ~rule_drop & ~doc_drop & F.col("error").isNull()
     invalid = is_dropped & ~rule_drop & ~doc_drop & F.col("error").isNotNull()
-    totals = rows.agg(
+    return is_dropped, doc_drop, policy_drop, invalid
+
+
+def _totals(rows: DataFrame, units: _Units) -> Any:
+    """Units in, out (in the corpus), failed and dropped by the doc model;
+    documents the doc model, the policy and invalid records dropped."""
+    from pyspark.sql import functions as F
+
+    before, after = units.before, units.after
+    is_dropped, doc_drop, policy_drop, invalid = _dropped_by(rows)
+    return rows.agg(
         F.sum(F.coalesce(F.col(before), F.lit(0))).alias("in"),
         F.sum(F.when(~is_dropped & (F.col("status") != FAILED), F.col(after))).alias("out"),
         F.sum(F.when(F.col("status") == FAILED, F.col(before))).alias("failed"),
@@ -190,14 +230,27 @@ def gather(spark: SparkSession, output: TableRef, metrics: TableRef, run: int | 
         F.sum(policy_drop.cast("int")).alias("policy_drops"),
         F.sum(invalid.cast("int")).alias("invalid"),
     ).collect()[0]
-    data.stages = _stage_flow(_stage_order(data.run, removed_by), removed_by,
-                              float(totals["in"] or 0), float(totals["doc"] or 0),
-                              float(totals["out"] or 0) + float(totals["failed"] or 0))
+
+
+def _fill_kept_share(data: ReportData, rows: DataFrame, units: _Units) -> None:
+    """Documents per tenth of their units kept; bin 0 holds the dropped ones."""
+    from pyspark.sql import functions as F
+
+    before, after = units.before, units.after
     share = F.least(F.floor(F.col(after) / F.col(before) * 10), F.lit(9)).cast("int") + 1
-    for r in (rows.where(~is_dropped & (F.col("status") != FAILED) & (F.col(before) > 0))
-              .groupBy(share.alias("bin")).count().collect()):
+    kept = ((F.col("status") != DROPPED) & (F.col("status") != FAILED)
+            & (F.col(before) > 0))
+    for r in rows.where(kept).groupBy(share.alias("bin")).count().collect():
         data.kept_share[max(1, r.bin)] += r["count"]
     data.kept_share[0] = data.statuses.get(DROPPED, 0)
+
+
+def _drop_reasons(rows: DataFrame, by_stage: DataFrame, totals: Any) -> dict[str, int]:
+    """Documents per drop (or failure) reason, most first: the stored
+    `drop_reason`, or for older tables one worked out from the edits."""
+    from pyspark.sql import functions as F
+
+    columns = set(rows.columns)
     if "drop_reason" in columns:
         reasons = {str(r.drop_reason): r["count"] for r in
                    rows.where(F.col("drop_reason").isNotNull()).groupBy("drop_reason").count()
@@ -215,7 +268,15 @@ def gather(spark: SparkSession, output: TableRef, metrics: TableRef, run: int | 
         & (F.col("drop_reason").isNull() if "drop_reason" in columns else F.lit(True))).count()
     if failed_without_reason:
         reasons["failed (not refined)"] = failed_without_reason
-    data.reasons = dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+    return dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _samples(spark: SparkSession, data: ReportData, rows: DataFrame, sample: int,
+             seed: int) -> list[dict[str, Any]]:
+    """Up to `sample` documents per status and with an error, each with its
+    programs and its original text with the edits marked."""
+    from pyspark.sql import functions as F
+
     picked = []
     order = F.sha2(F.concat(F.col("id"), F.lit(str(seed))), 256)
     for status in data.statuses:
@@ -225,20 +286,23 @@ def gather(spark: SparkSession, output: TableRef, metrics: TableRef, run: int | 
     picked += [r for r in rows.where(F.col("error").isNotNull()).orderBy(order)
                .limit(sample + len(seen)).collect() if r.id not in seen][:sample]
     originals = _originals(spark, data.run, [r.id for r in picked])
-    for r in picked:
-        reason = (r["drop_reason"] if "drop_reason" in columns else None) or \
-            next((e.reason for e in (r.rule_edits or []) if e.reason), None)
-        if reason is None and r.status == DROPPED and "drop_doc(" in (r.doc_program or ""):
-            reason = "doc model: drop_doc()"
-        data.samples.append({
-            "id": r.id, "status": r.status, "reason": reason, "error": r.error,
-            "doc_program": r.doc_program, "chunk_programs": list(r.chunk_programs or []),
-            "rule_programs": [f"{e.stage}: {e.program}" for e in (r.rule_edits or [])],
-            "html": highlight(originals.get(r.id), r.doc_program, r.chunk_programs, r.status,
-                              reason, [e.program for e in (r.rule_edits or [])
-                                       if e.reason is None and e.program])})
-    rows.unpersist()
-    return data
+    has_reason = "drop_reason" in rows.columns
+    return [_sample(r, originals.get(r.id), has_reason) for r in picked]
+
+
+def _sample(r: Any, original: str | None, has_reason: bool) -> dict[str, Any]:
+    """What the report shows of one picked row."""
+    reason = (r["drop_reason"] if has_reason else None) or \
+        next((e.reason for e in (r.rule_edits or []) if e.reason), None)
+    if reason is None and r.status == DROPPED and "drop_doc(" in (r.doc_program or ""):
+        reason = "doc model: drop_doc()"
+    return {
+        "id": r.id, "status": r.status, "reason": reason, "error": r.error,
+        "doc_program": r.doc_program, "chunk_programs": list(r.chunk_programs or []),
+        "rule_programs": [f"{e.stage}: {e.program}" for e in (r.rule_edits or [])],
+        "html": highlight(original, r.doc_program, r.chunk_programs, r.status,
+                          reason, [e.program for e in (r.rule_edits or [])
+                                   if e.reason is None and e.program])}
 
 
 _CSS = """

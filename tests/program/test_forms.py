@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from prox_spark.program import (
-    DropDoc,
-    KeepChunk,
-    KeepDoc,
-    Normalize,
-    RemoveLines,
-    parse_program,
-    run_chunk_program,
-)
+from prox_spark.program import parse_program, run_chunk_program
+from prox_spark.program.calls import DropDoc, KeepChunk, KeepDoc, Normalize, RemoveLines
 
 BODY = "\n".join(f"line {i} has a handful of ordinary words in it" for i in range(12))
 

@@ -45,12 +45,17 @@ def test_call_indented_by_a_space_is_applied():
     assert result.status == "edited"
 
 
-def test_normalize_of_a_space_is_refused_not_applied():
-    text = doc("keep my spaces")
-    result = run_chunk_program(text, 'normalize(source_str=" ", target_str="")')
+def _refused(text: str, program: str):
+    """The result of a program the interpreter refuses: one error, text kept."""
+    result = run_chunk_program(text, program)
     assert result.errors == 1
     assert result.text == text
     assert result.status == "kept"
+    return result
+
+
+def test_normalize_of_a_space_is_refused_not_applied():
+    _refused(doc("keep my spaces"), 'normalize(source_str=" ", target_str="")')
 
 
 @pytest.mark.parametrize("text", ["", " ", "\n\n", " \t\n  \n"])
@@ -91,11 +96,7 @@ def test_errors_are_counted_per_call_without_merging_ranges():
 
 
 def test_range_starting_past_the_end_is_ignored_with_an_error():
-    text = doc("nav")
-    result = run_chunk_program(text, "remove_lines(50, 60)")
-    assert result.errors == 1
-    assert result.text == text
-    assert result.status == "kept"
+    result = _refused(doc("nav"), "remove_lines(50, 60)")
     assert "starts past the last line" in result.error_messages[0]
 
 

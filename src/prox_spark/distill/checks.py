@@ -166,6 +166,17 @@ def _reason_of(dropped_call: str) -> str:
     return dropped_call.rsplit("  # ", 1)[-1]
 
 
+def _answered_lines(chunk: str, answer: str | None) -> dict[int, str] | ChunkLabel:
+    """The chunk's numbered lines, or the discard of an empty answer or an
+    unreadable chunk (what every teacher answer is checked for first)."""
+    if answer is None or not answer.strip():
+        return _discard("empty answer")
+    try:
+        return chunk_lines(chunk)
+    except ValueError as exc:
+        return _discard(f"bad chunk: {exc}")
+
+
 def check_calls(chunk: str, answer: str | None) -> ChunkLabel:
     """Validate a `calls`-mode teacher answer for one line-numbered chunk.
 
@@ -183,12 +194,9 @@ def check_calls(chunk: str, answer: str | None) -> ChunkLabel:
     answer"), an answer whose every call was dropped ("no valid call: <the
     first call's reason>"). Never raises.
     """
-    if answer is None or not answer.strip():
-        return _discard("empty answer")
-    try:
-        lines = chunk_lines(chunk)
-    except ValueError as exc:
-        return _discard(f"bad chunk: {exc}")
+    lines = _answered_lines(chunk, answer)
+    if isinstance(lines, ChunkLabel):
+        return lines
     first, last = next(iter(lines)), next(reversed(lines))
     parsed = parse_program(answer)
     dropped = [f"{_snippet(answer, e.function, e.position)}  # unparsable call: {e.message}"
@@ -379,12 +387,9 @@ def derive_rewrite(chunk: str, rewritten: str | None) -> ChunkLabel:
     by the interpreter on the chunk, does not give exactly the teacher's
     lines (e.g. a deleted span also occurs in kept text). Never raises.
     """
-    if rewritten is None or not rewritten.strip():
-        return _discard("empty answer")
-    try:
-        lines = chunk_lines(chunk)
-    except ValueError as exc:
-        return _discard(f"bad chunk: {exc}")
+    lines = _answered_lines(chunk, rewritten)
+    if isinstance(lines, ChunkLabel):
+        return lines
     numbers = list(lines)
     olds = [line.rstrip() for line in lines.values()]
     news = [line.rstrip() for line in _clean_rewrite(rewritten)]
