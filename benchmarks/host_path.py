@@ -50,8 +50,7 @@ import pyarrow as pa
 from workload import FOOT, NAV, corpus
 
 from prox_spark.prompts import _COUNTERS
-from prox_spark.stages.apply import apply_batch
-from prox_spark.stages.base import (
+from prox_spark.schema import (
     CHUNK_FAILURE,
     CHUNK_PROGRAMS,
     CHUNK_TRUNCATED,
@@ -60,6 +59,7 @@ from prox_spark.stages.base import (
     DOC_TRUNCATED,
     TEXT,
 )
+from prox_spark.stages.apply import apply_batch
 from prox_spark.stages.model_stages import ChunkRefiner, DocRefiner, _model_pass
 from prox_spark.testing.replay_engine import ReplayEngine, replaying
 

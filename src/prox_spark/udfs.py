@@ -174,14 +174,14 @@ def prepare_doc(texts: Sequence[Any], engine_for: Callable[[], Engine], *,
 
 
 def prepare_chunks(texts: Sequence[Any], engine_for: Callable[[], Engine], *,
-                   max_chunk_tokens: int = CHUNK_MAX_TOKENS,
+                   max_prompt_tokens: int = CHUNK_MAX_TOKENS,
                    max_doc_chars: int = DEFAULT_MAX_DOC_CHARS) -> Prepared:
     """Chunk prompts of every document of one batch (one engine call later)."""
     prep, usable = _usable(texts, engine_for, max_doc_chars)
     for i, text in usable:
         assert prep.engine is not None
         try:
-            chunks = chunk_document(text, prep.engine.text_tokenizer, max_chunk_tokens)
+            chunks = chunk_document(text, prep.engine.text_tokenizer, max_prompt_tokens)
             ids = [prep.engine.encode_one(chunk_prompt(c)) for c in chunks]
         except Exception as exc:
             prep.fail(i, CHUNKING_FAILED, f"chunking failed: {exc}")
@@ -241,12 +241,12 @@ def chunk_programs(
     texts: Sequence[Any],
     engine_for: Callable[[], Engine],
     *,
-    max_chunk_tokens: int = CHUNK_MAX_TOKENS,
+    max_prompt_tokens: int = CHUNK_MAX_TOKENS,
     max_new_tokens: int = CHUNK_MAX_NEW_TOKENS,
     max_doc_chars: int = DEFAULT_MAX_DOC_CHARS,
 ) -> tuple[list[list[str] | None], list[str | None]]:
     """Chunk-level programs for `texts` (one batch): (per-row program lists, errors)."""
-    prep = prepare_chunks(texts, engine_for, max_chunk_tokens=max_chunk_tokens,
+    prep = prepare_chunks(texts, engine_for, max_prompt_tokens=max_prompt_tokens,
                           max_doc_chars=max_doc_chars)
     return finish_chunks(prep, max_new_tokens)
 
@@ -322,7 +322,7 @@ def doc_program_udf(
 def chunk_programs_udf(
     config: EngineConfig,
     *,
-    max_chunk_tokens: int = CHUNK_MAX_TOKENS,
+    max_prompt_tokens: int = CHUNK_MAX_TOKENS,
     max_new_tokens: int = CHUNK_MAX_NEW_TOKENS,
     max_doc_chars: int = DEFAULT_MAX_DOC_CHARS,
 ) -> Any:
@@ -330,6 +330,6 @@ def chunk_programs_udf(
     return _program_udf(
         CHUNK_RESULT, ("programs", "error"),
         lambda texts: prepare_chunks(texts, lambda: get_engine(config),
-                                     max_chunk_tokens=max_chunk_tokens,
+                                     max_prompt_tokens=max_prompt_tokens,
                                      max_doc_chars=max_doc_chars),
         lambda prep: finish_chunks(prep, max_new_tokens))

@@ -20,8 +20,8 @@ from prox_spark.program import (
     refine_document,
     run_doc_program,
 )
-from prox_spark.schema import APPLY_RESULT
-from prox_spark.stages.base import (
+from prox_spark.schema import (
+    APPLY_RESULT,
     CHUNK_ERROR,
     CHUNK_FAILURE,
     CHUNK_PROGRAMS,
@@ -33,8 +33,8 @@ from prox_spark.stages.base import (
     REFINED_TEXT,
     RESULT_FIELDS,
     TEXT,
-    Stage,
 )
+from prox_spark.stages.base import Stage
 
 # What a release bumps when the interpreter's results change for the same
 # programs and policy (part of the `apply` stage fingerprint).

@@ -6,28 +6,11 @@ from typing import TYPE_CHECKING
 
 from prox_spark.errors import MissingColumnError
 from prox_spark.program.results import DROPPED, EDITED, KEPT
+from prox_spark.schema import ID, TEXT
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
-from prox_spark.schema import (  # noqa: F401  (re-exported for the stages)
-    CHUNK_ERROR,
-    CHUNK_FAILURE,
-    CHUNK_PROGRAMS,
-    CHUNK_REUSED,
-    CHUNK_TRUNCATED,
-    DOC_ERROR,
-    DOC_FAILURE,
-    DOC_PROGRAM,
-    DOC_REUSED,
-    DOC_STATUS,
-    DOC_TRUNCATED,
-    ID,
-    REFINED_TEXT,
-    RESULT_FIELDS,
-    STATUS,
-    TEXT,
-)
 
 
 def status_expr(dropped: Column, changed: Column, prior: Column | None = None) -> Column:

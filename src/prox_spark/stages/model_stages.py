@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from prox_spark.engine import (
     CHUNK_MAX_NEW_TOKENS,
@@ -30,8 +30,7 @@ from prox_spark.engine import (
 from prox_spark.program import DEFAULT_CHUNK_POLICY, DROPPED, FAILED, ChunkPolicy
 from prox_spark.prompts import CHUNK_MAX_TOKENS, DEFAULT_MAX_DOC_CHARS, DOC_MAX_TOKENS
 from prox_spark.resources import TaskResources
-from prox_spark.stages.apply import ProgramApplier, doc_statuses
-from prox_spark.stages.base import (
+from prox_spark.schema import (
     CHUNK_ERROR,
     CHUNK_FAILURE,
     CHUNK_PROGRAMS,
@@ -45,8 +44,9 @@ from prox_spark.stages.base import (
     DOC_TRUNCATED,
     STATUS,
     TEXT,
-    Stage,
 )
+from prox_spark.stages.apply import ProgramApplier, doc_statuses
+from prox_spark.stages.base import Stage
 from prox_spark.stages.model_map import append_columns, map_batches, task_info
 from prox_spark.stages.model_usage import usage_accumulator
 from prox_spark.stages.reuse import REUSE
@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 ENGINE_TOKENIZER = "engine"
+_T = TypeVar("_T")
 
 
 DOC_COLUMNS = {DOC_PROGRAM: "string", DOC_ERROR: "string", DOC_STATUS: "string",
@@ -71,6 +72,25 @@ DOC_COLUMNS = {DOC_PROGRAM: "string", DOC_ERROR: "string", DOC_STATUS: "string",
 CHUNK_COLUMNS = {CHUNK_PROGRAMS: "array<string>", CHUNK_ERROR: "string",
                  CHUNK_FAILURE: "string", CHUNK_TRUNCATED: "array<boolean>",
                  CHUNK_REUSED: "boolean"}
+
+
+@dataclass(frozen=True)
+class DocSettings:
+    """What a doc pass needs in the worker (not the whole stage)."""
+
+    engine: EngineConfig
+    max_prompt_tokens: int
+    max_new_tokens: int
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    """What a chunk pass needs in the worker (not the whole stage)."""
+
+    engine: EngineConfig
+    max_prompt_tokens: int
+    max_new_tokens: int
+    max_doc_chars: int
 
 
 def _model_pass(doc: DocRefiner | None, chunk: ChunkRefiner | None,
@@ -82,20 +102,21 @@ def _model_pass(doc: DocRefiner | None, chunk: ChunkRefiner | None,
     prepare the next batch while the engines run this one. `usage`: an
     accumulator of `stages.model_usage.ModelUsage` (None: not measured)."""
     stage = "prox_doc+prox_chunk" if doc and chunk else "prox_doc" if doc else "prox_chunk"
-    doc_settings = (doc.engine, doc.max_prompt_tokens, doc.max_new_tokens) if doc else None
-    chunk_settings = (chunk.engine, chunk.max_chunk_tokens, chunk.max_new_tokens,
-                      chunk.max_doc_chars) if chunk else None
+    doc_settings = DocSettings(doc.engine, doc.max_prompt_tokens, doc.max_new_tokens) \
+        if doc else None
+    chunk_settings = ChunkSettings(chunk.engine, chunk.max_prompt_tokens, chunk.max_new_tokens,
+                                   chunk.max_doc_chars) if chunk else None
     added = {**(DOC_COLUMNS if doc else {}), **(CHUNK_COLUMNS if chunk else {})}
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         gpus, failure = _bind(stage)
-        doc_engine = _engine_for(doc_settings[0], failure) if doc_settings else None
-        chunk_engine = _engine_for(chunk_settings[0], failure) if chunk_settings else None
+        doc_engine = _engine_for(doc_settings.engine, failure) if doc_settings else None
+        chunk_engine = _engine_for(chunk_settings.engine, failure) if chunk_settings else None
 
         def prepare(batch: pa.RecordBatch) -> tuple[Prepared | None, Prepared | None]:
             texts = _texts(batch, *skip)
             d = prepare_doc(_unless(_reused(batch, "prox_doc"), texts), doc_engine,
-                            max_prompt_tokens=doc_settings[1]) \
+                            max_prompt_tokens=doc_settings.max_prompt_tokens) \
                 if doc_settings and doc_engine else None
             no_chunk_prompt = _reused(batch, "prox_chunk")
             if doc_settings:
@@ -103,44 +124,22 @@ def _model_pass(doc: DocRefiner | None, chunk: ChunkRefiner | None,
                                                           _stored_drops(batch, texts),
                                                           strict=True)]
             c = prepare_chunks(_unless(no_chunk_prompt, texts), chunk_engine,
-                               max_chunk_tokens=chunk_settings[1],
-                               max_doc_chars=chunk_settings[3]) \
+                               max_prompt_tokens=chunk_settings.max_prompt_tokens,
+                               max_doc_chars=chunk_settings.max_doc_chars) \
                 if chunk_settings and chunk_engine else None
             return d, c
 
         def finish(batch: pa.RecordBatch, preps: tuple[Prepared | None, Prepared | None]
                    ) -> pa.RecordBatch:
             d, c = preps
-            texts = _texts(batch, *skip)
             skipped = _skipped(batch, *skip)
             values: dict[str, list[Any]] = {}
             if d is not None and doc_settings:
-                sent, seconds = prompt_tokens_sent(), generate_seconds()
-                programs, errors = finish_doc(d, doc_settings[2])
-                if usage is not None:
-                    usage.add([prompt_tokens_sent() - sent, generate_seconds() - seconds,
-                               0.0, 0.0])
-                reused = _take_stored(batch, "prox_doc", skipped, d, programs, errors)
-                statuses = doc_statuses(texts, programs, d.failures)
-                values.update({DOC_PROGRAM: programs, DOC_ERROR: _unless(skipped, errors),
-                               DOC_STATUS: statuses,
-                               DOC_FAILURE: _unless(skipped, d.failures),
-                               DOC_TRUNCATED: _unless(skipped, d.truncated),
-                               DOC_REUSED: reused})
-                skipped = [s or st in (DROPPED, FAILED)
-                           for s, st in zip(skipped, statuses, strict=True)]
+                skipped = _finish_doc_pass(batch, d, doc_settings, skipped,
+                                           _texts(batch, *skip), usage, values)
             if c is not None and chunk_settings:
-                c = c.without(skipped)
-                sent, seconds = prompt_tokens_sent(), generate_seconds()
-                programs, errors = finish_chunks(c, chunk_settings[2])
-                if usage is not None:
-                    usage.add([0.0, 0.0, prompt_tokens_sent() - sent,
-                               generate_seconds() - seconds])
-                reused = _take_stored(batch, "prox_chunk", skipped, c, programs, errors)
-                values.update({CHUNK_PROGRAMS: programs, CHUNK_ERROR: _unless(skipped, errors),
-                               CHUNK_FAILURE: _unless(skipped, c.failures),
-                               CHUNK_TRUNCATED: _unless(skipped, c.truncated),
-                               CHUNK_REUSED: reused})
+                _finish_chunk_pass(batch, c.without(skipped), chunk_settings, skipped, usage,
+                                   values)
             return append_columns(batch, {name: (values[name], kind)
                                           for name, kind in added.items()})
 
@@ -152,6 +151,45 @@ def _model_pass(doc: DocRefiner | None, chunk: ChunkRefiner | None,
                      generate_seconds=generate_seconds() - generating)
 
     return run
+
+
+def _measured(usage: Any, doc: bool, generate: Callable[[], _T]) -> _T:
+    """`generate()`, adding the prompt tokens it sent and its seconds of
+    generation to `usage` (the doc or the chunk model's share) when given."""
+    sent, seconds = prompt_tokens_sent(), generate_seconds()
+    out = generate()
+    if usage is not None:
+        used = [prompt_tokens_sent() - sent, generate_seconds() - seconds]
+        usage.add([*used, 0.0, 0.0] if doc else [0.0, 0.0, *used])
+    return out
+
+
+def _finish_doc_pass(batch: pa.RecordBatch, d: Prepared, settings: DocSettings,
+                     skipped: list[bool], texts: list[Any], usage: Any,
+                     values: dict[str, list[Any]]) -> list[bool]:
+    """The doc columns of a batch into `values` (asked or stored); the rows
+    the chunk pass skips (those skipped, dropped or failed)."""
+    programs, errors = _measured(usage, True, lambda: finish_doc(d, settings.max_new_tokens))
+    reused = _take_stored(batch, "prox_doc", skipped, d, programs, errors)
+    statuses = doc_statuses(texts, programs, d.failures)
+    values.update({DOC_PROGRAM: programs, DOC_ERROR: _unless(skipped, errors),
+                   DOC_STATUS: statuses,
+                   DOC_FAILURE: _unless(skipped, d.failures),
+                   DOC_TRUNCATED: _unless(skipped, d.truncated),
+                   DOC_REUSED: reused})
+    return [s or st in (DROPPED, FAILED) for s, st in zip(skipped, statuses, strict=True)]
+
+
+def _finish_chunk_pass(batch: pa.RecordBatch, c: Prepared, settings: ChunkSettings,
+                       skipped: list[bool], usage: Any, values: dict[str, list[Any]]) -> None:
+    """The chunk columns of a batch into `values` (asked or stored)."""
+    programs, errors = _measured(usage, False,
+                                 lambda: finish_chunks(c, settings.max_new_tokens))
+    reused = _take_stored(batch, "prox_chunk", skipped, c, programs, errors)
+    values.update({CHUNK_PROGRAMS: programs, CHUNK_ERROR: _unless(skipped, errors),
+                   CHUNK_FAILURE: _unless(skipped, c.failures),
+                   CHUNK_TRUNCATED: _unless(skipped, c.truncated),
+                   CHUNK_REUSED: reused})
 
 
 def _unless(skipped: list[bool], values: list[Any]) -> list[Any]:
@@ -287,7 +325,7 @@ class ChunkRefiner(Stage):
 
     engine: EngineConfig
     policy: ChunkPolicy = field(default_factory=lambda: DEFAULT_CHUNK_POLICY)
-    max_chunk_tokens: int = CHUNK_MAX_TOKENS
+    max_prompt_tokens: int = CHUNK_MAX_TOKENS
     max_new_tokens: int = CHUNK_MAX_NEW_TOKENS
     max_doc_chars: int = DEFAULT_MAX_DOC_CHARS
     tokenizer: str | None = ENGINE_TOKENIZER

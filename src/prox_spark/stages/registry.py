@@ -228,7 +228,7 @@ def _chunk_stage(params: dict[str, Any], ctx: BuildContext) -> Any:
     from prox_spark.stages.model_stages import ChunkRefiner
 
     m = ctx.chunk_model
-    return ChunkRefiner(m.engine, policy=ctx.policy, max_chunk_tokens=m.max_prompt_tokens,
+    return ChunkRefiner(m.engine, policy=ctx.policy, max_prompt_tokens=m.max_prompt_tokens,
                         max_new_tokens=m.max_new_tokens, max_doc_chars=m.max_doc_chars,
                         resources=m.resources)
 
