@@ -166,3 +166,19 @@ def test_without_dedup_a_run_takes_the_batches_no_one_holds_first(spark, corpus,
     assert summary.refined == DOCS + 1
     assert len(table(spark, tmp_path / "refined")) == DOCS + 1
 
+
+
+def test_a_lapsed_claim_is_neither_held_nor_renewed(spark, tmp_path):
+    """A claim whose lease ran out before its run could know it held it is
+    not held, and a renewal never revives a lapsed claim (another run may
+    have claimed the range by then): found by a trial with a 20 s lease on
+    a machine where a claims-table commit took 47 s."""
+    from prox_spark.claims import claim, renew
+    from prox_spark.refs import TableRef
+
+    ref = TableRef(path=str(tmp_path / "claims"))
+    assert not claim(spark, ref, "batch-1", "", None, "slow-run", 0.05)
+    assert not renew(spark, ref, "batch-1", "slow-run", 600)
+    assert claim(spark, ref, "batch-1", "", None, "other-run", 600)
+    assert renew(spark, ref, "batch-1", "other-run", 600)
+    assert not claim(spark, ref, "batch-1", "", None, "slow-run", 600)

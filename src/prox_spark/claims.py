@@ -27,7 +27,7 @@ import hashlib
 import logging
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from prox_spark.delta import (
@@ -129,21 +129,36 @@ def claim(spark: SparkSession, ref: TableRef, key: str, first_id: str, next_id: 
     if next_id is not None:
         overlapping = overlapping & (F.col("first_id") < F.lit(next_id))
     found = read_table(spark, ref).where(overlapping).collect()
-    mine = [r.claimed_at for r in found if r.batch_key == key and r.owner == owner]
-    return bool(mine) and not any(r.owner != owner and r.claimed_at >= max(mine)
-                                  for r in found)
+    mine = [r for r in found if r.batch_key == key and r.owner == owner]
+    if not mine or max(r.expires_at for r in mine) <= _naive(now()):
+        # Not there, or it lapsed before this run could know it held it:
+        # another run may claim the range at any moment.
+        return False
+    latest = max(r.claimed_at for r in mine)
+    return not any(r.owner != owner and r.claimed_at >= latest for r in found)
+
+
+def _naive(at: datetime) -> datetime:
+    """`at` as Spark returns timestamps to Python (local time, no zone)."""
+    return at.astimezone().replace(tzinfo=None) if at.tzinfo is not None else at
 
 
 def renew(spark: SparkSession, ref: TableRef, key: str, owner: str,
-          lease_seconds: float) -> None:
+          lease_seconds: float) -> bool:
     """Push this run's claim on `key` `lease_seconds` into the future
-    (retried on a conflict with another run's claim or release)."""
-    with_conflict_retries(
-        lambda _: (delta_table(spark, ref).alias("c")
-                   .merge(_row(spark, key, "", None, owner, lease_seconds).alias("n"), _MINE)
+    (retried on a conflict with another run's claim or release). Only a
+    live claim is renewed: False when it had lapsed (another run may have
+    claimed the range since; a lapsed claim is never brought back)."""
+    def merge(_: int) -> int:
+        metrics = (delta_table(spark, ref).alias("c")
+                   .merge(_row(spark, key, "", None, owner, lease_seconds).alias("n"),
+                          f"{_MINE} AND c.expires_at >= n.claimed_at")
                    .whenMatchedUpdate(set={"expires_at": "n.expires_at"})
-                   .execute()),
-        retries=5, what="renewing a batch claim", log=log.info)
+                   .execute().collect())
+        return int(metrics[0]["num_updated_rows"]) if metrics else 1
+
+    return with_conflict_retries(merge, retries=5, what="renewing a batch claim",
+                                 log=log.info) > 0
 
 
 def release(spark: SparkSession, ref: TableRef, key: str, owner: str,
@@ -184,6 +199,9 @@ class Holding:
                  lease_seconds: float) -> None:
         self.spark, self.ref, self.key, self.owner = spark, ref, key, owner
         self.lease_seconds = lease_seconds
+        # Set when a renewal found the claim lapsed: another run may be
+        # refining the batch too, so the commit checks the table first.
+        self.lost = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew, name="prox-spark-claim",
                                         daemon=True)
@@ -191,7 +209,13 @@ class Holding:
     def _renew(self) -> None:
         while not self._stop.wait(self.lease_seconds / 3):
             try:
-                renew(self.spark, self.ref, self.key, self.owner, self.lease_seconds)
+                if not renew(self.spark, self.ref, self.key, self.owner, self.lease_seconds):
+                    self.lost = True
+                    log.warning("a batch claim lapsed before it was renewed (claims-table "
+                                "commits take longer than claim_lease_seconds=%g allows); "
+                                "the batch is checked against the table before its commit",
+                                self.lease_seconds)
+                    return
             except Exception as exc:  # the next renewal tries again
                 log.debug("renewing a claim failed: %s", exc)
 

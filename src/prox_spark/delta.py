@@ -138,17 +138,18 @@ def ensure_table(spark: SparkSession, ref: TableRef, schema: str,
         if missing:
             spark.sql(f"ALTER TABLE {sql_identifier(ref)} ADD COLUMNS ({', '.join(missing)})")
 
-    for attempt in range(6):
+    for attempt in range(10):
         with_conflict_retries(create, retries=5, what=f"creating {ref}")
         try:
             with_conflict_retries(evolve, retries=5, what=f"adding columns to {ref}")
             break
         except Exception as exc:
             # Another job creating the table at this moment: its first
-            # commit is not readable yet.
-            if not is_missing(exc) or attempt == 5:
+            # commit is not readable yet (waited out for up to ~45 s: a
+            # loaded machine takes that long).
+            if not is_missing(exc) or attempt == 9:
                 raise
-            time.sleep(0.5 * (attempt + 1))
+            time.sleep(min(0.5 * 2 ** attempt, 8.0))
     _ENSURED.add(key)
 
 

@@ -320,7 +320,8 @@ def _commit_batches(spark: SparkSession, config: PipelineConfig, work: Plan, run
 
     def refine_held(k: int, holding: Holding, waited: bool = False) -> None:
         try:
-            _refine_batch(spark, config, work, k, run_id, fp, planned_at, state, waited)
+            _refine_batch(spark, config, work, k, run_id, fp, planned_at, state, waited,
+                          holding)
         finally:
             claims.release(holding)
 
@@ -396,7 +397,8 @@ def _key(work: Plan, k: int, fp: str) -> str:
 
 
 def _refine_batch(spark: SparkSession, config: PipelineConfig, work: Plan, k: int, run_id: str,
-                  fp: str, planned_at: Any, state: _Progress, waited: bool = False) -> None:
+                  fp: str, planned_at: Any, state: _Progress, waited: bool = False,
+                  holding: Holding | None = None) -> None:
     """Refine and commit batch `k` (claimed by this run; the caller releases
     the claim). When another run held the batch before (`waited`) or the
     table has commits this run has not accounted for, the batch is checked
@@ -441,8 +443,9 @@ def _refine_batch(spark: SparkSession, config: PipelineConfig, work: Plan, k: in
 
     def commit(attempt: int) -> BatchStats:
         todo, now_stats = refined, stats
-        if attempt:
-            # Another writer won: keep only what it has not committed.
+        if attempt or (holding is not None and holding.lost):
+            # Another writer won, or may have (this run's claim lapsed):
+            # keep only what it has not committed.
             todo = _not_done_since(spark, config, refined, fp, planned_at)
             now_stats = replace(batch_stats(todo), **usage)
             if now_stats.refined == 0:
