@@ -274,8 +274,8 @@ def plan_main(args: argparse.Namespace) -> int:
     }
     rate = args.prompt_tokens_per_second
     try:
-        if rate is not None and not rate > 0:
-            raise ConfigError("--prompt-tokens-per-second", "must be a positive number")
+        if rate is not None and not 0 < rate < float("inf"):
+            raise ConfigError("--prompt-tokens-per-second", "must be a positive, finite number")
         overrides["spark_conf"] = _spark_conf(args.spark_conf)
         config = load_config(args.config, overrides)
         from prox_spark.dry_run import dry_run
