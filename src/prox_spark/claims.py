@@ -27,7 +27,7 @@ import hashlib
 import logging
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from prox_spark.delta import (
@@ -128,19 +128,15 @@ def claim(spark: SparkSession, ref: TableRef, key: str, first_id: str, next_id: 
     overlapping = F.col("next_id").isNull() | (F.col("next_id") > F.lit(first_id))
     if next_id is not None:
         overlapping = overlapping & (F.col("first_id") < F.lit(next_id))
-    found = read_table(spark, ref).where(overlapping).collect()
+    found = (read_table(spark, ref).where(overlapping)
+             .withColumn("live", F.col("expires_at") > F.current_timestamp()).collect())
     mine = [r for r in found if r.batch_key == key and r.owner == owner]
-    if not mine or max(r.expires_at for r in mine) <= _naive(now()):
+    if not any(r.live for r in mine):
         # Not there, or it lapsed before this run could know it held it:
         # another run may claim the range at any moment.
         return False
     latest = max(r.claimed_at for r in mine)
     return not any(r.owner != owner and r.claimed_at >= latest for r in found)
-
-
-def _naive(at: datetime) -> datetime:
-    """`at` as Spark returns timestamps to Python (local time, no zone)."""
-    return at.astimezone().replace(tzinfo=None) if at.tzinfo is not None else at
 
 
 def renew(spark: SparkSession, ref: TableRef, key: str, owner: str,
