@@ -98,7 +98,7 @@ def _break(base: dict, tmp_path: Path, case: str) -> tuple[dict, str | None]:
         return raw, "limit: expected int"
     if case == "bad-policy":
         raw["policy"] = {"min_kept_ratio": 2}
-        return raw, "policy: min_kept_ratio must be within"
+        return raw, "policy: min_kept_ratio must be between 0 and 1"
     if case == "no-models":
         del raw["doc_model"], raw["chunk_model"]
         return raw, "doc_model: configure doc_model, chunk_model or a stages list"

@@ -66,7 +66,7 @@ def test_explicit_shares_are_kept_and_the_rest_split():
     ({"doc_model": {"resources": {"gpus_per_task": 0.3}}}, "doc_model.resources",
      "must be 1/n"),
     ({"doc_model": {"resources": {"gpus_per_task": 1, "cpus_per_task": 0}}},
-     "doc_model.resources", "cpus_per_task must be a whole number >= 1"),
+     "doc_model.resources", "cpus_per_task must be at least 1"),
     ({"doc_model": {"resources": {"gpu": 1}}}, "doc_model.resources.gpu", "unknown key"),
 ])
 def test_plans_that_cannot_fit_are_refused_naming_the_fields(changes, field, message):

@@ -16,15 +16,16 @@ PROSE = ("The river runs through the old town and past the market square, where 
          "have met to trade bread and cheese with their neighbours for as long as anyone "
          "can remember.")
 USER_MODULE = '''
-from prox_spark.rules import RuleResult
+from typing import Annotated
+
+from prox_spark.params import Doc, Range
 
 
-def no_tables(text: str, *, max_ratio: float = 0.2) -> object:
-    """Drop pages where table rows make up more than `max_ratio` of the lines.
-
-    Parameters:
-        max_ratio: largest share of lines that may start with "|".
-    """
+def no_tables(text: str, *,
+              max_ratio: Annotated[float, Range(0, 1),
+                                   Doc('largest share of lines that may start with "|".')] = 0.2
+              ) -> object:
+    """Drop pages where table rows make up more than `max_ratio` of the lines."""
     if "EXPLODE" in text:
         raise RuntimeError("cannot read this page")
     lines = text.split("\\n")
@@ -89,6 +90,64 @@ def test_user_rule_by_import_path_is_validated_like_ours(tmp_path, monkeypatch):
         config([{"my_filters:no_tables": {"max_ratio": "high"}}])
     with pytest.raises(ConfigError, match="unknown parameter 'ratio'"):
         config([{"my_filters:no_tables": {"ratio": 0.5}}])
+    with pytest.raises(ConfigError, match=r"max_ratio must be between 0 and 1, got 1\.5"):
+        config([{"my_filters:no_tables": {"max_ratio": 1.5}}])
+
+
+USER_STAGE = '''
+from dataclasses import dataclass
+from typing import Annotated, ClassVar
+
+from pyspark.sql import functions as F
+
+from prox_spark.params import Doc, Range
+from prox_spark.stages import Stage
+
+
+@dataclass
+class ShortDocs(Stage):
+    """Flag documents of at most `max_words` words."""
+
+    max_words: Annotated[int, Range(1), Doc("most words of a short document")] = 50
+    adds: ClassVar[tuple[str, ...]] = ("is_short",)
+    output_version: ClassVar[int] = 3
+
+    def _transform(self, df):
+        return df.withColumn("is_short", F.size(F.split("text", " ")) <= self.max_words)
+
+
+@dataclass
+class Forgetful(ShortDocs):
+    """Says it adds is_short, and does not."""
+
+    def _transform(self, df):
+        return df
+'''
+
+
+def test_a_users_stage_class_is_one_declaration(tmp_path, monkeypatch):
+    (tmp_path / "my_stages.py").write_text(USER_STAGE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = stage_spec("my_stages:ShortDocs")
+    assert [(p.name, p.default, p.doc) for p in spec.params] == [
+        ("max_words", 50, "most words of a short document")]
+    assert (spec.adds, spec.output_version, spec.doc) == (
+        ("is_short",), 3, "Flag documents of at most `max_words` words.")
+    assert config([{"my_stages:ShortDocs": {"max_words": 5}}]).stages[0].params == {
+        "max_words": 5}
+    with pytest.raises(ConfigError, match="max_words must be at least 1, got 0"):
+        config([{"my_stages:ShortDocs": {"max_words": 0}}])
+
+
+def test_the_readme_parameter_table_is_the_declarations():
+    from pathlib import Path
+
+    from prox_spark.stages.registry import TABLE_END, TABLE_START, parameter_table
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start, end = readme.index(TABLE_START), readme.index(TABLE_END) + len(TABLE_END)
+    assert readme[start:end] == parameter_table(), "run python scripts/stage_table.py"
+    assert "| `near_dedup` | `threshold` | float | `0.8` | > 0, <= 1 |" in parameter_table()
 
 
 def test_a_priority_column_is_carried_from_a_typed_source():
@@ -160,6 +219,21 @@ def test_needed_columns_are_checked_before_any_udf_and_priority_decides(spark):
     assert out["b"].status == "kept" and out["b"].duplicate_of is None
     assert out["a"].status == "dropped" and out["a"].duplicate_of == "b"
     assert out["c"].status == "kept"
+
+
+@pytest.mark.spark
+def test_a_stage_is_held_to_the_columns_it_declares(spark, tmp_path, monkeypatch):
+    from prox_spark.errors import StageContractError
+
+    (tmp_path / "my_stages.py").write_text(USER_STAGE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    df = spark.createDataFrame([("a", "two words")], "id string, text string")
+    short = stage_spec("my_stages:ShortDocs").create({"max_words": 2})
+    assert df.transform(short).first().is_short is True
+    with pytest.raises(StageContractError, match="Forgetful declares that it adds is_short"):
+        df.transform(stage_spec("my_stages:Forgetful").create({}))
+    with pytest.raises(MissingColumnError, match="ShortDocs needs a column 'text'"):
+        df.select("id").transform(short)
 
 
 

@@ -16,7 +16,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from prox_spark.params import Range, check_fields
 
 DOC_MAX_NEW_TOKENS = 15
 CHUNK_MAX_NEW_TOKENS = 256
@@ -38,31 +40,19 @@ class EngineConfig:
     model: str
     tokenizer: str | None = None
     dtype: str = "auto"
-    max_model_len: int = 2048
-    gpu_memory_utilization: float | None = None
-    kv_cache_gib: float | None = None
-    cpu_kv_cache_gib: float = 1.0
-    tensor_parallel_size: int = 1
-    max_num_seqs: int = 256
+    max_model_len: Annotated[int, Range(0, open_low=True)] = 2048
+    gpu_memory_utilization: Annotated[float | None, Range(0, 1, open_low=True)] = None
+    kv_cache_gib: Annotated[float | None, Range(0, open_low=True)] = None
+    cpu_kv_cache_gib: Annotated[float, Range(0, open_low=True)] = 1.0
+    tensor_parallel_size: Annotated[int, Range(1)] = 1
+    max_num_seqs: Annotated[int, Range(1)] = 256
     enforce_eager: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
             raise ValueError("EngineConfig.model must name a model directory or hub id")
-        if self.max_model_len <= 0:
-            raise ValueError(f"max_model_len must be positive, got {self.max_model_len}")
-        if self.gpu_memory_utilization is not None and \
-                not 0.0 < self.gpu_memory_utilization <= 1.0:
-            raise ValueError(
-                f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}"
-            )
-        for name in ("kv_cache_gib", "cpu_kv_cache_gib"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be positive, got {value}")
-        if self.tensor_parallel_size < 1 or self.max_num_seqs < 1:
-            raise ValueError("tensor_parallel_size and max_num_seqs must be >= 1")
+        check_fields(self)
 
     @property
     def tokenizer_name(self) -> str:

@@ -32,6 +32,10 @@ class MissingColumnError(ValueError):
     """A stage was given a DataFrame without a column it reads."""
 
 
+class StageContractError(RuntimeError):
+    """A stage's output lacks a column its declaration says it adds."""
+
+
 class NoRunError(ValueError):
     """The metrics table holds no such run."""
 

@@ -1,12 +1,13 @@
 """What decides a refined row, as short hashes: one per stage, and one for
 the row (all stages plus the interpreter's policy).
 
-A stage's fingerprint covers its YAML name, its `output_version` (bumped by
-a release only when the stage's results change), its effective parameters
-and, for a model stage, the model, the engine settings that change its
-output and the prompt format. The package version is not part of any
-fingerprint: upgrading prox-spark to a release that changed no output
-version re-runs nothing.
+A stage's fingerprint covers what its declaration (`stages.base.Stage`, read
+through `stages.registry`) says decides its output: its YAML name, its
+`output_version` (bumped by a release only when the stage's results change),
+its effective parameters and, for a model stage, its config section's model,
+the engine settings that change its output and the prompt format. The
+package version is not part of any fingerprint: upgrading prox-spark to a
+release that changed no output version re-runs nothing.
 
     >>> from prox_spark.config import parse_config
     >>> raw = {"input": {"path": "in.jsonl"}, "output": {"path": "out"},
@@ -41,7 +42,8 @@ def _hash(value: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _model_part(model: ModelConfig | None, chunk: bool) -> Any:
+def _model_part(model: ModelConfig | None, *, chunk: bool) -> Any:
+    # Only the chunk model splits documents, so only it has max_doc_chars.
     if model is None:
         return None
     e = model.engine
@@ -59,10 +61,9 @@ def stage_fingerprints(config: PipelineConfig) -> dict[str, str]:
     for item in config.stages:
         spec = stage_spec(item.name)
         part = [item.name, spec.output_version, spec.effective(item.params)]
-        if item.name == "prox_doc":
-            part.append(_model_part(config.doc_model, False))
-        elif item.name == "prox_chunk":
-            part.append(_model_part(config.chunk_model, True))
+        if spec.model is not None:
+            part.append(_model_part(getattr(config, spec.model),
+                                    chunk=spec.model == "chunk_model"))
         key, n = item.name, 1
         while key in out:
             n += 1

@@ -10,27 +10,45 @@ a Spark task or silently doing the wrong thing.
     ...
     ValueError: min_words: expected int or None, got '5'
 
-Ranges are declared beside the type, in the signature that declares the
-parameter, with `Annotated[..., Range(...)]`; None (a disabled rule) is
-always allowed:
+A parameter is declared once, where it is defined (a rule function's
+keyword, a dataclass field): its type, default, range and one-line doc, the
+last two with `Annotated[..., Range(...), Doc("...")]`. Validation, the
+stage registry, fingerprints and the README's parameter list all read that
+declaration. None (a disabled rule) is always in range:
 
-    >>> def rule2(text: str, *, frac: Annotated[float | None, Range(0, 1)] = 0.3) -> None: ...
+    >>> def rule2(text: str, *,
+    ...           frac: Annotated[float | None, Range(0, 1), Doc("largest share")] = 0.3
+    ...           ) -> None: ...
     >>> check_params(rule2, {"frac": 2.0})
     Traceback (most recent call last):
     ...
     ValueError: frac must be between 0 and 1, got 2.0
+    >>> doc_of(typing.get_type_hints(rule2, include_extras=True)["frac"])
+    'largest share'
+
+`Doc` has the shape of `typing_extensions.Doc` (PEP 727); either is read.
 """
 
 from __future__ import annotations
 
 import collections.abc
+import dataclasses
 import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-__all__ = ["Range", "check_params", "check_ranges", "check_value"]
+__all__ = ["Doc", "Range", "check_fields", "check_params", "check_ranges", "check_value",
+           "describe_hint", "doc_of"]
+
+
+@dataclass(frozen=True)
+class Doc:
+    """The one-line doc of a parameter, declared with its type:
+    `Annotated[int, Range(0), Doc("fewest words a kept document has")]`."""
+
+    documentation: str
 
 
 @dataclass(frozen=True)
@@ -43,6 +61,19 @@ class Range:
     high: float | None = None
     open_low: bool = False
     at_least: str | None = None
+
+    def describe(self) -> str:
+        """The range in a few characters, e.g. `0 to 1`, `>= 0`, `> 0, <= 1`."""
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>' if self.open_low else '>='} {_num(self.low)}")
+        if self.high is not None:
+            parts.append(f"<= {_num(self.high)}")
+        if self.at_least is not None:
+            parts.append(f">= {self.at_least}")
+        if self.low is not None and self.high is not None and not self.open_low:
+            parts[:2] = [f"{_num(self.low)} to {_num(self.high)}"]
+        return ", ".join(parts)
 
     def problem(self, value: Any) -> str | None:
         """Why `value` is out of range, or None (None values are never out of range)."""
@@ -57,6 +88,8 @@ class Range:
             left = "above" if self.open_low else "between"
             joint = "and at most" if self.open_low else "and"
             return f"must be {left} {_num(self.low)} {joint} {_num(self.high)}, got {value!r}"
+        if self.low == 0 and self.open_low:
+            return f"must be positive, got {value!r}"
         if self.low is not None:
             word = "above" if self.open_low else "at least"
             return f"must be {word} {_num(self.low)}, got {value!r}"
@@ -65,6 +98,23 @@ class Range:
 
 def _num(x: float | None) -> str:
     return str(int(x)) if isinstance(x, float) and x.is_integer() else str(x)
+
+
+def doc_of(hint: Any) -> str:
+    """The `Doc` (ours or typing_extensions') annotated on a hint, or ""."""
+    if typing.get_origin(hint) is Annotated:
+        for extra in typing.get_args(hint)[1:]:
+            text = getattr(extra, "documentation", None)
+            if isinstance(text, str):
+                return text
+    return ""
+
+
+def describe_hint(hint: Any) -> tuple[str, str]:
+    """(type, range) of a declared parameter as short text for tables,
+    e.g. ("float or None", "0 to 1")."""
+    kind, bounds = _split(hint)
+    return _hint_text(kind), bounds.describe() if bounds is not None else ""
 
 
 def _split(hint: Any) -> tuple[Any, Range | None]:
@@ -153,3 +203,15 @@ def check_params(target: Callable[..., Any] | type, params: Mapping[str, Any]) -
         if hint is not None:
             check_value(key, value, hint)
     check_ranges(params, {k: v for k, v in hints.items() if k in params})
+
+
+def check_fields(obj: Any) -> None:
+    """Check every field of a dataclass instance against its declared type
+    and `Range` (ValueError naming the field): the one validation a
+    settings dataclass calls from its `__post_init__`."""
+    hints = typing.get_type_hints(type(obj), include_extras=True)
+    values = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)
+              if f.name in hints and typing.get_origin(hints[f.name]) is not ClassVar}
+    for key, value in values.items():
+        check_value(key, value, hints[key])
+    check_ranges(values, {k: hints[k] for k in values})

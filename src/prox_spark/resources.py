@@ -19,6 +19,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Annotated
+
+from prox_spark.params import Doc, Range, check_fields
 
 DEFAULT_GPU_MEMORY_FRACTION = 0.9
 
@@ -28,21 +31,17 @@ class TaskResources:
     """A model stage's task request: GPUs (fractions allowed, as Spark allows:
     0.5 puts two tasks on one GPU) and CPU cores per task."""
 
-    gpus_per_task: float = 1.0
-    cpus_per_task: int = 1
+    gpus_per_task: Annotated[float, Range(0, open_low=True), Doc(
+        "GPUs per task: a whole number, or 1/n to put n tasks on one GPU")] = 1.0
+    cpus_per_task: Annotated[int, Range(1), Doc("CPU cores per task")] = 1
 
     def __post_init__(self) -> None:
+        check_fields(self)
         gpus = self.gpus_per_task
-        if not isinstance(gpus, int | float) or isinstance(gpus, bool) or gpus <= 0:
-            raise ValueError(f"gpus_per_task must be a positive number, got {gpus!r}")
         if gpus > 1 and gpus != int(gpus):
             raise ValueError(f"gpus_per_task above 1 must be a whole number, got {gpus}")
         if gpus < 1 and not math.isclose(1 / gpus, round(1 / gpus)):
             raise ValueError(f"gpus_per_task below 1 must be 1/n (0.5, 0.25, ...), got {gpus}")
-        if not isinstance(self.cpus_per_task, int) or isinstance(self.cpus_per_task, bool) \
-                or self.cpus_per_task < 1:
-            raise ValueError(f"cpus_per_task must be a whole number >= 1, got "
-                             f"{self.cpus_per_task!r}")
 
     @property
     def tasks_per_gpu(self) -> int:

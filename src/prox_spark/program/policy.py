@@ -8,6 +8,9 @@ drops the document.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
+
+from prox_spark.params import Doc, Range, check_fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,25 +22,15 @@ class ChunkPolicy:
         ChunkPolicy(max_errors=0)   # ignore any program with an error
     """
 
-    max_errors: int = 1
-    min_kept_ratio: float = 0.05
-    min_words: int = 10
+    max_errors: Annotated[int, Range(0), Doc(
+        "most errors a chunk program may have and still be applied")] = 1
+    min_kept_ratio: Annotated[float, Range(0, 1), Doc(
+        "a refinement keeping this share of the words or less drops the document")] = 0.05
+    min_words: Annotated[int, Range(0), Doc(
+        "a refinement keeping this many words or fewer drops the document")] = 10
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_errors, bool) or not isinstance(self.max_errors, int):
-            raise ValueError(f"max_errors must be an integer, got {self.max_errors!r}")
-        if self.max_errors < 0:
-            raise ValueError(f"max_errors must be >= 0, got {self.max_errors}")
-        if isinstance(self.min_kept_ratio, bool) or not isinstance(
-            self.min_kept_ratio, int | float
-        ):
-            raise ValueError(f"min_kept_ratio must be a number, got {self.min_kept_ratio!r}")
-        if not 0.0 <= self.min_kept_ratio <= 1.0:
-            raise ValueError(f"min_kept_ratio must be within [0, 1], got {self.min_kept_ratio}")
-        if isinstance(self.min_words, bool) or not isinstance(self.min_words, int):
-            raise ValueError(f"min_words must be an integer, got {self.min_words!r}")
-        if self.min_words < 0:
-            raise ValueError(f"min_words must be >= 0, got {self.min_words}")
+        check_fields(self)
 
 
 DEFAULT_CHUNK_POLICY = ChunkPolicy()

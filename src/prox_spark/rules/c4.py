@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from prox_spark.params import Range
+from prox_spark.params import Doc, Range
 from prox_spark.program.calls import Normalize
 from prox_spark.rules.result import RuleResult, line_ranges
 from prox_spark.rules.text import count_sentences
@@ -26,30 +26,26 @@ POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cooki
 def c4_quality(
     text: str,
     *,
-    remove_citations: bool = True,
-    filter_no_terminal_punct: bool = True,
-    min_num_sentences: Annotated[int | None, Range(0)] = 5,
-    min_words_per_line: Annotated[int | None, Range(0)] = 3,
-    max_word_length: Annotated[int | None, Range(1)] = 1000,
-    filter_lorem_ipsum: bool = True,
-    filter_javascript: bool = True,
-    filter_curly_bracket: bool = True,
-    filter_policy: bool = True,
+    remove_citations: Annotated[bool, Doc(
+        "delete Wikipedia-style citation marks such as [1]")] = True,
+    filter_no_terminal_punct: Annotated[bool, Doc(
+        "remove lines that do not end in terminal punctuation")] = True,
+    min_num_sentences: Annotated[int | None, Range(0), Doc(
+        "fewest sentences a kept document has (datatrove's -1 or null: off)")] = 5,
+    min_words_per_line: Annotated[int | None, Range(0), Doc(
+        "remove lines with fewer words (-1 or null: off)")] = 3,
+    max_word_length: Annotated[int | None, Range(1), Doc(
+        "remove lines with a longer word (-1 or null: off)")] = 1000,
+    filter_lorem_ipsum: Annotated[bool, Doc('drop documents containing "lorem ipsum"')] = True,
+    filter_javascript: Annotated[bool, Doc("remove lines mentioning javascript")] = True,
+    filter_curly_bracket: Annotated[bool, Doc(
+        "drop documents containing a curly bracket")] = True,
+    filter_policy: Annotated[bool, Doc(
+        "remove lines about cookie, privacy or terms policies")] = True,
 ) -> RuleResult:
     """Remove lines without terminal punctuation, with few words, mentioning
     javascript or cookie/terms policies; drop pages with lorem ipsum, curly
     brackets or fewer than `min_num_sentences` sentences left.
-
-    Parameters:
-        remove_citations: delete Wikipedia-style citation marks such as [1].
-        filter_no_terminal_punct: remove lines that do not end in terminal punctuation.
-        min_num_sentences: fewest sentences a kept document has.
-        min_words_per_line: remove lines with fewer words.
-        max_word_length: remove lines with a longer word.
-        filter_lorem_ipsum: drop documents containing "lorem ipsum".
-        filter_javascript: remove lines mentioning javascript.
-        filter_curly_bracket: drop documents containing a curly bracket.
-        filter_policy: remove lines about cookie, privacy or terms policies.
     """
     removed: list[int] = []
     citations: set[str] = set()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from prox_spark.params import Range
+from prox_spark.params import Doc, Range
 from prox_spark.rules.result import KEEP, RuleResult
 from prox_spark.rules.text import duplicates, is_terminal_punctuation, split_words
 
@@ -12,23 +12,20 @@ from prox_spark.rules.text import duplicates, is_terminal_punctuation, split_wor
 def fineweb_quality(
     text: str,
     *,
-    line_punct_thr: Annotated[float | None, Range(0, 1)] = 0.12,
-    line_punct_exclude_zero: bool = False,
-    short_line_thr: Annotated[float | None, Range(0, 1)] = 0.67,
-    short_line_length: Annotated[int, Range(0)] = 30,
-    char_duplicates_ratio: Annotated[float | None, Range(0, 1)] = 0.01,
-    new_line_ratio: Annotated[float | None, Range(0)] = 0.3,
+    line_punct_thr: Annotated[float | None, Range(0, 1), Doc(
+        "smallest share of lines ending in terminal punctuation")] = 0.12,
+    line_punct_exclude_zero: Annotated[bool, Doc(
+        "keep documents where no line ends in punctuation")] = False,
+    short_line_thr: Annotated[float | None, Range(0, 1), Doc(
+        "largest share of short lines")] = 0.67,
+    short_line_length: Annotated[int, Range(0), Doc(
+        "a line this many characters or fewer is short")] = 30,
+    char_duplicates_ratio: Annotated[float | None, Range(0, 1), Doc(
+        "largest share of characters in repeated lines")] = 0.01,
+    new_line_ratio: Annotated[float | None, Range(0), Doc("most newlines per word")] = 0.3,
 ) -> RuleResult:
     """Drop documents where few lines end in terminal punctuation, most lines
     are short, lines repeat, or newlines outnumber words (lists).
-
-    Parameters:
-        line_punct_thr: smallest share of lines ending in terminal punctuation.
-        line_punct_exclude_zero: keep documents where no line ends in punctuation.
-        short_line_thr: largest share of short lines.
-        short_line_length: a line this many characters or fewer is short.
-        char_duplicates_ratio: largest share of characters in repeated lines.
-        new_line_ratio: most newlines per word.
     """
     lines = [line for line in text.split("\n") if line.strip()]
     if not lines:

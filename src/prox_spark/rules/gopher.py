@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Annotated
 
-from prox_spark.params import Range
+from prox_spark.params import Doc, Range
 from prox_spark.rules.result import KEEP, RuleResult
 from prox_spark.rules.text import duplicates, is_punctuation, split_words
 
@@ -19,32 +19,29 @@ STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
 def gopher_quality(
     text: str,
     *,
-    min_doc_words: Annotated[int | None, Range(0)] = 50,
-    max_doc_words: Annotated[int | None, Range(0, at_least="min_doc_words")] = 100_000,
-    min_avg_word_length: Annotated[float | None, Range(0)] = 3,
-    max_avg_word_length: Annotated[
-        float | None, Range(0, at_least="min_avg_word_length")] = 10,
-    max_symbol_word_ratio: Annotated[float | None, Range(0)] = 0.1,
-    max_bullet_lines_ratio: Annotated[float | None, Range(0, 1)] = 0.9,
-    max_ellipsis_lines_ratio: Annotated[float | None, Range(0, 1)] = 0.3,
-    min_alpha_words_ratio: Annotated[float | None, Range(0, 1)] = 0.8,
-    min_stop_words: Annotated[int | None, Range(0)] = 2,
-    stop_words: Iterable[str] = STOP_WORDS,
+    min_doc_words: Annotated[int | None, Range(0), Doc(
+        "fewest words (punctuation-only tokens not counted) a kept document has")] = 50,
+    max_doc_words: Annotated[int | None, Range(0, at_least="min_doc_words"), Doc(
+        "most words a kept document has")] = 100_000,
+    min_avg_word_length: Annotated[float | None, Range(0), Doc(
+        "shortest mean word length kept")] = 3,
+    max_avg_word_length: Annotated[float | None, Range(0, at_least="min_avg_word_length"), Doc(
+        "longest mean word length kept")] = 10,
+    max_symbol_word_ratio: Annotated[float | None, Range(0), Doc(
+        'most "#" or ellipses per word')] = 0.1,
+    max_bullet_lines_ratio: Annotated[float | None, Range(0, 1), Doc(
+        "largest share of lines that start with a bullet")] = 0.9,
+    max_ellipsis_lines_ratio: Annotated[float | None, Range(0, 1), Doc(
+        "largest share of lines that end with an ellipsis")] = 0.3,
+    min_alpha_words_ratio: Annotated[float | None, Range(0, 1), Doc(
+        "smallest share of words with a letter (datatrove: max_non_alpha_words_ratio)")] = 0.8,
+    min_stop_words: Annotated[int | None, Range(0), Doc(
+        "fewest distinct stop words a kept document has")] = 2,
+    stop_words: Annotated[Iterable[str], Doc("the stop words counted by min_stop_words")] = (
+        STOP_WORDS),
 ) -> RuleResult:
     """Drop documents that are too short or long, have odd word lengths, too
     many symbols, bullets or ellipses, too few alphabetic words or stop words.
-
-    Parameters:
-        min_doc_words: fewest words (punctuation-only tokens not counted) a kept document has.
-        max_doc_words: most words a kept document has.
-        min_avg_word_length: shortest mean word length kept.
-        max_avg_word_length: longest mean word length kept.
-        max_symbol_word_ratio: most "#" or ellipses per word.
-        max_bullet_lines_ratio: largest share of lines that start with a bullet.
-        max_ellipsis_lines_ratio: largest share of lines that end with an ellipsis.
-        min_alpha_words_ratio: smallest share of words with a letter.
-        min_stop_words: fewest distinct stop words a kept document has.
-        stop_words: the stop words counted by min_stop_words.
     """
     words = split_words(text)
     n_words = len(words)
@@ -114,23 +111,22 @@ def _repeated_ngram_chars(words: Sequence[str], n: int) -> int:
 def gopher_repetition(
     text: str,
     *,
-    dup_line_frac: Annotated[float | None, Range(0, 1)] = 0.3,
-    dup_para_frac: Annotated[float | None, Range(0, 1)] = 0.3,
-    dup_line_char_frac: Annotated[float | None, Range(0, 1)] = 0.2,
-    dup_para_char_frac: Annotated[float | None, Range(0, 1)] = 0.2,
-    top_n_grams: Sequence[tuple[int, float]] = ((2, 0.2), (3, 0.18), (4, 0.16)),
-    dup_n_grams: Sequence[tuple[int, float]] = (
+    dup_line_frac: Annotated[float | None, Range(0, 1), Doc(
+        "largest share of lines that repeat an earlier line")] = 0.3,
+    dup_para_frac: Annotated[float | None, Range(0, 1), Doc(
+        "largest share of paragraphs that repeat an earlier one")] = 0.3,
+    dup_line_char_frac: Annotated[float | None, Range(0, 1), Doc(
+        "largest share of characters in repeated lines")] = 0.2,
+    dup_para_char_frac: Annotated[float | None, Range(0, 1), Doc(
+        "largest share of characters in repeated paragraphs")] = 0.2,
+    top_n_grams: Annotated[Sequence[tuple[int, float]], Doc(
+        "(n, share) pairs: most characters the commonest n-gram may cover")] = (
+        (2, 0.2), (3, 0.18), (4, 0.16)),
+    dup_n_grams: Annotated[Sequence[tuple[int, float]], Doc(
+        "(n, share) pairs: most characters repeated n-grams may cover")] = (
         (5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)),
 ) -> RuleResult:
     """Drop documents made of repeated paragraphs, lines or word n-grams.
-
-    Parameters:
-        dup_line_frac: largest share of lines that repeat an earlier line.
-        dup_para_frac: largest share of paragraphs that repeat an earlier one.
-        dup_line_char_frac: largest share of characters in repeated lines.
-        dup_para_char_frac: largest share of characters in repeated paragraphs.
-        top_n_grams: (n, share) pairs: most characters the commonest n-gram may cover.
-        dup_n_grams: (n, share) pairs: most characters repeated n-grams may cover.
     """
     if not text:
         return RuleResult("empty")

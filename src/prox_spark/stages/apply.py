@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,9 @@ from prox_spark.schema import (
     TEXT,
 )
 from prox_spark.stages.base import Stage
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 # What a release bumps when the interpreter's results change for the same
 # programs and policy (part of the `apply` stage fingerprint).
@@ -138,7 +141,10 @@ class ProgramApplier(Stage):
     policy: ChunkPolicy = field(default_factory=lambda: DEFAULT_CHUNK_POLICY)
     tokenizer: str | None = None
 
-    def transform(self, df):  # type: ignore[no-untyped-def]
+    needs: ClassVar[tuple[str, ...]] = (TEXT,)
+    adds: ClassVar[tuple[str, ...]] = (REFINED_TEXT, *RESULT_FIELDS)
+
+    def _transform(self, df: DataFrame) -> DataFrame:
         from pyspark.sql import functions as F
         from pyspark.sql.functions import pandas_udf
 

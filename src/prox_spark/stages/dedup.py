@@ -25,17 +25,21 @@ import hashlib
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import regex
 
-from prox_spark.params import Range, check_params
-from prox_spark.schema import DEDUP_HASH, DUPLICATE_OF, ID, MINHASH
+from prox_spark.params import Doc, Range, check_fields
+from prox_spark.schema import DEDUP_HASH, DUPLICATE_OF, ID, MINHASH, RULE_EDITS, STATUS
 from prox_spark.stages.base import Stage
 from prox_spark.stages.rule_stages import current_text_column, record_edit, word_count_column
 
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+_PRIORITY = Doc("a source column; among copies the lowest value is kept (then the lowest id)")
 _NON_WORD = regex.compile(r"[^\p{L}\p{M}\p{N}\s]+")
 _SPACES = regex.compile(r"\s+")
 # Accents on Latin, Greek and Cyrillic letters are dropped, as datatrove does
@@ -74,7 +78,7 @@ def dedup_hash(text: str | None) -> str | None:
     return hashlib.sha256(simple.encode("utf-8", "replace")).hexdigest()
 
 
-def _keepers(existing, column: str):  # type: ignore[no-untyped-def]
+def _keepers(existing: DataFrame, column: str) -> DataFrame:
     """Rows of `existing` that a new document may duplicate: not duplicates themselves."""
     from pyspark.sql import functions as F
 
@@ -86,7 +90,8 @@ def _keepers(existing, column: str):  # type: ignore[no-untyped-def]
     return keep.select(F.col(ID), F.col(column))
 
 
-def _drop_duplicates(df, stage: str, duplicate_of, column: str):  # type: ignore[no-untyped-def]
+def _drop_duplicates(df: DataFrame, stage: str, duplicate_of: Column, column: str
+                     ) -> DataFrame:
     from pyspark.sql import functions as F
 
     is_dup = duplicate_of.isNotNull()
@@ -115,16 +120,21 @@ class ExactDedup(Stage):
         df.transform(ExactDedup(existing=spark.read.format("delta").load(refined)))
     """
 
-    priority: str | None = None
+    priority: Annotated[str | None, _PRIORITY] = None
     existing: Any = None
+
+    stage_name: ClassVar[str] = "exact_dedup"
+    adds: ClassVar[tuple[str, ...]] = (DUPLICATE_OF, DEDUP_HASH, RULE_EDITS, STATUS)
+    context_fields: ClassVar[tuple[str, ...]] = ("existing",)
+    source_columns: ClassVar[tuple[str, ...]] = ("priority",)
     # The `stage` its `rule_edits` entries and drop reasons carry (older than
     # the YAML name `exact_dedup`; stored tables hold it).
     edit_name: ClassVar[str] = "exact_duplicate"
 
     def __post_init__(self) -> None:
-        check_params(ExactDedup, {"priority": self.priority})
+        check_fields(self)
 
-    def transform(self, df):  # type: ignore[no-untyped-def]
+    def _transform(self, df: DataFrame) -> DataFrame:
         from pyspark.sql import Window
         from pyspark.sql import functions as F
         from pyspark.sql.functions import pandas_udf
@@ -200,32 +210,29 @@ class NearDedup(Stage):
     Rows of `existing` (with a `minhash` column made with the same bands,
     rows and seed) are matched too and always kept. The similar pairs are
     collected to the driver to resolve the clusters (about one per duplicate).
-
-    Parameters:
-        threshold: estimated Jaccard similarity at or above which documents are duplicates.
-        ngram: words per shingle.
-        bands: LSH bands (more bands find less similar pairs).
-        rows: signature rows per band.
-        seed: seed of the MinHash permutations (keep it to compare with stored rows).
-        priority: a source column; among copies the lowest value is kept (then the lowest id).
     """
 
-    threshold: Annotated[float, Range(0, 1, open_low=True)] = 0.8
-    ngram: Annotated[int, Range(1)] = 5
-    bands: Annotated[int, Range(1)] = 14
-    rows: Annotated[int, Range(1)] = 8
-    seed: int = 1
-    priority: str | None = None
+    threshold: Annotated[float, Range(0, 1, open_low=True), Doc(
+        "estimated Jaccard similarity at or above which documents are duplicates")] = 0.8
+    ngram: Annotated[int, Range(1), Doc("words per shingle")] = 5
+    bands: Annotated[int, Range(1), Doc("LSH bands (more bands find less similar pairs)")] = 14
+    rows: Annotated[int, Range(1), Doc("signature rows per band")] = 8
+    seed: Annotated[int, Doc(
+        "seed of the MinHash permutations (keep it to compare with stored rows)")] = 1
+    priority: Annotated[str | None, _PRIORITY] = None
     existing: Any = None
 
+    stage_name: ClassVar[str] = "near_dedup"
+    adds: ClassVar[tuple[str, ...]] = (DUPLICATE_OF, MINHASH, RULE_EDITS, STATUS)
+    context_fields: ClassVar[tuple[str, ...]] = ("existing",)
+    source_columns: ClassVar[tuple[str, ...]] = ("priority",)
     # The `stage` its `rule_edits` entries and drop reasons carry (see ExactDedup).
     edit_name: ClassVar[str] = "near_duplicate"
 
     def __post_init__(self) -> None:
-        check_params(NearDedup, {f: getattr(self, f) for f in
-                                 ("threshold", "ngram", "bands", "rows", "seed", "priority")})
+        check_fields(self)
 
-    def transform(self, df):  # type: ignore[no-untyped-def]
+    def _transform(self, df: DataFrame) -> DataFrame:
         from pyspark.sql import functions as F
         from pyspark.sql.functions import pandas_udf
 
@@ -275,8 +282,8 @@ class NearDedup(Stage):
         marked = df.join(best, df[ID] == best["_dup_id"], "left").drop("_dup_id")
         return _drop_duplicates(marked, self.edit_name, F.col("_dup_of"), column).drop("_dup_of")
 
-    def _cluster_keepers(self, df, old, edges: list[tuple[str, str]]  # type: ignore[no-untyped-def]
-                 ) -> dict[str, str]:
+    def _cluster_keepers(self, df: DataFrame, old: DataFrame | None,
+                         edges: list[tuple[str, str]]) -> dict[str, str]:
         """{new duplicate id: its cluster's keeper} for the similar pairs
         `edges`: old documents first, then the lowest priority (nulls last),
         then the lowest id."""

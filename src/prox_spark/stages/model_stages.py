@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from prox_spark.engine import (
     CHUNK_MAX_NEW_TOKENS,
@@ -46,7 +46,7 @@ from prox_spark.schema import (
     TEXT,
 )
 from prox_spark.stages.apply import ProgramApplier, doc_statuses
-from prox_spark.stages.base import Stage
+from prox_spark.stages.base import BuildContext, Stage
 from prox_spark.stages.model_map import append_columns, map_batches, task_info
 from prox_spark.stages.model_usage import usage_accumulator
 from prox_spark.stages.reuse import REUSE
@@ -62,6 +62,7 @@ from prox_spark.udfs import (
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from pyspark.sql import DataFrame
 
 ENGINE_TOKENIZER = "engine"
 _T = TypeVar("_T")
@@ -305,8 +306,17 @@ class DocRefiner(Stage):
     max_new_tokens: int = DOC_MAX_NEW_TOKENS
     resources: TaskResources | None = None
 
-    def transform(self, df):  # type: ignore[no-untyped-def]
-        self.require(df)
+    stage_name: ClassVar[str] = "prox_doc"
+    config_section: ClassVar[str | None] = "doc_model"
+    adds: ClassVar[tuple[str, ...]] = tuple(DOC_COLUMNS)
+
+    @classmethod
+    def build(cls, params: dict[str, Any], context: BuildContext) -> DocRefiner:
+        m = context.doc_model
+        return cls(m.engine, max_prompt_tokens=m.max_prompt_tokens,
+                   max_new_tokens=m.max_new_tokens, resources=m.resources)
+
+    def _transform(self, df: DataFrame) -> DataFrame:
         return _run_pass(df, self, None, self.resources)
 
 
@@ -331,11 +341,21 @@ class ChunkRefiner(Stage):
     tokenizer: str | None = ENGINE_TOKENIZER
     resources: TaskResources | None = None
 
-    def transform(self, df):  # type: ignore[no-untyped-def]
-        self.require(df)
+    stage_name: ClassVar[str] = "prox_chunk"
+    config_section: ClassVar[str | None] = "chunk_model"
+    adds: ClassVar[tuple[str, ...]] = (*CHUNK_COLUMNS, *ProgramApplier.adds)
+
+    @classmethod
+    def build(cls, params: dict[str, Any], context: BuildContext) -> ChunkRefiner:
+        m = context.chunk_model
+        return cls(m.engine, policy=context.policy or DEFAULT_CHUNK_POLICY,
+                   max_prompt_tokens=m.max_prompt_tokens, max_new_tokens=m.max_new_tokens,
+                   max_doc_chars=m.max_doc_chars, resources=m.resources)
+
+    def _transform(self, df: DataFrame) -> DataFrame:
         return self.apply(_run_pass(df, None, self, self.resources))
 
-    def apply(self, df):  # type: ignore[no-untyped-def]
+    def apply(self, df: DataFrame) -> DataFrame:
         """The interpreter over the generated programs (no model)."""
         tokenizer = self.engine.tokenizer_name if self.tokenizer == ENGINE_TOKENIZER \
             else self.tokenizer
@@ -358,13 +378,14 @@ class ProxRefiner(Stage):
     doc: DocRefiner
     chunk: ChunkRefiner
 
+    adds: ClassVar[tuple[str, ...]] = (*DocRefiner.adds, *ChunkRefiner.adds)
+
     def __post_init__(self) -> None:
         if self.doc.resources != self.chunk.resources:
             raise ValueError("ProxRefiner: the doc and chunk stages ask for different "
                              f"resources ({self.doc.resources} vs {self.chunk.resources})")
 
-    def transform(self, df):  # type: ignore[no-untyped-def]
-        self.require(df)
+    def _transform(self, df: DataFrame) -> DataFrame:
         return self.chunk.apply(_run_pass(df, self.doc, self.chunk, self.doc.resources))
 
 

@@ -1,11 +1,12 @@
 """The one list of stages a YAML `stages:` entry may name.
 
-Each `StageSpec` declares its YAML name, its parameters (type, default and
-a one-line doc, read from the implementation's signature and its
-`Parameters:` docstring block), the columns it needs and adds, and how to
-build it. `config` validates `stages:` from here and `pipeline` builds from
-here. Adding a filter is one new module under `rules/` and one entry in
-`rules.QUALITY_RULES`.
+A `StageSpec` is read off a stage's one declaration (see `stages.base.Stage`):
+a `Stage` class's attributes and fields, or a rule function's keyword
+parameters, each `Annotated` with its `Range` and `Doc`. `config` validates
+`stages:` from here, `fingerprint` hashes what it says decides the output,
+`pipeline` builds from here and `parameter_table` writes the README's
+parameter list. Adding a stage is one module and one line: a rule function
+in `rules.QUALITY_RULES`, or a `Stage` class in `STAGE_CLASSES`.
 
 A name with a colon is the user's own code, `package.module:attribute`:
 a rule function `(text, **params)`, a `Stage` subclass, or a datatrove
@@ -28,29 +29,13 @@ import inspect
 import re
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from prox_spark.params import check_ranges, check_value
-from prox_spark.program import DEFAULT_CHUNK_POLICY, ChunkPolicy
+from prox_spark.params import check_ranges, check_value, doc_of
 from prox_spark.rules import QUALITY_RULES, our_spelling
-from prox_spark.schema import (
-    CHUNK_ERROR,
-    CHUNK_PROGRAMS,
-    DEDUP_HASH,
-    DOC_ERROR,
-    DOC_PROGRAM,
-    DOC_STATUS,
-    DUPLICATE_OF,
-    ID,
-    MINHASH,
-    REFINED_TEXT,
-    RESULT_FIELDS,
-    RULE_EDITS,
-    RULE_ERROR,
-    STATUS,
-    TEXT,
-)
+from prox_spark.schema import ID, TEXT
+from prox_spark.stages.base import BuildContext, Stage
 
 _IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 _NO_DEFAULT = inspect.Parameter.empty
@@ -68,20 +53,6 @@ class Param:
     @property
     def required(self) -> bool:
         return self.default is _NO_DEFAULT
-
-
-@dataclass(frozen=True)
-class BuildContext:
-    """What a stage may need besides its parameters: the model sections
-    (objects with `engine`, `max_prompt_tokens`, `max_new_tokens`,
-    `max_doc_chars`), the chunk policy, the rows already refined (for dedup)
-    and a tokenizer to count the tokens rule edits remove."""
-
-    doc_model: Any = None
-    chunk_model: Any = None
-    policy: ChunkPolicy = field(default_factory=lambda: DEFAULT_CHUNK_POLICY)
-    existing: Any = None
-    tokenizer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,24 +118,9 @@ class StageSpec:
         return self.build(self.effective(params), context or BuildContext())
 
 
-def _docs(obj: Any) -> dict[str, str]:
-    """`name: one line` entries of a docstring's `Parameters:` block."""
-    docs: dict[str, str] = {}
-    lines = inspect.getdoc(obj) or ""
-    inside = False
-    for line in lines.splitlines():
-        if line.strip() == "Parameters:":
-            inside = True
-        elif inside and ":" in line and line.startswith("    "):
-            name, doc = line.strip().split(":", 1)
-            docs[name.strip()] = doc.strip()
-        elif inside and line.strip():
-            inside = False
-    return docs
-
-
 def params_of(target: Any, skip: tuple[str, ...] = ()) -> tuple[Param, ...]:
-    """The keyword parameters of a function or class, typed from its hints."""
+    """The keyword parameters of a function or class: type, default, and the
+    `Range` and `Doc` annotated with the type."""
     signature = inspect.signature(target)
     hints: dict[str, Any] = {}
     for source in ((target, target.__init__) if isinstance(target, type) else (target,)):
@@ -172,14 +128,14 @@ def params_of(target: Any, skip: tuple[str, ...] = ()) -> tuple[Param, ...]:
             hints.update(typing.get_type_hints(source, include_extras=True))
         except Exception:  # unresolvable annotations in a user's module: no type check
             pass
-    docs = _docs(target)
     out = []
     for i, (name, p) in enumerate(signature.parameters.items()):
         if name in skip or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         if p.kind is p.POSITIONAL_ONLY or (i == 0 and not isinstance(target, type)):
             continue  # the text argument of a rule function
-        out.append(Param(name, hints.get(name), p.default, docs.get(name, "")))
+        hint = hints.get(name)
+        out.append(Param(name, hint, p.default, doc_of(hint)))
     return tuple(out)
 
 
@@ -187,64 +143,43 @@ def _summary(obj: Any) -> str:
     return (inspect.getdoc(obj) or "").split("\n\n")[0].replace("\n", " ")
 
 
-_RULE_ADDS = (RULE_EDITS, RULE_ERROR, STATUS)
-
-
 def _rule_spec(name: str, fn: Callable[..., Any]) -> StageSpec:
-    def build(params: dict[str, Any], ctx: BuildContext) -> Any:
-        from prox_spark.stages.rule_stages import RuleStage
+    from prox_spark.stages.rule_stages import RuleStage
 
+    def build(params: dict[str, Any], ctx: BuildContext) -> Any:
         return RuleStage(name if name in QUALITY_RULES else fn, name=name,
                          tokenizer=ctx.tokenizer, **params)
 
-    return StageSpec(name, _summary(fn), params_of(fn), build, adds=_RULE_ADDS,
+    return StageSpec(name, _summary(fn), params_of(fn), build, adds=RuleStage.adds,
                      open_params=any(p.kind is p.VAR_KEYWORD
                                      for p in inspect.signature(fn).parameters.values()),
                      spelling=lambda params: our_spelling(name, params))
 
 
-def _dedup_spec(name: str) -> StageSpec:
-    from prox_spark.stages import dedup
-
-    kind = dedup.ExactDedup if name == "exact_dedup" else dedup.NearDedup
-    adds = (DUPLICATE_OF, DEDUP_HASH if name == "exact_dedup" else MINHASH, *_RULE_ADDS)
-
-    def build(params: dict[str, Any], ctx: BuildContext) -> Any:
-        return kind(**params, existing=ctx.existing)
-
-    return StageSpec(name, _summary(kind), params_of(kind, skip=("existing",)), build,
-                     adds=adds, source_columns=("priority",), edits_as=kind.edit_name)
+def class_spec(kind: type[Stage], name: str | None = None) -> StageSpec:
+    """The spec a `Stage` class declares (see `stages.base.Stage`); `name`
+    for a user's class, named by its import path."""
+    params = () if kind.config_section else params_of(kind, skip=kind.context_fields)
+    return StageSpec(name or kind.stage_name, _summary(kind), params, kind.build,
+                     needs=kind.needs, adds=kind.adds, model=kind.config_section,
+                     source_columns=kind.source_columns, output_version=kind.output_version,
+                     edits_as=getattr(kind, "edit_name", None))
 
 
-def _doc_stage(params: dict[str, Any], ctx: BuildContext) -> Any:
-    from prox_spark.stages.model_stages import DocRefiner
+def stage_classes() -> tuple[type[Stage], ...]:
+    """The built-in `Stage` classes a YAML `stages:` entry names by their
+    `stage_name` (the rule stages are `rules.QUALITY_RULES`)."""
+    from prox_spark.stages.dedup import ExactDedup, NearDedup
+    from prox_spark.stages.model_stages import ChunkRefiner, DocRefiner
 
-    m = ctx.doc_model
-    return DocRefiner(m.engine, max_prompt_tokens=m.max_prompt_tokens,
-                      max_new_tokens=m.max_new_tokens, resources=m.resources)
-
-
-def _chunk_stage(params: dict[str, Any], ctx: BuildContext) -> Any:
-    from prox_spark.stages.model_stages import ChunkRefiner
-
-    m = ctx.chunk_model
-    return ChunkRefiner(m.engine, policy=ctx.policy, max_prompt_tokens=m.max_prompt_tokens,
-                        max_new_tokens=m.max_new_tokens, max_doc_chars=m.max_doc_chars,
-                        resources=m.resources)
+    return (DocRefiner, ChunkRefiner, ExactDedup, NearDedup)
 
 
 def _builtins() -> dict[str, StageSpec]:
-    specs = [
-        StageSpec("prox_doc", "The doc model's keep/drop program per document.", (),
-                  _doc_stage, adds=(DOC_PROGRAM, DOC_ERROR, DOC_STATUS), model="doc_model"),
-        StageSpec("prox_chunk", "The chunk model's line edits, then the interpreter.", (),
-                  _chunk_stage, adds=(CHUNK_PROGRAMS, CHUNK_ERROR, REFINED_TEXT,
-                                      *RESULT_FIELDS), model="chunk_model"),
-        *[_rule_spec(name, fn) for name, fn in QUALITY_RULES.items()],
-        _dedup_spec("exact_dedup"),
-        _dedup_spec("near_dedup"),
-    ]
-    return {s.name: s for s in specs}
+    models = [class_spec(k) for k in stage_classes() if k.config_section]
+    others = [class_spec(k) for k in stage_classes() if not k.config_section]
+    rules = [_rule_spec(name, fn) for name, fn in QUALITY_RULES.items()]
+    return {s.name: s for s in (*models, *rules, *others)}
 
 
 _SPECS: dict[str, StageSpec] = {}
@@ -258,7 +193,6 @@ def stage_names() -> tuple[str, ...]:
 
 
 def _imported(path: str) -> StageSpec:
-    from prox_spark.stages.base import Stage
     from prox_spark.stages.datatrove_filter import DatatroveFilter, is_datatrove_filter
 
     module_name, attr = path.split(":")
@@ -274,13 +208,9 @@ def _imported(path: str) -> StageSpec:
             return DatatroveFilter(target(**params), name=path, tokenizer=ctx.tokenizer)
 
         return StageSpec(path, _summary(target), params_of(target), build_filter,
-                         adds=_RULE_ADDS)
+                         adds=DatatroveFilter.adds)
     if isinstance(target, type) and issubclass(target, Stage):
-        def build_stage(params: dict[str, Any], ctx: BuildContext) -> Any:
-            return target(**params)
-
-        return StageSpec(path, _summary(target), params_of(target), build_stage,
-                         needs=target.needs, adds=tuple(getattr(target, "adds", ())))
+        return class_spec(target, path)
     if inspect.isfunction(target) or inspect.isbuiltin(target):
         return _rule_spec(path, target)
     raise ValueError(f"{path} is neither a rule function, a Stage subclass nor a datatrove "
@@ -303,3 +233,28 @@ def stage_spec(name: str) -> StageSpec:
     raise ValueError(f"unknown stage {name!r}; expected one of {', '.join(names)}, "
                      "or package.module:name")
 
+
+
+TABLE_START = "<!-- stage parameters: written by scripts/stage_table.py; do not edit -->"
+TABLE_END = "<!-- end of stage parameters -->"
+
+
+def parameter_table() -> str:
+    """Every built-in stage's parameters as a Markdown table (the README's
+    list, between `TABLE_START` and `TABLE_END`), read from the declarations."""
+    import json
+
+    from prox_spark.params import describe_hint
+
+    rows = [TABLE_START, "", "| stage | parameter | type | default | range | meaning |",
+            "|---|---|---|---|---|---|"]
+    for name in stage_names():
+        spec = stage_spec(name)
+        if spec.model is not None:
+            rows.append(f"| `{name}` | (its `{spec.model}` section) | | | | {spec.doc} |")
+        for p in spec.params:
+            kind, bounds = describe_hint(p.hint)
+            default = json.dumps(p.default)
+            rows.append(f"| `{name}` | `{p.name}` | {kind} | `{default}` | {bounds} | "
+                        f"{p.doc} |")
+    return "\n".join([*rows, "", TABLE_END])

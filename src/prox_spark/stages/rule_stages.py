@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
@@ -31,6 +31,9 @@ from prox_spark.schema import (
     TEXT,
 )
 from prox_spark.stages.base import Stage, status_expr
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 # The reason code (after the rule's name) of a document whose edits left no word.
 EMPTIED = "empty_after_edit"
@@ -150,6 +153,8 @@ class RuleStage(Stage):
         df.transform(RuleStage(lambda text: "<table" not in text, name="no_tables"))
     """
 
+    adds: ClassVar[tuple[str, ...]] = (RULE_EDITS, RULE_ERROR, STATUS)
+
     def __init__(self, rule: str | Callable[..., Any], /, *, tokenizer: str | None = None,
                  name: str | None = None, **params: Any) -> None:
         if isinstance(rule, str):
@@ -180,11 +185,10 @@ class RuleStage(Stage):
     def __repr__(self) -> str:
         return f"RuleStage({self.name!r}, **{self.params!r})"
 
-    def transform(self, df):  # type: ignore[no-untyped-def]
+    def _transform(self, df: DataFrame) -> DataFrame:
         from pyspark.sql import functions as F
         from pyspark.sql.functions import pandas_udf
 
-        self.require(df)
         rule, params, tokenizer, name = self.rule, self.params, self.tokenizer, self.name
 
         @pandas_udf(RULE_RESULT)  # type: ignore[call-overload]
