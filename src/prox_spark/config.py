@@ -14,12 +14,13 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from prox_spark.engine import CHUNK_MAX_NEW_TOKENS, DOC_MAX_NEW_TOKENS, EngineConfig
 from prox_spark.errors import ConfigError
+from prox_spark.params import Doc, Range, check_fields
 from prox_spark.program import ChunkPolicy
 from prox_spark.prompts import CHUNK_MAX_TOKENS, DEFAULT_MAX_DOC_CHARS, DOC_MAX_TOKENS
 from prox_spark.refs import TableRef, is_delta_dir
@@ -70,10 +71,16 @@ class ModelConfig:
     its stage asks for (None: plain task slots, e.g. on a CPU machine)."""
 
     engine: EngineConfig
-    max_new_tokens: int
-    max_prompt_tokens: int
-    max_doc_chars: int = DEFAULT_MAX_DOC_CHARS
+    max_new_tokens: Annotated[int, Range(0, open_low=True), Doc(
+        "longest answer generated per prompt, in tokens")]
+    max_prompt_tokens: Annotated[int, Range(0, open_low=True), Doc(
+        "longest prompt sent, in tokens (a longer chunk is split)")]
+    max_doc_chars: Annotated[int, Range(0, open_low=True), Doc(
+        "longest document the chunk model reads, in characters")] = DEFAULT_MAX_DOC_CHARS
     resources: TaskResources | None = None
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 MODEL_STAGES = ("prox_doc", "prox_chunk")
@@ -251,6 +258,7 @@ _MODEL_KEYS = ("model", "tokenizer", "dtype", "max_model_len", "kv_cache_gib",
                "cpu_kv_cache_gib", "gpu_memory_utilization", "tensor_parallel_size",
                "max_num_seqs", "enforce_eager", "seed", "max_new_tokens",
                "max_prompt_tokens", "max_doc_chars", "resources")
+_LIMIT_KEYS = ("max_new_tokens", "max_prompt_tokens", "max_doc_chars")
 # Only the chunk model splits documents, so only it has a document size bound.
 _DOC_MODEL_KEYS = tuple(k for k in _MODEL_KEYS if k != "max_doc_chars")
 
@@ -264,19 +272,6 @@ def _model(raw: Any, where: str, new_tokens: int, prompt_tokens: int,
     name = _typed(section, "model", str, where)
     if not name:
         raise ConfigError(f"{where}.model", "a model directory or hub id is required")
-    engine_args: dict[str, Any] = {"model": name}
-    for key, kind in (("tokenizer", str), ("dtype", str), ("max_model_len", int),
-                      ("kv_cache_gib", (int, float)), ("cpu_kv_cache_gib", (int, float)),
-                      ("gpu_memory_utilization", (int, float)),
-                      ("tensor_parallel_size", int), ("max_num_seqs", int),
-                      ("enforce_eager", bool), ("seed", int)):
-        value = _typed(section, key, kind, where)
-        if value is not None:
-            engine_args[key] = value
-    try:
-        engine = EngineConfig(**engine_args)
-    except ValueError as exc:
-        raise ConfigError(where, str(exc)) from None
     resources = None
     if section.get("resources") is not None:
         res_raw = _mapping(section["resources"], f"{where}.resources")
@@ -285,20 +280,19 @@ def _model(raw: Any, where: str, new_tokens: int, prompt_tokens: int,
             resources = TaskResources(**res_raw)
         except ValueError as exc:
             raise ConfigError(f"{where}.resources", str(exc)) from None
+    # A null value means the default, as if the key were absent.
+    given = {k: v for k, v in section.items() if v is not None}
+    engine_keys = {f.name for f in fields(EngineConfig)}
+    limits = {"max_new_tokens": new_tokens, "max_prompt_tokens": prompt_tokens,
+              **{k: v for k, v in given.items() if k in _LIMIT_KEYS}}
+    try:
+        engine = EngineConfig(**{k: v for k, v in given.items() if k in engine_keys})
+        model = ModelConfig(engine=engine, resources=resources, **limits)
+    except ValueError as exc:
+        raise ConfigError(where, str(exc)) from None
     if check:
         check_model_available(name, f"{where}.model")
-    return ModelConfig(
-        engine=engine,
-        max_new_tokens=_positive(_typed(section, "max_new_tokens", int, where, new_tokens),
-                                 f"{where}.max_new_tokens"),
-        max_prompt_tokens=_positive(
-            _typed(section, "max_prompt_tokens", int, where, prompt_tokens),
-            f"{where}.max_prompt_tokens"),
-        max_doc_chars=_positive(
-            _typed(section, "max_doc_chars", int, where, DEFAULT_MAX_DOC_CHARS),
-            f"{where}.max_doc_chars"),
-        resources=resources,
-    )
+    return model
 
 
 TOP_KEYS = ("input", "output", "metrics", "doc_model", "chunk_model", "policy", "spark",
