@@ -1,5 +1,6 @@
-"""Prompt builders, engine and UDFs agree: a tiny model trained on fixed
-(prompt -> program) pairs gives back exactly those programs through Spark."""
+"""Prompt builders, engine and model stages agree: a tiny model trained on
+fixed (prompt -> program) pairs gives back exactly those programs through
+Spark (the production path: `mapInArrow` model passes)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import json
 import pytest
 
 from prox_spark.engine import Engine, EngineConfig, get_engine
+from prox_spark.generation import generate_safely
 from prox_spark.prompts import doc_prompt, doc_prompt_ids
-from prox_spark.stages import DocRefiner
-from prox_spark.udfs import _generate_safely, chunk_programs_udf, doc_program_udf
+from prox_spark.stages import ChunkRefiner, DocRefiner
 from refiner_cases import CHUNK_PROGRAMS, DOC_PROGRAMS, GOOD, NOISY, SPAM, training_pairs
 
 pytestmark = [pytest.mark.spark, pytest.mark.vllm]
@@ -40,22 +41,27 @@ def test_engine_receives_exactly_one_bos(refiner_config):
     assert gen.prompt_tokens == len(ids)  # vLLM added nothing of its own
 
 
-def test_udfs_return_the_trained_programs(spark, refiner_config):
+def programs(df, config, max_new_tokens):
+    """Each row through the doc stage and, separately, the chunk stage (so
+    the chunk model sees every row): {id: (doc program, doc error, chunk
+    programs, chunk error)}."""
+    doc = df.transform(DocRefiner(config)).select("id", "doc_program", "doc_error")
+    chunk = df.transform(ChunkRefiner(config, max_new_tokens=max_new_tokens)).select(
+        "id", "chunk_programs", "chunk_error")
+    return {r.id: (r.doc_program, r.doc_error, r.chunk_programs, r.chunk_error)
+            for r in doc.join(chunk, "id").collect()}
+
+
+def test_model_stages_return_the_trained_programs(spark, refiner_config):
     docs = spark.createDataFrame(
         [(1, SPAM), (2, GOOD), (3, NOISY)], "id long, text string"
     ).repartition(2)
-    doc = doc_program_udf(refiner_config)
-    chunk = chunk_programs_udf(refiner_config, max_new_tokens=64)
-    rows = (
-        docs.select("id", "text", doc("text").alias("d"), chunk("text").alias("c"))
-        .orderBy("id")
-        .collect()
-    )
-    assert [r.d.program for r in rows] == [DOC_PROGRAMS[r.text] for r in rows]
-    assert [r.d.error for r in rows] == [None, None, None]
-    assert rows[1].c.programs == [CHUNK_PROGRAMS[GOOD]]
-    assert rows[2].c.programs == [CHUNK_PROGRAMS[NOISY]]
-    assert [r.c.error for r in rows] == [None, None, None]
+    out = programs(docs, refiner_config, 64)
+    assert [out[i][0] for i in (1, 2, 3)] == [DOC_PROGRAMS[t] for t in (SPAM, GOOD, NOISY)]
+    assert [out[i][1] for i in (1, 2, 3)] == [None, None, None]
+    assert out[2][2] == [CHUNK_PROGRAMS[GOOD]]
+    assert out[3][2] == [CHUNK_PROGRAMS[NOISY]]
+    assert [out[i][3] for i in (1, 2, 3)] == [None, None, None]
 
 
 def test_bad_inputs_get_rows_not_failed_tasks(spark, refiner_config, tmp_path):
@@ -77,22 +83,16 @@ def test_bad_inputs_get_rows_not_failed_tasks(spark, refiner_config, tmp_path):
         fh.write('{"id": 4, "text": "broken \\ud800 surrogate in an otherwise fine text"}\n')
     df = spark.read.schema("id long, text string").json(str(source))
     df = df.unionByName(spark.createDataFrame([(7, huge)], "id long, text string"))
-    doc = doc_program_udf(refiner_config)
-    chunk = chunk_programs_udf(refiner_config, max_new_tokens=16)
-    out = {
-        r.id: r
-        for r in df.repartition(2).select("id", doc("text").alias("d"), chunk("text").alias("c"))
-        .collect()
-    }
+    out = programs(df.repartition(2), refiner_config, 16)
     assert sorted(out) == [1, 2, 3, 4, 5, 6, 7]
-    assert "null" in out[1].d.error and out[1].d.program is None
-    assert "empty" in out[2].d.error and "empty" in out[3].c.error
-    assert out[4].d.error is None and isinstance(out[4].d.program, str)
-    assert out[4].c.error is None and len(out[4].c.programs) == 1
-    assert out[5].c.error is None and len(out[5].c.programs) > 1
-    assert out[6].d.program == DOC_PROGRAMS[GOOD]
-    assert out[7].d.error is None and isinstance(out[7].d.program, str)
-    assert "exceeds max_doc_chars" in out[7].c.error and out[7].c.programs is None
+    assert "null" in out[1][1] and out[1][0] is None
+    assert "empty" in out[2][1] and "empty" in out[3][3]
+    assert out[4][1] is None and isinstance(out[4][0], str)
+    assert out[4][3] is None and len(out[4][2]) == 1
+    assert out[5][3] is None and len(out[5][2]) > 1
+    assert out[6][0] == DOC_PROGRAMS[GOOD]
+    assert out[7][1] is None and isinstance(out[7][0], str)
+    assert "exceeds max_doc_chars" in out[7][3] and out[7][2] is None
 
 
 class FlakyEngine(Engine):
@@ -112,7 +112,7 @@ def test_a_failing_batch_is_retried_prompt_by_prompt(refiner_config):
     flaky = FlakyEngine(real.config, real.llm, real.tokenizer)
     good = [flaky.encode_one(p) for p, _ in training_pairs()[:2]]
     flaky.poison = tuple(flaky.encode_one("[INST] poisoned [/INST]"))
-    gens = _generate_safely(flaky, [good[0], list(flaky.poison), good[1]], 64)
+    gens = generate_safely(flaky, [good[0], list(flaky.poison), good[1]], 64)
     assert [g.text.strip() if g.text else None for g in gens] == [
         training_pairs()[0][1], None, training_pairs()[1][1]]
     assert gens[1].error == "generation failed: bad request in batch"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from prox_spark.engine import EngineConfig, get_engine
+from prox_spark.generation import doc_programs
 from prox_spark.testing.replay_engine import ReplayEngine, replaying
 from prox_spark.testing.tiny_llama import build_tokenizer
-from prox_spark.udfs import doc_programs
 
 
 def test_records_then_replays_only_what_it_recorded(tmp_path):

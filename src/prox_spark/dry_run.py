@@ -242,13 +242,13 @@ def _counter(config: PipelineConfig, models: tuple[str, ...]) -> Any:
 
     def count(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from prox_spark.engine import get_tokenizer
+        from prox_spark.generation import clean_text
         from prox_spark.prompts import (
             chunk_document,
             chunk_prompt,
             doc_prompt_ids,
             text_encoding,
         )
-        from prox_spark.udfs import clean_text
 
         totals = dict.fromkeys(_COUNTS, 0)
         encoders: dict[str, Any] = {}

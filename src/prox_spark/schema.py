@@ -77,8 +77,6 @@ RESULT_FIELDS = {
     "words_after": "int", "tokens_before": "int", "tokens_after": "int",
 }
 APPLY_RESULT = ddl({"text": "string", **RESULT_FIELDS})
-DOC_RESULT = ddl({"program": "string", "error": "string"})
-CHUNK_RESULT = ddl({"programs": "array<string>", "error": "string"})
 RULE_RESULT = ddl({"text": "string", "program": "string", "reason": "string",
                    "changed": "boolean", "words_removed": "int", "tokens_removed": "int",
                    "error": "string"})

@@ -37,9 +37,9 @@ from prox_spark.engine import (
     bind_task_gpus,
     get_engine,
 )
+from prox_spark.generation import generate_safely, program_text
 from prox_spark.resources import TaskResources
 from prox_spark.stages.model_map import append_columns, map_batches
-from prox_spark.udfs import _generate_safely, _program_text
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -124,9 +124,9 @@ def _answer_batches(config: EngineConfig, doc_max_new_tokens: int, chunk_max_new
                         sent.append(i)
                     except Exception as exc:
                         errors[i] = f"prompt failed: {exc}"
-                gens: list[Generation] = _generate_safely(engine, ids, budget)
+                gens: list[Generation] = generate_safely(engine, ids, budget)
                 for i, gen in zip(sent, gens, strict=True):
-                    outputs[i], errors[i] = _program_text(gen), gen.error
+                    outputs[i], errors[i] = program_text(gen), gen.error
             yield append_columns(batch, {OUTPUT: (outputs, "string"), ERROR: (errors, "string")})
 
     return run

@@ -46,9 +46,9 @@ def _scoring_prompt(text: str, engine: Engine, job: LabelJob) -> str:
 
 
 def _generate(engine: Engine, prompts: list[str], max_new_tokens: int) -> list[Generation]:
-    from prox_spark.udfs import _generate_safely
+    from prox_spark.generation import generate_safely
 
-    return _generate_safely(engine, prompts, max_new_tokens)
+    return generate_safely(engine, prompts, max_new_tokens)
 
 
 def _answer(gen: Generation) -> tuple[str | None, str | None]:

@@ -27,6 +27,15 @@ from prox_spark.engine import (
     prompt_tokens_sent,
     record_event,
 )
+from prox_spark.generation import (
+    Prepared,
+    clean_text,
+    finish_chunks,
+    finish_doc,
+    prefetched,
+    prepare_chunks,
+    prepare_doc,
+)
 from prox_spark.program import DEFAULT_CHUNK_POLICY, DROPPED, FAILED, ChunkPolicy
 from prox_spark.prompts import CHUNK_MAX_TOKENS, DEFAULT_MAX_DOC_CHARS, DOC_MAX_TOKENS
 from prox_spark.resources import TaskResources
@@ -50,15 +59,6 @@ from prox_spark.stages.base import BuildContext, Stage
 from prox_spark.stages.model_map import append_columns, map_batches, task_info
 from prox_spark.stages.model_usage import usage_accumulator
 from prox_spark.stages.reuse import REUSE
-from prox_spark.udfs import (
-    Prepared,
-    clean_text,
-    finish_chunks,
-    finish_doc,
-    prefetched,
-    prepare_chunks,
-    prepare_doc,
-)
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -1,14 +1,15 @@
-"""Pandas UDFs that turn a text column into ProX programs with a cached engine.
+"""One batch of texts to ProX programs: prompts in, one engine call, programs out.
 
-Each Python worker builds its engine once (see `engine.get_engine`) and then
-sends every Arrow batch it receives to vLLM in one call. Rows that cannot be
-refined -- null, empty, too large, no engine, a failed generation -- get an
-error string instead of a program (and, when the model could not answer, a
-failure kind: the row is then stored "failed" and retried), and never fail
-the task.
+Plain Python around the engine (no Spark): the model stages
+(`stages.model_stages`) call `prepare_doc` / `prepare_chunks` for a batch
+while the engine works on the one before (`prefetched`), then
+`finish_doc` / `finish_chunks`. Rows that cannot be refined -- null, empty,
+too large, no engine, a failed generation -- get an error string instead
+of a program (and, when the model could not answer, a failure kind: the
+row is then stored "failed" and retried); nothing raises.
 
-    >>> doc = doc_program_udf(EngineConfig(model="/models/web-doc-refining-lm"))  # doctest: +SKIP
-    >>> df.withColumn("doc", doc("text")).select("id", "doc.program", "doc.error")  # doctest: +SKIP
+    >>> doc_programs(texts, lambda: get_engine(config))  # doctest: +SKIP
+    (['drop_doc()', None], [None, 'text is null'])
 """
 
 from __future__ import annotations
@@ -17,17 +18,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import pandas as pd
-
 from prox_spark.engine import (
     CHUNK_MAX_NEW_TOKENS,
     DOC_MAX_NEW_TOKENS,
     ENGINE_START,
     GENERATION_ERROR,
     Engine,
-    EngineConfig,
     Generation,
-    get_engine,
 )
 from prox_spark.prompts import (
     CHUNK_MAX_TOKENS,
@@ -37,7 +34,6 @@ from prox_spark.prompts import (
     chunk_prompt,
     doc_prompt_ids,
 )
-from prox_spark.schema import CHUNK_RESULT, DOC_RESULT
 
 
 def clean_text(text: Any) -> tuple[str | None, str | None]:
@@ -58,7 +54,7 @@ def clean_text(text: Any) -> tuple[str | None, str | None]:
     return text, None
 
 
-def _generate_safely(
+def generate_safely(
     engine: Engine, prompts: list[Any], max_new_tokens: int
 ) -> list[Generation]:
     """Generate for a batch; if the batch fails, retry prompt by prompt so one
@@ -78,7 +74,7 @@ def _generate_safely(
         return results
 
 
-def _program_text(gen: Generation) -> str | None:
+def program_text(gen: Generation) -> str | None:
     # Llama-style models start their answer with a word-initial "▁", which
     # decodes as a leading space; programs are stored without it.
     return None if gen.text is None else gen.text.strip()
@@ -197,9 +193,9 @@ def finish_doc(prep: Prepared, max_new_tokens: int) -> tuple[list[Any], list[str
     """Run a prepared document batch: (programs, errors); `prep.failures`
     and `prep.truncated` are filled in as well."""
     if prep.engine is not None:
-        gens = _generate_safely(prep.engine, prep.prompts, max_new_tokens)
+        gens = generate_safely(prep.engine, prep.prompts, max_new_tokens)
         for i, gen in zip(prep.owners, gens, strict=True):
-            prep.programs[i], prep.errors[i] = _program_text(gen), gen.error
+            prep.programs[i], prep.errors[i] = program_text(gen), gen.error
             prep.failures[i], prep.truncated[i] = gen.failure, gen.truncated
     return prep.programs, prep.errors
 
@@ -210,10 +206,10 @@ def finish_chunks(prep: Prepared, max_new_tokens: int) -> tuple[list[Any], list[
     and fails its document (`prep.failures`, the first kind); `prep.truncated`
     gets one bool per chunk."""
     if prep.engine is not None:
-        gens = _generate_safely(prep.engine, prep.prompts, max_new_tokens)
+        gens = generate_safely(prep.engine, prep.prompts, max_new_tokens)
         for i, gen in zip(prep.owners, gens, strict=True):
             row = prep.programs[i]
-            row.append(_program_text(gen) or "")
+            row.append(program_text(gen) or "")
             prep.truncated[i].append(gen.truncated)
             if gen.error is not None:
                 note = f"chunk {len(row) - 1}: {gen.error}"
@@ -286,50 +282,3 @@ def prefetched(items: Iterable[T], prepare: Callable[[T], P], run: Callable[[T, 
 
 
 _END: Any = object()
-
-
-def _program_udf(schema: str, names: tuple[str, str], prepare: Callable[[list[Any]], Prepared],
-                 finish: Callable[[Prepared], tuple[list[Any], list[Any]]]) -> Any:
-    """A non-deterministic iterator pandas UDF over text batches, preparing
-    the next batch while the engine runs the current one."""
-    from pyspark.sql.functions import pandas_udf
-
-    def run(texts: pd.Series, prep: Prepared) -> pd.DataFrame:
-        programs, errors = finish(prep)
-        return pd.DataFrame({names[0]: programs, names[1]: errors})
-
-    @pandas_udf(schema)  # type: ignore[call-overload]
-    def prox_programs(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
-        yield from prefetched(batches, lambda texts: prepare(texts.tolist()), run)
-
-    return prox_programs.asNondeterministic()
-
-
-def doc_program_udf(
-    config: EngineConfig,
-    *,
-    max_prompt_tokens: int = DOC_MAX_TOKENS,
-    max_new_tokens: int = DOC_MAX_NEW_TOKENS,
-) -> Any:
-    """A non-deterministic pandas UDF: text -> struct<program, error>."""
-    return _program_udf(
-        DOC_RESULT, ("program", "error"),
-        lambda texts: prepare_doc(texts, lambda: get_engine(config),
-                                  max_prompt_tokens=max_prompt_tokens),
-        lambda prep: finish_doc(prep, max_new_tokens))
-
-
-def chunk_programs_udf(
-    config: EngineConfig,
-    *,
-    max_prompt_tokens: int = CHUNK_MAX_TOKENS,
-    max_new_tokens: int = CHUNK_MAX_NEW_TOKENS,
-    max_doc_chars: int = DEFAULT_MAX_DOC_CHARS,
-) -> Any:
-    """A non-deterministic pandas UDF: text -> struct<programs: array<string>, error>."""
-    return _program_udf(
-        CHUNK_RESULT, ("programs", "error"),
-        lambda texts: prepare_chunks(texts, lambda: get_engine(config),
-                                     max_prompt_tokens=max_prompt_tokens,
-                                     max_doc_chars=max_doc_chars),
-        lambda prep: finish_chunks(prep, max_new_tokens))
