@@ -130,11 +130,15 @@ def refine(df: DataFrame, config: PipelineConfig, existing: DataFrame | None = N
     valid = df.where(F.col(SOURCE_ERROR).isNull()) if has_errors else df
     valid = valid.withColumn("_original_text", F.col("text"))
     fps = stage_fingerprints(config)
+    # The interpreter counts the words and tokens of what it leaves; they are
+    # counted again only when a stage after it changed the text.
+    counted = False
     for stage in build_stages(config, existing):
         models = model_stage_names(stage)
         if models:
             valid = with_reuse(valid, stored, models, fps)
         valid = valid.transform(stage)
+        counted = "prox_chunk" in models
     valid = finish_reuse(valid, fps)
     if REFINED_TEXT not in valid.columns:
         if DOC_PROGRAM in valid.columns:
@@ -142,13 +146,15 @@ def refine(df: DataFrame, config: PipelineConfig, existing: DataFrame | None = N
             valid = valid.transform(
                 ProgramApplier(config.policy, tokenizer=doc.engine.tokenizer_name if doc else None)
             )
+            counted = True
         else:
             valid = valid.transform(_rules_only_result)
     if RULE_EDITS in valid.columns:
         # A rule's line edits make an otherwise untouched document "edited".
         line_edit = F.exists(F.col(RULE_EDITS), lambda e: e["reason"].isNull())
         valid = valid.withColumn(STATUS, status_expr(F.lit(False), line_edit, F.col(STATUS)))
-    valid = _final_counts(valid, config)
+    if not counted:
+        valid = _final_counts(valid, config)
     errors = F.concat_ws("; ", *[F.col(c) for c in (RULE_ERROR, DOC_ERROR, CHUNK_ERROR)
                                  if c in valid.columns])
     computed = {
