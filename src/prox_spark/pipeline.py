@@ -17,15 +17,11 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from prox_spark.claims import BatchClaims, Holding, batch_key, claims_ref
 from prox_spark.config import DEDUP_STAGES, PipelineConfig
-from prox_spark.counts import token_counts_with, word_count
 from prox_spark.delta import (
     append_rows,
     delete_ids,
@@ -47,32 +43,17 @@ from prox_spark.metrics import (
     run_row,
     sync_metrics,
 )
-from prox_spark.program import CORPUS_STATUSES, DROPPED, FAILED
-from prox_spark.program.results import EMPTY_TEXT_REASON, INVALID_RECORD_REASON
+from prox_spark.program import FAILED
 from prox_spark.progress import progress
 from prox_spark.refresh import Plan, plan
-from prox_spark.schema import (
-    ATTEMPTS,
-    CHUNK_ERROR,
-    DOC_ERROR,
-    DOC_PROGRAM,
-    DROP_REASON,
-    REFINED_SCHEMA,
-    REFINED_TEXT,
-    REFINED_TYPES,
-    RULE_EDITS,
-    RULE_ERROR,
-    STATUS,
-    TRUNCATED,
-)
-from prox_spark.sources import SOURCE_ERROR
-from prox_spark.stages import ProgramApplier, Stage
-from prox_spark.stages.base import status_expr
+from prox_spark.resources import has_gpus
+from prox_spark.schema import ATTEMPTS, REFINED_SCHEMA, SOURCE_ERROR, STATUS, TEXT
+from prox_spark.stages import Stage
+from prox_spark.stages.finalize import ORIGINAL_TEXT, finish_rows
 from prox_spark.stages.model_stages import fuse_model_stages, model_stage_names
 from prox_spark.stages.model_usage import model_usage
 from prox_spark.stages.registry import BuildContext, stage_spec
 from prox_spark.stages.reuse import finish_reuse, stored_outputs, with_reuse
-from prox_spark.stages.rule_stages import word_count_column
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -128,7 +109,7 @@ def refine(df: DataFrame, config: PipelineConfig, existing: DataFrame | None = N
 
     has_errors = SOURCE_ERROR in df.columns
     valid = df.where(F.col(SOURCE_ERROR).isNull()) if has_errors else df
-    valid = valid.withColumn("_original_text", F.col("text"))
+    valid = valid.withColumn(ORIGINAL_TEXT, F.col(TEXT))
     fps = stage_fingerprints(config)
     # The interpreter counts the words and tokens of what it leaves; they are
     # counted again only when a stage after it changed the text.
@@ -140,103 +121,10 @@ def refine(df: DataFrame, config: PipelineConfig, existing: DataFrame | None = N
         valid = valid.transform(stage)
         counted = "prox_chunk" in models
     valid = finish_reuse(valid, fps)
-    if REFINED_TEXT not in valid.columns:
-        if DOC_PROGRAM in valid.columns:
-            doc = config.doc_model
-            valid = valid.transform(
-                ProgramApplier(config.policy, tokenizer=doc.engine.tokenizer_name if doc else None)
-            )
-            counted = True
-        else:
-            valid = valid.transform(_rules_only_result)
-    if RULE_EDITS in valid.columns:
-        # A rule's line edits make an otherwise untouched document "edited".
-        line_edit = F.exists(F.col(RULE_EDITS), lambda e: e["reason"].isNull())
-        valid = valid.withColumn(STATUS, status_expr(F.lit(False), line_edit, F.col(STATUS)))
-    if not counted:
-        valid = _final_counts(valid, config)
-    errors = F.concat_ws("; ", *[F.col(c) for c in (RULE_ERROR, DOC_ERROR, CHUNK_ERROR)
-                                 if c in valid.columns])
-    computed = {
-        "text": F.col(REFINED_TEXT),
-        "error": F.when(errors != "", errors),
-        DROP_REASON: _drop_reason(valid),
-        TRUNCATED: F.coalesce(F.col(TRUNCATED), F.lit(False)) if TRUNCATED in valid.columns
-        else F.lit(False),
-        "fingerprint": F.lit(None), "refined_at": F.lit(None),
-    }
-    out = valid.select(*[
-        (computed[name] if name in computed else
-         F.col(name) if name in valid.columns else F.lit(None)).cast(kind).alias(name)
-        for name, kind in REFINED_TYPES.items()
-    ], F.lit(False).alias("invalid"))
-    if not has_errors:
-        return out
-    bad = df.where(F.col(SOURCE_ERROR).isNotNull())
-    fixed = {STATUS: F.lit(DROPPED), "error": F.col(SOURCE_ERROR), "errors": F.lit(0),
-             "text": F.lit(None), DROP_REASON: F.lit(INVALID_RECORD_REASON),
-             TRUNCATED: F.lit(False)}
-    bad = bad.select(*[
-        (fixed[name] if name in fixed else F.col(name) if name in bad.columns
-         else F.lit(None)).cast(kind).alias(name)
-        for name, kind in REFINED_TYPES.items()
-    ], F.lit(True).alias("invalid"))
-    return out.unionByName(bad)
-
-
-def _drop_reason(df: DataFrame) -> Any:
-    """Why a dropped or failed row is not in the corpus (null for the others)."""
-    from pyspark.sql import functions as F
-
-    rule = F.lit(None)
-    if RULE_EDITS in df.columns:
-        drops = F.filter(F.col(RULE_EDITS), lambda e: e["reason"].isNotNull())
-        rule = F.get(drops, 0)["reason"]
-    model = F.col(DROP_REASON) if DROP_REASON in df.columns else F.lit(None)
-    return (F.when(F.col(STATUS) == F.lit(FAILED), F.coalesce(model, rule))
-            .when(F.col(STATUS) == F.lit(DROPPED),
-                  F.coalesce(rule, model, F.lit(EMPTY_TEXT_REASON))))
-
-
-def _final_counts(df: DataFrame, config: PipelineConfig) -> DataFrame:
-    """`words_after` (and `tokens_after`, when tokens are counted) of the
-    final text, after every stage; 0 for rows not in the corpus (dropped,
-    failed)."""
-    from pyspark.sql import functions as F
-    from pyspark.sql.functions import pandas_udf
-
     model = config.chunk_model or config.doc_model
-    counted = model is not None and "tokens_after" in df.columns
-    tokenizer = model.engine.tokenizer_name if counted and model is not None else None
-    corpus = set(CORPUS_STATUSES)
-
-    @pandas_udf("words int, tokens int")  # type: ignore[call-overload]
-    def prox_counts(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.DataFrame]:
-        for texts, statuses in batches:
-            final = [t if isinstance(t, str) and s in corpus else ""
-                     for t, s in zip(texts, statuses, strict=True)]
-            tokens = token_counts_with(tokenizer, final) or [None] * len(final)
-            yield pd.DataFrame({"words": [word_count(t) for t in final], "tokens": tokens})
-
-    out = df.withColumn("_counts", prox_counts(F.col(REFINED_TEXT), F.col(STATUS)))
-    out = out.withColumn("words_after", F.col("_counts.words"))
-    if tokenizer is not None:
-        out = out.withColumn("tokens_after", F.col("_counts.tokens"))
-    return out.drop("_counts")
-
-
-def _rules_only_result(df: DataFrame) -> DataFrame:
-    """Status and `words_before` when no model stage ran (text as the rules
-    left it); `words_after` is counted once for every path by `_final_counts`."""
-    from pyspark.sql import functions as F
-
-    original = "_original_text"
-    out = df.withColumn(REFINED_TEXT, F.col("text"))
-    if STATUS not in out.columns:
-        out = out.withColumn(STATUS, status_expr(F.col(REFINED_TEXT).isNull(), F.lit(False)))
-    source_text = F.col(original) if original in out.columns else F.col("text")
-    return (out.withColumn("words_before", word_count_column(source_text))
-            .withColumn("errors", F.lit(0)))
+    return finish_rows(valid, df.where(F.col(SOURCE_ERROR).isNotNull()) if has_errors else None,
+                       config.policy, model.engine.tokenizer_name if model else None,
+                       counted=counted)
 
 
 def _existing(spark: SparkSession, config: PipelineConfig, later: DataFrame) -> DataFrame:
@@ -531,20 +419,6 @@ def _check_failed(config: PipelineConfig, stats: BatchStats, k: int, n: int) -> 
 def _sync(spark: SparkSession, config: PipelineConfig) -> None:
     with_conflict_retries(lambda _: sync_metrics(spark, config.output, config.metrics),
                           retries=5, what="recording metrics", log=log.warning)
-
-
-def has_gpus(spark: SparkSession) -> bool:
-    """True when this driver or the cluster's executors have GPUs."""
-    import os
-
-    conf = spark.sparkContext.getConf()
-    for key in ("spark.executor.resource.gpu.amount", "spark.task.resource.gpu.amount"):
-        try:
-            if float(conf.get(key, "0")) > 0:
-                return True
-        except ValueError:
-            continue
-    return os.path.exists("/dev/nvidia0")
 
 
 def _cpu_sample(spark: SparkSession, config: PipelineConfig) -> PipelineConfig:

@@ -19,9 +19,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from prox_spark.params import Doc, Range, check_fields
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 DEFAULT_GPU_MEMORY_FRACTION = 0.9
 
@@ -75,3 +78,18 @@ def shares(models: Sequence[tuple[str, TaskResources | None, float | None]],
     for name in free:
         out[name] = math.floor(left / engines * 1000) / 1000
     return {name: out[name] for name, _, _ in models}
+
+
+def has_gpus(spark: SparkSession) -> bool:
+    """True when this driver or the cluster's executors have GPUs (Spark's
+    GPU resource settings, or an NVIDIA device on this machine)."""
+    import os
+
+    conf = spark.sparkContext.getConf()
+    for key in ("spark.executor.resource.gpu.amount", "spark.task.resource.gpu.amount"):
+        try:
+            if float(conf.get(key, "0")) > 0:
+                return True
+        except ValueError:
+            continue
+    return os.path.exists("/dev/nvidia0")

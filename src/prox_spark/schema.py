@@ -17,6 +17,8 @@ from collections.abc import Mapping
 # Working columns the stages read and write.
 ID = "id"
 TEXT = "text"
+# Why a source record could not be read (set by `sources`, null for good rows).
+SOURCE_ERROR = "source_error"
 STATUS = "status"
 DOC_PROGRAM = "doc_program"
 DOC_ERROR = "doc_error"

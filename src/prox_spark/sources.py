@@ -22,11 +22,11 @@ from prox_spark.config import InputConfig
 from prox_spark.errors import SourceError, first_line
 from prox_spark.records import Record, line_id, parse_line
 from prox_spark.refs import TableRef
+from prox_spark.schema import SOURCE_ERROR
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
-SOURCE_ERROR = "source_error"
 ORDER = "_order"
 SORT_NUM = "_sort_num"
 SORT_STR = "_sort_str"
