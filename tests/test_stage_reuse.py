@@ -40,7 +40,7 @@ def models(trained_model, tmp_path_factory) -> tuple[str, str]:
 
 def make_config(tmp: Path, models: tuple[str, str], *, c4: dict | None = None,
                 policy: dict | None = None, chunk_new_tokens: int = 64,
-                output: str = "refined"):
+                output: str = "refined", commit_every: int | None = None):
     engine = {"dtype": "float32", "kv_cache_gib": 0.25, "enforce_eager": True,
               "max_num_seqs": 32}
     corpus = tmp / "corpus.jsonl"
@@ -60,6 +60,8 @@ def make_config(tmp: Path, models: tuple[str, str], *, c4: dict | None = None,
     }
     if policy:
         raw["policy"] = policy
+    if commit_every:
+        raw["commit_every"] = commit_every
     path = tmp / f"{output}.yaml"
     path.write_text(json.dumps(raw))
     return load_config(path)
@@ -69,10 +71,16 @@ def prompts_sent(model: str, since: float) -> int:
     return sum(e["prompts"] for e in engine_events("generate", since, model=model))
 
 
+# Prompts the base run sent to each model: (doc model, chunk model).
+BASE_PROMPTS: list[int] = []
+
+
 @pytest.fixture(scope="module")
 def base(spark, models, tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("reuse-base")
+    since = time.time()
     summary = run_pipeline(make_config(tmp, models), spark)
+    BASE_PROMPTS[:] = [prompts_sent(models[0], since), prompts_sent(models[1], since)]
     assert (summary.doc_recomputed, summary.chunk_recomputed) == (3, 2)
     assert summary.doc_prompt_tokens > 0 and summary.doc_generate_seconds > 0
     assert summary.chunk_prompt_tokens > 0 and summary.chunk_generate_seconds > 0
@@ -168,3 +176,20 @@ def test_an_upgrade_that_changed_no_output_version_reruns_nothing(
     summary = run_pipeline(config, spark)
     assert summary.refined == 0
     assert not engine_events("generate", since)
+
+
+def test_two_runs_started_together_send_each_prompt_once(spark, models, base, tmp_path):
+    """Two runs on one output at once, a batch per document (two threads of
+    one driver; the claims are Delta rows, as between processes): together
+    they refine each document once, each model gets each prompt once, and
+    the table is one run's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    config = make_config(tmp_path, models, commit_every=1)
+    since = time.time()
+    with ThreadPoolExecutor(2) as pool:
+        summaries = list(pool.map(lambda _: run_pipeline(config, spark), range(2)))
+    assert sum(s.refined for s in summaries) == 5
+    assert BASE_PROMPTS[0] == 3  # spam, good, noisy (null and empty are never sent)
+    assert [prompts_sent(models[0], since), prompts_sent(models[1], since)] == BASE_PROMPTS
+    assert statuses(spark, config) == statuses(spark, make_config(base, models))
