@@ -40,7 +40,8 @@ def models(trained_model, tmp_path_factory) -> tuple[str, str]:
 
 def make_config(tmp: Path, models: tuple[str, str], *, c4: dict | None = None,
                 policy: dict | None = None, chunk_new_tokens: int = 64,
-                output: str = "refined", commit_every: int | None = None):
+                output: str = "refined", commit_every: int | None = None,
+                lease: float | None = None):
     engine = {"dtype": "float32", "kv_cache_gib": 0.25, "enforce_eager": True,
               "max_num_seqs": 32}
     corpus = tmp / "corpus.jsonl"
@@ -62,6 +63,8 @@ def make_config(tmp: Path, models: tuple[str, str], *, c4: dict | None = None,
         raw["policy"] = policy
     if commit_every:
         raw["commit_every"] = commit_every
+    if lease:
+        raw["claim_lease_seconds"] = lease
     path = tmp / f"{output}.yaml"
     path.write_text(json.dumps(raw))
     return load_config(path)
@@ -185,7 +188,10 @@ def test_two_runs_started_together_send_each_prompt_once(spark, models, base, tm
     the table is one run's."""
     from concurrent.futures import ThreadPoolExecutor
 
-    config = make_config(tmp_path, models, commit_every=1)
+    # A claim is renewed by a Spark job, which waits while both task slots of
+    # this 2-core session run model tasks: a long lease keeps that wait from
+    # lapsing it (what a lapse costs is tested in test_refresh_processes).
+    config = make_config(tmp_path, models, commit_every=1, lease=1800)
     since = time.time()
     with ThreadPoolExecutor(2) as pool:
         summaries = list(pool.map(lambda _: run_pipeline(config, spark), range(2)))
