@@ -112,9 +112,6 @@ class ExactDedup(Stage):
     (lower value kept first; default: the id). Rows of `existing` (with a
     `dedup_hash` column) are compared too and always kept.
 
-    Parameters:
-        priority: a source column; among copies the lowest value is kept (then the lowest id).
-
     Example::
 
         df.transform(ExactDedup(existing=spark.read.format("delta").load(refined)))
