@@ -235,6 +235,36 @@ def committed_metadata(spark: SparkSession, ref: TableRef, after_version: int
     return out
 
 
+# Delta history operations that change no row.
+_NO_ROW_CHANGE = ("CREATE TABLE", "ADD COLUMNS", "CHANGE COLUMN", "SET TBLPROPERTIES",
+                  "UNSET TBLPROPERTIES", "UPGRADE PROTOCOL", "OPTIMIZE", "VACUUM START",
+                  "VACUUM END")
+
+
+def rows_changed_by_others(spark: SparkSession, ref: TableRef, after_version: int | None,
+                           run_id: str) -> bool:
+    """Whether a commit after `after_version` (None: any) may have changed
+    rows and was not made by run `run_id` (whose commits' userMetadata name
+    it, see `merge_batch`/`delete_ids`). Reads only the table's history."""
+    from pyspark.sql import functions as F
+
+    if not table_exists(spark, ref):
+        return False
+    rows = (delta_table(spark, ref).history()
+            .where(F.col("version") > (-1 if after_version is None else after_version))
+            .select("operation", "userMetadata").collect())
+    for row in rows:
+        if row.operation in _NO_ROW_CHANGE:
+            continue
+        try:
+            meta = json.loads(row.userMetadata) if row.userMetadata else None
+        except ValueError:
+            meta = None
+        if not (isinstance(meta, dict) and meta.get("run_id") == run_id):
+            return True
+    return False
+
+
 def append_rows(spark: SparkSession, rows: list[dict[str, Any]], schema: str, ref: TableRef,
                 *, app_id: str | None = None, txn_version: int | None = None) -> None:
     """Append rows to a Delta table (created or upgraded first); with

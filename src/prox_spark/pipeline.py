@@ -28,6 +28,7 @@ from prox_spark.delta import (
     ensure_table,
     merge_batch,
     read_table,
+    rows_changed_by_others,
     table_exists,
     table_version,
     with_conflict_retries,
@@ -182,9 +183,10 @@ class _Progress:
     held_elsewhere: int = 0
     commits: int = 0
     # The output table's version as this run last accounted for it (None:
-    # unknown): a batch is checked against rows committed by another writer
-    # only when the table moved on without this run.
+    # unknown), and whether it has moved on without this run since planning
+    # (see `_moved_on`).
     known_version: int | None = None
+    moved: bool = False
     failed_before: DataFrame | None = None
     done: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -302,7 +304,7 @@ def _refine_batch(spark: SparkSession, config: PipelineConfig, work: Plan, k: in
     n = len(work.bounds)
     batch_started = time.monotonic()
     rows = work.batch(k)
-    if _moved_on(spark, config, state) or waited:
+    if _moved_on(spark, config, state, run_id) or waited:
         rows = _not_done_since(spark, config, rows, fp, planned_at)
         if rows.isEmpty():
             state.skipped += 1
@@ -369,16 +371,21 @@ def _refine_batch(spark: SparkSession, config: PipelineConfig, work: Plan, k: in
         state.synced = time.monotonic()
 
 
-def _moved_on(spark: SparkSession, config: PipelineConfig, state: _Progress) -> bool:
-    """Whether the output table has commits this run has not accounted for
-    (another writer's, or its own deletes): then a batch is checked against
-    what was committed since planning. Batch claims keep other prox-spark
-    runs off this run's batches, so the check (a scan of the table) is
-    mostly skipped."""
-    latest = table_version(spark, config.output)
-    moved = latest is None or latest != state.known_version
-    state.known_version = latest
-    return moved
+def _moved_on(spark: SparkSession, config: PipelineConfig, state: _Progress,
+              run_id: str) -> bool:
+    """Whether another writer has changed rows of the output table since
+    this run planned: from then on every batch is checked against what was
+    committed since planning. Sticky, because another run's commit may be
+    of any later batch (it claimed, committed and released it before this
+    run claimed it). In a run alone (its own commits, a table creation) the
+    check, a scan of the table, is skipped."""
+    if not state.moved:
+        latest = table_version(spark, config.output)
+        if latest != state.known_version:
+            state.moved = rows_changed_by_others(spark, config.output, state.known_version,
+                                                 run_id)
+            state.known_version = latest
+    return state.moved
 
 
 def _with_attempts(spark: SparkSession, config: PipelineConfig, fp: str, state: _Progress,
