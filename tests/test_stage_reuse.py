@@ -194,7 +194,10 @@ def test_two_runs_started_together_send_each_prompt_once(spark, models, base, tm
     config = make_config(tmp_path, models, commit_every=1, lease=1800)
     since = time.time()
     with ThreadPoolExecutor(2) as pool:
-        summaries = list(pool.map(lambda _: run_pipeline(config, spark), range(2)))
+        # A session each: a run sets its commits' Delta options (txnAppId, ...)
+        # in its session's SQL conf, as two processes would each in their own.
+        summaries = list(pool.map(lambda _: run_pipeline(config, spark.newSession()),
+                                  range(2)))
     assert sum(s.refined for s in summaries) == 5
     assert BASE_PROMPTS[0] == 3  # spam, good, noisy (null and empty are never sent)
     assert [prompts_sent(models[0], since), prompts_sent(models[1], since)] == BASE_PROMPTS

@@ -479,7 +479,9 @@ def plan_work(spark: SparkSession, config: PipelineConfig) -> tuple[PipelineConf
 
 def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> RunSummary:
     """Run the whole job: plan, delete what left the source, refine and commit
-    in batches, record metrics."""
+    in batches, record metrics. A run sets its commits' Delta options in
+    `spark`'s SQL conf, so two runs at once in one driver (threads of a
+    notebook) each need a session of their own (`spark.newSession()`)."""
     from prox_spark.metrics import now
 
     started = time.monotonic()
