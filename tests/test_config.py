@@ -119,10 +119,20 @@ def _break(base: dict, tmp_path: Path, case: str) -> tuple[dict, str | None]:
         return raw, "commit_every: must be positive"
     if case == "zero-lease":
         raw["claim_lease_seconds"] = 0
-        return raw, "claim_lease_seconds: must be a positive, finite number of seconds, got 0"
+        return raw, "claim_lease_seconds: must be positive, got 0"
     if case == "infinite-lease":
         raw["claim_lease_seconds"] = float("inf")
-        return raw, "claim_lease_seconds: must be a positive, finite number of seconds, got inf"
+        return raw, "claim_lease_seconds: must be a finite number, got inf"
+    if case == "nan-policy":
+        raw["policy"] = {"min_kept_ratio": float("nan")}
+        return raw, "policy: min_kept_ratio must be a finite number, got nan"
+    if case == "report-sample-negative":
+        raw["report"] = {"sample": -1}
+        return raw, "report.sample: must be at least 0, got -1"
+    if case == "null-means-default":
+        raw["commit_every"] = None
+        raw["spark"] = {"partitions": 0}
+        return raw, "spark.partitions: must be positive, got 0"
     if case == "change-feed-on-jsonl":
         raw["input"]["change_feed"] = True
         return raw, "input.change_feed: needs a Delta source, not jsonl"
@@ -154,7 +164,7 @@ def _break(base: dict, tmp_path: Path, case: str) -> tuple[dict, str | None]:
     if case == "gpu-memory-fraction-3":
         raw["stages"] = ["exact_dedup"]
         raw["gpu_memory_fraction"] = 3
-        return raw, "gpu_memory_fraction: must be in (0, 1], got 3"
+        return raw, "gpu_memory_fraction: must be above 0 and at most 1, got 3"
     if case == "output-under-a-file":
         blocker = tmp_path / "a-file"
         blocker.write_text("not a folder")
@@ -165,7 +175,8 @@ def _break(base: dict, tmp_path: Path, case: str) -> tuple[dict, str | None]:
 
 CASES = ["rule-param-type", "rule-bool-as-string", "dedup-threshold-string",
          "dedup-bands-float", "bad-duplicate-rule", "bad-last-by", "bad-delete-rule",
-         "zero-commit-every", "zero-lease", "infinite-lease",
+         "zero-commit-every", "zero-lease", "infinite-lease", "nan-policy",
+         "report-sample-negative", "null-means-default",
          "change-feed-on-jsonl", "cast-text-not-bool",
          "unknown-key", "unknown-nested-key", "missing-model", "model-dir-without-config",
          "unreadable-input", "input-not-delta", "output-not-delta", "bad-format",

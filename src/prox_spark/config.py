@@ -10,17 +10,17 @@ an unreadable input, an output that is not a Delta location.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from prox_spark.engine import CHUNK_MAX_NEW_TOKENS, DOC_MAX_NEW_TOKENS, EngineConfig
 from prox_spark.errors import ConfigError
-from prox_spark.params import Doc, Range, check_fields
+from prox_spark.params import Doc, Range, check_fields, value_problem
 from prox_spark.program import ChunkPolicy
 from prox_spark.prompts import CHUNK_MAX_TOKENS, DEFAULT_MAX_DOC_CHARS, DOC_MAX_TOKENS
 from prox_spark.refs import TableRef, is_delta_dir
@@ -29,7 +29,8 @@ from prox_spark.resources import DEFAULT_GPU_MEMORY_FRACTION, TaskResources, sha
 if TYPE_CHECKING:
     from prox_spark.distill.config import DistillConfig
 
-FORMATS = ("delta", "parquet", "jsonl")
+SourceFormat = Literal["delta", "parquet", "jsonl"]
+FORMATS: tuple[str, ...] = typing.get_args(SourceFormat)
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -38,8 +39,6 @@ log = logging.getLogger(__name__)
 DEDUP_STAGES = ("exact_dedup", "near_dedup")
 
 
-DUPLICATE_ID_RULES = ("error", "first", "last_by")
-SOURCE_DELETE_RULES = ("delete", "keep")
 DEFAULT_COMMIT_EVERY = 50_000
 
 
@@ -54,14 +53,17 @@ class InputConfig:
     """
 
     ref: TableRef
-    format: str = "delta"
-    id_column: str | None = "id"
-    text_column: str = "text"
-    cast_text: bool = False
-    on_duplicate_id: str = "error"
+    format: Annotated[SourceFormat, Doc("how the source is stored")] = "delta"
+    id_column: Annotated[str | None, Doc(
+        "the source's id column (null: ids are derived from the text)")] = "id"
+    text_column: Annotated[str, Doc("the source's text column")] = "text"
+    cast_text: Annotated[bool, Doc("read a non-string text column as text")] = False
+    on_duplicate_id: Annotated[Literal["error", "first", "last_by"], Doc(
+        "what records sharing an id become")] = "error"
     last_by: str | None = None
-    change_feed: bool = False
-    on_source_delete: str = "delete"
+    change_feed: Annotated[bool, Doc("read the Delta source's change data feed")] = False
+    on_source_delete: Annotated[Literal["delete", "keep"], Doc(
+        "what a document that left the source does to its refined row")] = "delete"
     extra_columns: tuple[str, ...] = ()
 
 
@@ -99,38 +101,70 @@ class ReportConfig:
     """The HTML run report: documents sampled per status, the sampling seed,
     and a folder (default `<output>_reports` for a path output)."""
 
-    sample: int = 3
-    seed: int = 0
-    path: str | None = None
+    sample: Annotated[int, Range(0), Doc("documents shown per status")] = 3
+    seed: Annotated[int, Doc("seed of the sampling")] = 0
+    path: Annotated[str | None, Doc("folder the report is written to")] = None
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
+    """A whole run, as validated by `parse_config`. The numbers a YAML sets at
+    the top level (and `spark.partitions`) are declared here with their
+    range and doc, and checked against these declarations."""
+
     input: InputConfig
     output: TableRef
     metrics: TableRef
     doc_model: ModelConfig | None
     chunk_model: ModelConfig | None
     policy: ChunkPolicy = field(default_factory=ChunkPolicy)
-    partitions: int = 2
+    partitions: Annotated[int, Range(0, open_low=True), Doc(
+        "Spark partitions the source is read into")] = 2
     spark_conf: Mapping[str, str] = field(default_factory=dict)
-    limit: int | None = None
+    limit: Annotated[int | None, Range(0, open_low=True), Doc(
+        "read at most this many documents")] = None
     stages: tuple[StageConfig, ...] = ()
-    commit_every: int = DEFAULT_COMMIT_EVERY
-    commit_retries: int = 3
-    gpu_memory_fraction: float = DEFAULT_GPU_MEMORY_FRACTION
+    commit_every: Annotated[int, Range(0, open_low=True), Doc(
+        "documents per committed batch")] = DEFAULT_COMMIT_EVERY
+    commit_retries: Annotated[int, Range(0), Doc(
+        "times a batch commit is retried after a Delta conflict")] = 3
+    gpu_memory_fraction: Annotated[float, Range(0, 1, open_low=True), Doc(
+        "share of a GPU's memory all engines on it may use together")] = \
+        DEFAULT_GPU_MEMORY_FRACTION
     report: ReportConfig | None = field(default_factory=lambda: ReportConfig())
-    cpu_sample: int | None = None
-    # A "failed" row (not refined) is tried again on later runs until it has
-    # been tried this many times.
-    max_attempts: int = 3
-    # Fail the run (exit 1) when more than this share of a batch failed;
-    # None: never.
-    max_failed_fraction: float | None = None
+    cpu_sample: Annotated[int | None, Range(0, open_low=True), Doc(
+        "on a machine without GPUs, refine only this many documents")] = None
+    max_attempts: Annotated[int, Range(0, open_low=True), Doc(
+        "times a failed row is tried, over runs, before it is left failed")] = 3
+    max_failed_fraction: Annotated[float | None, Range(0, 1), Doc(
+        "fail the run (exit 1) when more than this share of a batch failed")] = None
     distill: DistillConfig | None = None
-    # How long a run's claim on a batch holds without renewal (see `claims`):
-    # a live run renews it; a dead run's claim lapses after this.
-    claim_lease_seconds: float = 300.0
+    claim_lease_seconds: Annotated[float, Range(0, open_low=True), Doc(
+        "how long a run's claim on a batch holds without renewal (see `claims`)")] = 300.0
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    """The declared field types (with their `Range` and `Doc`) of a config
+    dataclass."""
+    return typing.get_type_hints(cls, include_extras=True, localns={"DistillConfig": Any})
+
+
+def _declared(cls: type, section: Mapping[str, Any], where: str,
+              names: tuple[str, ...]) -> dict[str, Any]:
+    """The values of `names` given in `section` (null means absent, so the
+    field's default), each checked against the type and range `cls`
+    declares for it; a `ConfigError` names the first that does not fit."""
+    hints = _hints(cls)
+    out = {}
+    for name in names:
+        value = section.get(name)
+        if value is None:
+            continue
+        why = value_problem(value, hints[name])
+        if why is not None:
+            raise ConfigError(f"{where}.{name}" if where else name, why)
+        out[name] = value
+    return out
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -150,28 +184,10 @@ def _check_keys(section: Mapping[str, Any], allowed: tuple[str, ...], where: str
             )
 
 
-def _typed(section: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str,
-           default: Any = None) -> Any:
-    value = section.get(key, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) and kind in (int, float, (int, float)):
-        raise ConfigError(f"{where}.{key}", f"expected a number, got {value!r}")
-    if not isinstance(value, kind):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ConfigError(f"{where}.{key}", f"expected {names}, got {value!r}")
-    return value
-
-
-def _positive(value: Any, where: str) -> Any:
-    if value is not None and value <= 0:
-        raise ConfigError(where, f"must be positive, got {value}")
-    return value
-
-
 def _table_ref(section: Mapping[str, Any], where: str) -> TableRef:
-    path = _typed(section, "path", str, where)
-    table = _typed(section, "table", str, where)
+    """`path` or `table` (exactly one), validated; a local path made absolute."""
+    given = _declared(TableRef, section, where, ("path", "table"))
+    path, table = given.get("path"), given.get("table")
     if (path is None) == (table is None):
         raise ConfigError(where, "give exactly one of `path` or `table`")
     if table is not None and not _TABLE_NAME.match(table):
@@ -254,11 +270,8 @@ def check_model_available(name: str, where: str) -> None:
         ) from None
 
 
-_MODEL_KEYS = ("model", "tokenizer", "dtype", "max_model_len", "kv_cache_gib",
-               "cpu_kv_cache_gib", "gpu_memory_utilization", "tensor_parallel_size",
-               "max_num_seqs", "enforce_eager", "seed", "max_new_tokens",
-               "max_prompt_tokens", "max_doc_chars", "resources")
 _LIMIT_KEYS = ("max_new_tokens", "max_prompt_tokens", "max_doc_chars")
+_MODEL_KEYS = (*(f.name for f in fields(EngineConfig)), *_LIMIT_KEYS, "resources")
 # Only the chunk model splits documents, so only it has a document size bound.
 _DOC_MODEL_KEYS = tuple(k for k in _MODEL_KEYS if k != "max_doc_chars")
 
@@ -269,13 +282,14 @@ def _model(raw: Any, where: str, new_tokens: int, prompt_tokens: int,
         return None
     section = _mapping(raw, where)
     _check_keys(section, _DOC_MODEL_KEYS if where == "doc_model" else _MODEL_KEYS, where)
-    name = _typed(section, "model", str, where)
-    if not name:
+    name = section.get("model")
+    if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"{where}.model", "a model directory or hub id is required")
     resources = None
     if section.get("resources") is not None:
         res_raw = _mapping(section["resources"], f"{where}.resources")
-        _check_keys(res_raw, ("gpus_per_task", "cpus_per_task"), f"{where}.resources")
+        _check_keys(res_raw, tuple(f.name for f in fields(TaskResources)),
+                    f"{where}.resources")
         try:
             resources = TaskResources(**res_raw)
         except ValueError as exc:
@@ -301,6 +315,9 @@ TOP_KEYS = ("input", "output", "metrics", "doc_model", "chunk_model", "policy", 
             "claim_lease_seconds")
 _INPUT_KEYS = ("path", "table", "format", "id_column", "text_column", "cast_text",
                "on_duplicate_id", "change_feed", "on_source_delete")
+# The top-level numbers (and `spark.partitions`), declared on PipelineConfig.
+_SCALARS = ("limit", "commit_every", "commit_retries", "gpu_memory_fraction", "cpu_sample",
+            "max_attempts", "max_failed_fraction", "claim_lease_seconds")
 
 
 def _duplicate_rule(value: Any) -> tuple[str, str | None]:
@@ -407,14 +424,12 @@ def _report(raw: Any) -> ReportConfig | None:
     if raw is False:
         return None
     section = _mapping(raw, "report")
-    _check_keys(section, ("sample", "seed", "path"), "report")
-    sample = _typed(section, "sample", int, "report", 3)
-    if sample < 0:
-        raise ConfigError("report.sample", f"must be 0 or more, got {sample}")
-    path = _typed(section, "path", str, "report")
+    _check_keys(section, tuple(f.name for f in fields(ReportConfig)), "report")
+    given = _declared(ReportConfig, section, "report", ("sample", "seed", "path"))
+    path = given.get("path")
     if path is not None and not _URI.match(path):
-        path = str(Path(path).expanduser().resolve())
-    return ReportConfig(sample, _typed(section, "seed", int, "report", 0), path)
+        given["path"] = str(Path(path).expanduser().resolve())
+    return ReportConfig(**given)
 
 
 def _gpu_budget(doc: ModelConfig | None, chunk: ModelConfig | None,
@@ -445,25 +460,20 @@ def _input(top: Mapping[str, Any]) -> InputConfig:
     """The `input:` section (its extra columns come from the stages, later)."""
     inp_raw = _mapping(top.get("input"), "input")
     _check_keys(inp_raw, _INPUT_KEYS, "input")
-    fmt = _typed(inp_raw, "format", str, "input", "delta")
-    if fmt not in FORMATS:
-        raise ConfigError("input.format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
-    id_column = _typed(inp_raw, "id_column", str, "input", "id")
-    text_column = _typed(inp_raw, "text_column", str, "input", "text")
-    for key, col in (("id_column", id_column), ("text_column", text_column)):
-        if col is not None and not _COLUMN.match(col):
-            raise ConfigError(f"input.{key}", f"{col!r} is not a plain column name")
+    given = _declared(InputConfig, inp_raw, "input", ("format", "id_column", "text_column",
+                                                     "cast_text", "change_feed",
+                                                     "on_source_delete"))
+    if "id_column" in inp_raw and inp_raw["id_column"] is None:
+        given["id_column"] = None  # here null is not the default: ids come from the text
+    for key in ("id_column", "text_column"):
+        if given.get(key) is not None and not _COLUMN.match(given[key]):
+            raise ConfigError(f"input.{key}", f"{given[key]!r} is not a plain column name")
     rule, last_by = _duplicate_rule(inp_raw.get("on_duplicate_id", "error"))
-    on_delete = _typed(inp_raw, "on_source_delete", str, "input", "delete")
-    if on_delete not in SOURCE_DELETE_RULES:
-        raise ConfigError("input.on_source_delete",
-                          f"{on_delete!r} is not one of {', '.join(SOURCE_DELETE_RULES)}")
-    change_feed = bool(_typed(inp_raw, "change_feed", bool, "input", False))
-    if change_feed and fmt != "delta":
+    fmt = given.get("format", "delta")
+    if given.get("change_feed") and fmt != "delta":
         raise ConfigError("input.change_feed", f"needs a Delta source, not {fmt}")
-    return InputConfig(_table_ref(inp_raw, "input"), fmt, id_column, text_column,
-                       bool(_typed(inp_raw, "cast_text", bool, "input", False)), rule, last_by,
-                       change_feed, on_delete)
+    return InputConfig(_table_ref(inp_raw, "input"), on_duplicate_id=rule, last_by=last_by,
+                       **given)
 
 
 def _outputs(top: Mapping[str, Any]) -> tuple[TableRef, TableRef]:
@@ -493,37 +503,14 @@ def _spark(top: Mapping[str, Any]) -> tuple[int, dict[str, str]]:
     """`spark.partitions` and `spark.conf` (discovery scripts made absolute)."""
     spark_raw = _mapping(top.get("spark"), "spark")
     _check_keys(spark_raw, ("partitions", "conf"), "spark")
-    partitions = _positive(_typed(spark_raw, "partitions", int, "spark", 2), "spark.partitions")
+    partitions = _declared(PipelineConfig, spark_raw, "spark", ("partitions",)).get(
+        "partitions", 2)
     conf = {str(k): str(v) for k, v in _mapping(spark_raw.get("conf"), "spark.conf").items()}
     for key, value in conf.items():
         if key.endswith(".discoveryScript") and not _URI.match(value):
             # Spark runs it from other working directories (executors').
             conf[key] = str(Path(value).expanduser().resolve())
     return partitions, conf
-
-
-def _share(top: Mapping[str, Any], key: str, default: float | None, *, zero_ok: bool
-           ) -> float | None:
-    """A share within [0, 1] (within (0, 1] unless `zero_ok`), None when unset."""
-    value = _typed(top, key, (int, float), "config", default)
-    if value is None and default is not None:
-        raise ConfigError(key, "expected a number, got None")
-    if value is None:
-        return None
-    if not zero_ok and not 0 < value <= 1:
-        raise ConfigError(key, f"must be in (0, 1], got {value}")
-    if zero_ok and not 0.0 <= value <= 1.0:
-        raise ConfigError(key, f"must be within [0, 1], got {value}")
-    return float(value)
-
-
-def _lease(top: Mapping[str, Any]) -> float:
-    lease = _typed(top, "claim_lease_seconds", (int, float), "config", 300.0)
-    if lease is None or not 0 < lease < math.inf:
-        # An infinite lease would pass here and overflow the claims' timestamps.
-        raise ConfigError("claim_lease_seconds", f"must be a positive, finite number of "
-                                                 f"seconds, got {lease}")
-    return float(lease)
 
 
 def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = True
@@ -535,13 +522,7 @@ def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = Tru
     output, metrics = _outputs(top)
     policy = _policy(top)
     partitions, conf = _spark(top)
-    limit = _positive(_typed(top, "limit", int, "config"), "limit")
-    commit_every = _positive(_typed(top, "commit_every", int, "config", DEFAULT_COMMIT_EVERY),
-                             "commit_every")
-    retries = _typed(top, "commit_retries", int, "config", 3)
-    if retries < 0:
-        raise ConfigError("commit_retries", f"must be 0 or more, got {retries}")
-
+    numbers = _declared(PipelineConfig, top, "", _SCALARS)
     doc = _model(top.get("doc_model"), "doc_model", DOC_MAX_NEW_TOKENS, DOC_MAX_TOKENS,
                  check_models)
     chunk = _model(top.get("chunk_model"), "chunk_model", CHUNK_MAX_NEW_TOKENS,
@@ -550,22 +531,16 @@ def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = Tru
     if not stages:
         raise ConfigError("doc_model", "configure doc_model, chunk_model or a stages list")
     inp = _source_columns(stages, inp)
-    fraction = _share(top, "gpu_memory_fraction", DEFAULT_GPU_MEMORY_FRACTION, zero_ok=False)
-    doc, chunk = _gpu_budget(doc, chunk, stages, fraction or DEFAULT_GPU_MEMORY_FRACTION)
+    fraction = float(numbers.pop("gpu_memory_fraction", DEFAULT_GPU_MEMORY_FRACTION))
+    doc, chunk = _gpu_budget(doc, chunk, stages, fraction)
     if check_paths:
         _check_input(inp)
         _check_output(output, "output")
         _check_output(metrics, "metrics")
-    max_attempts = _positive(_typed(top, "max_attempts", int, "config", 3), "max_attempts")
-    failed_fraction = _share(top, "max_failed_fraction", None, zero_ok=True)
-    lease = _lease(top)
-    return PipelineConfig(inp, output, metrics, doc, chunk, policy, partitions,
-                          conf, limit, stages,
-                          commit_every, retries, fraction or DEFAULT_GPU_MEMORY_FRACTION,
-                          _report(top.get("report")),
-                          _positive(_typed(top, "cpu_sample", int, "config"), "cpu_sample"),
-                          max_attempts, failed_fraction,
-                          _distill(top.get("distill")), lease)
+    return PipelineConfig(inp, output, metrics, doc, chunk, policy, partitions, conf,
+                          stages=stages, gpu_memory_fraction=fraction,
+                          report=_report(top.get("report")), distill=_distill(top.get("distill")),
+                          **numbers)
 
 
 def _distill(raw: Any) -> DistillConfig | None:

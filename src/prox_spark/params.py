@@ -33,14 +33,15 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 __all__ = ["Doc", "Range", "check_fields", "check_params", "check_ranges", "check_value",
-           "describe_hint", "doc_of"]
+           "describe_hint", "doc_of", "value_problem"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,9 @@ class Range:
         """Why `value` is out of range, or None (None values are never out of range)."""
         if value is None or isinstance(value, bool) or not isinstance(value, int | float):
             return None
+        if not math.isfinite(value):
+            # NaN passes every comparison, and no setting here means anything at infinity.
+            return f"must be a finite number, got {value!r}"
         low_bad = self.low is not None and (value <= self.low if self.open_low
                                             else value < self.low)
         high_bad = self.high is not None and value > self.high
@@ -132,6 +136,8 @@ def _matches(value: Any, hint: Any) -> bool:
         return any(_matches(value, arg) for arg in typing.get_args(hint))
     if hint is Any:
         return True
+    if origin is Literal:
+        return any(value == arg and type(value) is type(arg) for arg in typing.get_args(hint))
     if hint is type(None):
         return value is None
     if hint is bool:
@@ -160,6 +166,8 @@ def _hint_text(hint: Any) -> str:
         return " or ".join(_hint_text(a) for a in typing.get_args(hint))
     if hint is type(None):
         return "None"
+    if origin is Literal:
+        return "one of " + ", ".join(str(a) for a in typing.get_args(hint))
     if origin is tuple and typing.get_args(hint) and typing.get_args(hint)[-1] is not Ellipsis:
         return "a list [" + ", ".join(_hint_text(a) for a in typing.get_args(hint)) + "]"
     if origin is not None:
@@ -168,15 +176,24 @@ def _hint_text(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint))
 
 
+def value_problem(value: Any, hint: Any) -> str | None:
+    """Why `value` does not fit the type `hint` or the `Range` annotated on
+    it (e.g. "expected int, got 'ten'", "must be positive, got 0",
+    "'csv' is not one of delta, parquet, jsonl"), or None when it fits."""
+    kind, bounds = _split(hint)
+    if not _matches(value, kind):
+        if typing.get_origin(kind) is Literal:
+            return f"{value!r} is not {_hint_text(kind)}"
+        return f"expected {_hint_text(kind)}, got {value!r}"
+    return bounds.problem(value) if bounds is not None else None
+
+
 def check_value(name: str, value: Any, hint: Any) -> None:
     """Raise ValueError naming `name` when `value` does not fit the type `hint`
     or the `Range` annotated on it."""
-    kind, bounds = _split(hint)
-    if not _matches(value, kind):
-        raise ValueError(f"{name}: expected {_hint_text(kind)}, got {value!r}")
-    why = bounds.problem(value) if bounds is not None else None
+    why = value_problem(value, hint)
     if why is not None:
-        raise ValueError(f"{name} {why}")
+        raise ValueError(f"{name}{'' if why.startswith('must') else ':'} {why}")
 
 
 def check_ranges(params: Mapping[str, Any], hints: Mapping[str, Any]) -> None:
