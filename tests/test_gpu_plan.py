@@ -62,7 +62,7 @@ def test_explicit_shares_are_kept_and_the_rest_split():
       "chunk_model": {"gpu_memory_utilization": 0.2}},
      "doc_model.gpu_memory_utilization, chunk_model.gpu_memory_utilization",
      "0.4 x 2 task(s)"),
-    ({"gpu_memory_fraction": 1.5}, "gpu_memory_fraction", "must be in (0, 1]"),
+    ({"gpu_memory_fraction": 1.5}, "gpu_memory_fraction", "must be above 0 and at most 1"),
     ({"doc_model": {"resources": {"gpus_per_task": 0.3}}}, "doc_model.resources",
      "must be 1/n"),
     ({"doc_model": {"resources": {"gpus_per_task": 1, "cpus_per_task": 0}}},
