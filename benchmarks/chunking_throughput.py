@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from workload import corpus
 
-from prox_spark.prompts import _COUNTERS, chunk_document
+from prox_spark.generation.prompts import _COUNTERS, chunk_document
 from prox_spark.testing.naive_chunker import naive_chunks
 
 

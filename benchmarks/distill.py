@@ -39,7 +39,7 @@ STARTER_TARGETS = {"doc f1": 0.8, "chunk line f1": 0.6}
 
 def examples(n: int, tokenizer: Any, max_tokens: int) -> list[tuple[str, str]]:
     """Chunk prompts of `n` generated documents (first chunk) and their programs."""
-    from prox_spark.prompts import chunk_document, chunk_prompt
+    from prox_spark.generation.prompts import chunk_document, chunk_prompt
 
     pairs = []
     for text, program in corpus(n, seed=3):

@@ -34,8 +34,8 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 from workload import corpus
 
-from prox_spark.engine import DOC_MAX_NEW_TOKENS, EngineConfig, release_engines
-from prox_spark.prompts import doc_prompt
+from prox_spark.generation.engine import DOC_MAX_NEW_TOKENS, EngineConfig, release_engines
+from prox_spark.generation.prompts import doc_prompt
 from prox_spark.session import get_spark
 from prox_spark.stages import DocRefiner
 from prox_spark.testing.tiny_llama import build_released_architecture, build_tiny_llama

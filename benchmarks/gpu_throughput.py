@@ -29,14 +29,14 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 from generation_throughput import SHARED_TOKENIZER, build_model
 from workload import corpus
 
-from prox_spark.engine import (
+from prox_spark.generation.engine import (
     CHUNK_MAX_NEW_TOKENS,
     DOC_MAX_NEW_TOKENS,
     EngineConfig,
     get_engine,
     release_engines,
 )
-from prox_spark.prompts import (
+from prox_spark.generation.prompts import (
     CHUNK_MAX_TOKENS,
     DOC_MAX_TOKENS,
     chunk_document,

@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pyarrow as pa
 from workload import FOOT, NAV, corpus
 
-from prox_spark.prompts import _COUNTERS
+from prox_spark.generation.prompts import _COUNTERS
 from prox_spark.schema import (
     CHUNK_FAILURE,
     CHUNK_PROGRAMS,

@@ -14,7 +14,7 @@ dbutils.widgets.text("sample", "3", "Documents shown per status")  # noqa: F821
 from pyspark.sql import functions as F
 
 from prox_spark.config import TableRef
-from prox_spark.delta import read_table
+from prox_spark.io.delta import read_table
 from prox_spark.report import gather, render
 
 value = dbutils.widgets.get("output")  # noqa: F821

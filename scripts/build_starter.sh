@@ -16,7 +16,7 @@ fi
 # the training (not the reports or the evaluation, which only describe it).
 _key="$(cd "$_here" && cat conf/starter.yaml scripts/make_sample_corpus.py \
           src/prox_spark/distill/{annotate,checks,config,jobs,teachers,tokenizer,train}.py \
-          src/prox_spark/prompts.py src/prox_spark/rules/*.py \
+          src/prox_spark/generation/prompts.py src/prox_spark/rules/*.py \
         | sha256sum | cut -c1-16)"
 _dir="$PROX_SPARK_CACHE/starter-$_key"
 if [ ! -f "$_dir/.complete" ]; then

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from prox_spark.config import load_config
+from prox_spark.io.records import parse_line
 from prox_spark.pipeline import run_pipeline
-from prox_spark.records import parse_line
 from refresh_helpers import doc, table, write_config
 
 LONE = b'{"id": "a", "text": "coffee \\ud83d and a quiet place"}'

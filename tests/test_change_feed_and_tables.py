@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from prox_spark.config import load_config
+from prox_spark.io.records import content_id
 from prox_spark.pipeline import run_pipeline
-from prox_spark.records import content_id
 from refresh_helpers import doc, table, write_config
 
 pytestmark = pytest.mark.spark
@@ -71,7 +71,7 @@ def test_content_ids_follow_updates_through_the_change_feed(spark, tmp_path):
 
 
 def test_a_local_output_table_outlives_the_run(spark, tmp_path, monkeypatch):
-    from prox_spark.delta import TableRef, table_exists
+    from prox_spark.io.delta import TableRef, table_exists
 
     monkeypatch.chdir(tmp_path)
     corpus = tmp_path / "c.jsonl"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from prox_spark import engine as engines
-from prox_spark.engine import EngineConfig, EngineStartError, get_engine
+from prox_spark.generation import engine as engines
+from prox_spark.generation.engine import EngineConfig, EngineStartError, get_engine
 
 
 def test_an_engine_for_another_gpu_is_kept_when_the_worker_cannot_switch(monkeypatch):

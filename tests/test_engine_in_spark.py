@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 
-from prox_spark.engine import EngineConfig, engines_created, get_engine, release_engines
+from prox_spark.generation.engine import EngineConfig, engines_created, get_engine, release_engines
 
 pytestmark = [pytest.mark.spark, pytest.mark.vllm]
 
@@ -23,7 +23,7 @@ def _generate_with_probe(config: EngineConfig):
     def generate(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
         import os as worker_os
 
-        from prox_spark import engine as worker_engine
+        from prox_spark.generation import engine as worker_engine
 
         for prompts in batches:
             eng = worker_engine.get_engine(config)

@@ -15,7 +15,7 @@ import pytest
 
 SCRIPT = """
 import logging
-from prox_spark.engine import route_vllm_logs
+from prox_spark.generation.engine import route_vllm_logs
 route_vllm_logs()
 # What `vllm.LLM(...)` does first when it builds an engine.
 from vllm.config.logging import LoggingConfig

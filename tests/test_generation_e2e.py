@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from prox_spark.engine import Engine, EngineConfig, get_engine
-from prox_spark.generation import generate_safely
-from prox_spark.prompts import doc_prompt, doc_prompt_ids
+from prox_spark.generation.batch import generate_safely
+from prox_spark.generation.engine import Engine, EngineConfig, get_engine
+from prox_spark.generation.prompts import doc_prompt, doc_prompt_ids
 from prox_spark.stages import ChunkRefiner, DocRefiner
 from refiner_cases import CHUNK_PROGRAMS, DOC_PROGRAMS, GOOD, NOISY, SPAM, training_pairs
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from prox_spark.engine import Engine, EngineConfig, release_engines
+from prox_spark.generation.engine import Engine, EngineConfig, release_engines
 from prox_spark.stages.model_stages import ChunkRefiner, DocRefiner, _model_pass
 from prox_spark.stages.reuse import REUSE
 

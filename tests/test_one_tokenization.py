@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from prox_spark.engine import Engine, EngineConfig
-from prox_spark.prompts import (
+from prox_spark.generation.engine import Engine, EngineConfig
+from prox_spark.generation.prompts import (
     chat_prompt,
     chunk_document,
     chunk_prompt,

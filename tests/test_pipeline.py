@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from prox_spark.config import load_config
-from prox_spark.delta import TableRef, read_table, table_version
+from prox_spark.io.delta import TableRef, read_table, table_version
 from prox_spark.pipeline import run_pipeline
 from prox_spark.program import STATUSES
 from refiner_cases import GOOD, NOISY, NOISY_REFINED, SPAM, training_pairs
@@ -105,7 +105,7 @@ def check_reports(spark, config, tmp_path):
     """Each run wrote its report; the first one, written again from the tables
     alone, is the same page, and it renders in a real browser."""
     from prox_spark.cli import main
-    from prox_spark.report import write_report
+    from prox_spark.report.page import write_report
 
     reports = sorted((tmp_path / "refined_reports").glob("*.html"))
     assert len(reports) == 2
@@ -149,7 +149,7 @@ def render_in_chromium(page: Path, tmp: Path) -> tuple[str, list[str]]:
 
 
 def test_program_applier_reruns_stored_programs_without_a_model(spark, model_dir, tmp_path):
-    from prox_spark.engine import engines_created
+    from prox_spark.generation.engine import engines_created
     from prox_spark.program import ChunkPolicy, refine_document
     from prox_spark.stages import ProgramApplier
 

@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from prox_spark.prompts import (
+from prox_spark.generation.prompts import (
     PROMPT_HEAD,
     PROMPT_TAIL,
     TextEncoding,
@@ -180,7 +180,7 @@ def test_line_counts_equal_encode_on_arbitrary_lines(tokenizer):
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from prox_spark.prompts import _line_counter
+    from prox_spark.generation.prompts import _line_counter
 
     counter = _line_counter(tokenizer)
     pieces = st.sampled_from([" ", "  ", "\t", "<s>", "</s>", "▁", "[001]", "]", "a", "é",

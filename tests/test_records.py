@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from prox_spark.records import line_id, parse_line
+from prox_spark.io.records import line_id, parse_line
 
 
 def parse(obj: object, **kw):

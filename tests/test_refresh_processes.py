@@ -130,7 +130,7 @@ def test_a_dead_runs_claim_blocks_its_batches_only_for_the_lease(
     renews it no more: the next run takes the work once the lease lapses."""
     import logging
 
-    from prox_spark.claims import claim, claims_ref
+    from prox_spark.io.claims import claim, claims_ref
 
     config = load_config(write_config(tmp_path, corpus, commit_every=EVERY,
                                       claim_lease_seconds=LEASE))
@@ -152,7 +152,7 @@ def test_without_dedup_a_run_takes_the_batches_no_one_holds_first(spark, corpus,
     is free and waits at the end for the batch a dead run still holds."""
     import logging
 
-    from prox_spark.claims import claim, claims_ref
+    from prox_spark.io.claims import claim, claims_ref
 
     config = load_config(write_config(tmp_path, corpus, commit_every=EVERY,
                                       claim_lease_seconds=LEASE, stages=["c4_quality"]))
@@ -173,7 +173,7 @@ def test_a_lapsed_claim_is_neither_held_nor_renewed(spark, tmp_path):
     not held, and a renewal never revives a lapsed claim (another run may
     have claimed the range by then): found by a trial with a 20 s lease on
     a machine where a claims-table commit took 47 s."""
-    from prox_spark.claims import claim, renew
+    from prox_spark.io.claims import claim, renew
     from prox_spark.refs import TableRef
 
     ref = TableRef(path=str(tmp_path / "claims"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from prox_spark.engine import EngineConfig, get_engine
-from prox_spark.generation import doc_programs
+from prox_spark.generation.batch import doc_programs
+from prox_spark.generation.engine import EngineConfig, get_engine
 from prox_spark.testing.replay_engine import ReplayEngine, replaying
 from prox_spark.testing.tiny_llama import build_tokenizer
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from prox_spark.report import ReportData, render
-from prox_spark.report_diff import highlight
-from prox_spark.report_svg import bar_chart, wrap
+from prox_spark.report.diff import highlight
+from prox_spark.report.page import ReportData, render
+from prox_spark.report.svg import bar_chart, wrap
 from report_browser import overlapping_labels
 
 LONG = "chunk_policy:min_kept_ratio (the refined text kept under five percent of its words)"
@@ -94,7 +94,7 @@ def test_no_two_labels_overlap_in_a_browser(tmp_path, width):
 def test_stages_in_run_order_and_every_drop_has_a_reason(spark, tmp_path):
     from prox_spark.config import load_config
     from prox_spark.pipeline import run_pipeline
-    from prox_spark.report import gather
+    from prox_spark.report.page import gather
 
     corpus = tmp_path / "corpus.jsonl"
     rows = [{"id": "a", "text": PROSE}, {"id": "b", "text": PROSE.upper()},

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from prox_spark.config import load_config
-from prox_spark.corpus import read_corpus
-from prox_spark.delta import read_table
+from prox_spark.io.corpus import read_corpus
+from prox_spark.io.delta import read_table
 from prox_spark.pipeline import TooManyFailed, run_pipeline
 from refiner_cases import GOOD, SPAM
 

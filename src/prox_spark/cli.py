@@ -163,7 +163,7 @@ def refined_table_of(path: Path) -> Path:
 def report_main(args: argparse.Namespace) -> int:
     """`prox-spark report OUTPUT`: the report of a run, from the tables alone."""
     from prox_spark.refs import TableRef
-    from prox_spark.report import NoRunError, write_report
+    from prox_spark.report.page import NoRunError, write_report
     from prox_spark.session import get_spark
 
     try:
@@ -218,7 +218,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command == "plan":
         return plan_main(args)
     if args.verbose:
-        # Read by prox_spark.engine in this process and in the local
+        # Read by prox_spark.generation.engine in this process and in the local
         # session's Python workers, which inherit the environment.
         os.environ["PROX_SPARK_VERBOSE"] = "1"
     overrides = {
@@ -299,7 +299,7 @@ def _print_tables(config: PipelineConfig) -> None:
     """Where the run's tables are, naming only tables that exist."""
     from pyspark.sql import SparkSession
 
-    from prox_spark.delta import table_exists
+    from prox_spark.io.delta import table_exists
     from prox_spark.session import persistent_ref
 
     spark = SparkSession.getActiveSession()

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from prox_spark.engine import CHUNK_MAX_NEW_TOKENS, DOC_MAX_NEW_TOKENS, EngineConfig
 from prox_spark.errors import ConfigError
+from prox_spark.generation.engine import CHUNK_MAX_NEW_TOKENS, DOC_MAX_NEW_TOKENS, EngineConfig
+from prox_spark.generation.prompts import CHUNK_MAX_TOKENS, DEFAULT_MAX_DOC_CHARS, DOC_MAX_TOKENS
 from prox_spark.params import Doc, Range, check_fields, value_problem
 from prox_spark.program import ChunkPolicy
-from prox_spark.prompts import CHUNK_MAX_TOKENS, DEFAULT_MAX_DOC_CHARS, DOC_MAX_TOKENS
 from prox_spark.refs import TableRef, is_delta_dir
 from prox_spark.resources import DEFAULT_GPU_MEMORY_FRACTION, TaskResources, shares
 

@@ -26,12 +26,12 @@ def token_counts_with(tokenizer: str | None, texts: Sequence[str]) -> list[int] 
     statistic never fails a task) or there is nothing to count."""
     if tokenizer is None or not texts:
         return None
-    from prox_spark.engine import counting_tokenizer
+    from prox_spark.generation.engine import counting_tokenizer
 
     tok = counting_tokenizer(tokenizer)
     if tok is None:
         return None
-    from prox_spark.prompts import token_counts
+    from prox_spark.generation.prompts import token_counts
 
     return list(token_counts(texts, tok))
 

@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from prox_spark.config import PipelineConfig
-from prox_spark.metrics import measured_rates
+from prox_spark.io.metrics import measured_rates
+from prox_spark.io.sources import SOURCE_ERROR
 from prox_spark.program import DROPPED, FAILED, KEPT, run_doc_program
 from prox_spark.schema import STATUS, TEXT
-from prox_spark.sources import SOURCE_ERROR
 from prox_spark.stages.model_stages import model_stage_names
 from prox_spark.stages.reuse import REUSE, stored_outputs, with_reuse
 
@@ -138,7 +138,7 @@ def dry_run(config: PipelineConfig, spark: SparkSession | None = None,
     """
     from pyspark.sql import functions as F
 
-    from prox_spark.delta import read_table, table_exists
+    from prox_spark.io.delta import read_table, table_exists
     from prox_spark.pipeline import _existing, plan_work, session_for
 
     spark = spark or session_for(config)
@@ -241,9 +241,9 @@ def _counter(config: PipelineConfig, models: tuple[str, ...]) -> Any:
     chunk = config.chunk_model if "prox_chunk" in models else None
 
     def count(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        from prox_spark.engine import get_tokenizer
-        from prox_spark.generation import clean_text
-        from prox_spark.prompts import (
+        from prox_spark.generation.batch import clean_text
+        from prox_spark.generation.engine import get_tokenizer
+        from prox_spark.generation.prompts import (
             chunk_document,
             chunk_prompt,
             doc_prompt_ids,

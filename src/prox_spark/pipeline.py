@@ -20,9 +20,10 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from prox_spark.claims import BatchClaims, Holding, batch_key, claims_ref
 from prox_spark.config import DEDUP_STAGES, PipelineConfig
-from prox_spark.delta import (
+from prox_spark.fingerprint import MODEL_STAGES, fingerprint, stage_fingerprints
+from prox_spark.io.claims import BatchClaims, Holding, batch_key, claims_ref
+from prox_spark.io.delta import (
     append_rows,
     delete_ids,
     ensure_table,
@@ -33,8 +34,7 @@ from prox_spark.delta import (
     table_version,
     with_conflict_retries,
 )
-from prox_spark.fingerprint import MODEL_STAGES, fingerprint, stage_fingerprints
-from prox_spark.metrics import (
+from prox_spark.io.metrics import (
     METRICS_SCHEMA,
     BatchStats,
     RunSummary,
@@ -482,7 +482,7 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
     in batches, record metrics. A run sets its commits' Delta options in
     `spark`'s SQL conf, so two runs at once in one driver (threads of a
     notebook) each need a session of their own (`spark.newSession()`)."""
-    from prox_spark.metrics import now
+    from prox_spark.io.metrics import now
 
     started = time.monotonic()
     spark = spark or session_for(config)
@@ -559,7 +559,7 @@ def _checked_session(spark: SparkSession, config: PipelineConfig) -> PipelineCon
 def _provenance(config: PipelineConfig, source_version: int | None) -> dict[str, str]:
     """What the run row records for its report: the source as read, the
     settings, and the versions of what decided the output."""
-    from prox_spark.report import versions
+    from prox_spark.report.page import versions
 
     inp = config.input
     source = {"path": inp.ref.path, "table": inp.ref.table, "format": inp.format,
@@ -571,7 +571,7 @@ def _provenance(config: PipelineConfig, source_version: int | None) -> dict[str,
 
 def _report(spark: SparkSession, config: PipelineConfig) -> None:
     """Write the run's HTML report; a report that fails is logged, never fatal."""
-    from prox_spark.report import write_report
+    from prox_spark.report.page import write_report
 
     if config.report is None:
         return

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from prox_spark.config import InputConfig, PipelineConfig
-from prox_spark.delta import read_table, table_exists
 from prox_spark.errors import SourceError, first_line
-from prox_spark.metrics import last_source_version
-from prox_spark.program.results import FAILED
-from prox_spark.sources import (
+from prox_spark.io.delta import read_table, table_exists
+from prox_spark.io.metrics import last_source_version
+from prox_spark.io.sources import (
     ORDER,
     SORT_NUM,
     SORT_STR,
@@ -31,6 +30,7 @@ from prox_spark.sources import (
     read_source,
     source_version,
 )
+from prox_spark.program.results import FAILED
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

@@ -16,8 +16,8 @@ import pytest
 from prox_spark.config import ConfigError, parse_config
 from prox_spark.distill.annotate import annotate
 from prox_spark.distill.teachers import rules_teacher
-from prox_spark.engine import get_tokenizer
-from prox_spark.prompts import chunk_document, chunk_prompt, doc_prompt
+from prox_spark.generation.engine import get_tokenizer
+from prox_spark.generation.prompts import chunk_document, chunk_prompt, doc_prompt
 from prox_spark.rules import QUALITY_RULES
 
 pytestmark = pytest.mark.spark

@@ -17,8 +17,8 @@ from prox_spark.distill.checks import (
     example_key,
     execute_on_chunk,
 )
+from prox_spark.generation.prompts import chunk_prompt, number_line
 from prox_spark.program import ChunkPolicy, parse_program, run_chunk_program
-from prox_spark.prompts import chunk_prompt, number_line
 
 # A document of 43 lines whose second chunk starts at [037], as chunk_document
 # numbers the chunks after the first.

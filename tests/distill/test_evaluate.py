@@ -8,8 +8,8 @@ import pytest
 
 from prox_spark.distill.evaluate import Evaluation, evaluate_student, student_outputs
 from prox_spark.distill.scores import ChunkScores, DocScores
-from prox_spark.engine import EngineConfig
-from prox_spark.prompts import chat_prompt, chunk_prompt, doc_prompt, number_line
+from prox_spark.generation.engine import EngineConfig
+from prox_spark.generation.prompts import chat_prompt, chunk_prompt, doc_prompt, number_line
 
 pytestmark = [pytest.mark.spark, pytest.mark.vllm]
 
@@ -85,7 +85,7 @@ def sft_table(spark, delta_path):
 
 
 def test_the_student_scores_as_worked_out_by_hand(spark, student, sft_table):
-    from prox_spark.engine import get_tokenizer
+    from prox_spark.generation.engine import get_tokenizer
 
     # The stored prompts are what the refining stages would send this student.
     tokenizer = get_tokenizer(student.model)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from prox_spark.distill.scores import ChunkScores, DocScores, chunk_scores, doc_scores
-from prox_spark.prompts import number_line
+from prox_spark.generation.prompts import number_line
 
 
 def numbered(first: int, count: int) -> str:

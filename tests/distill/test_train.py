@@ -23,7 +23,7 @@ from prox_spark.distill.train import (
     train_sft,
     update_model_card,
 )
-from prox_spark.prompts import chunk_document, chunk_prompt, doc_prompt, prompt_length
+from prox_spark.generation.prompts import chunk_document, chunk_prompt, doc_prompt, prompt_length
 from refiner_cases import CHUNK_PROGRAMS, DOC_PROGRAMS, GOOD, NOISY, NOISY_REFINED, SPAM
 
 # A head size of 64 (vLLM's CPU attention), two layers, a small vocabulary.
@@ -126,7 +126,7 @@ def test_model_card_has_training_facts_and_takes_an_evaluation(trained):
 @pytest.mark.spark
 @pytest.mark.vllm
 def test_trained_refiner_refines_in_a_spark_job(spark, trained):
-    from prox_spark.engine import EngineConfig
+    from prox_spark.generation.engine import EngineConfig
     from prox_spark.stages import ChunkRefiner, DocRefiner
 
     _, result = trained

@@ -118,7 +118,7 @@ def _row(doc_id: str, task: str, index: int | None, prompt: str | None, completi
 
 def _doc_rows(doc_id: str, text: str, label: TeacherLabel, tok: Any, job: LabelJob
               ) -> list[dict[str, Any]]:
-    from prox_spark.prompts import doc_prompt
+    from prox_spark.generation.prompts import doc_prompt
 
     if "doc" not in job.tasks:
         return []
@@ -127,7 +127,7 @@ def _doc_rows(doc_id: str, text: str, label: TeacherLabel, tok: Any, job: LabelJ
 
 
 def _chunks(text: str, tok: Any, job: LabelJob) -> list[str]:
-    from prox_spark.prompts import chunk_document
+    from prox_spark.generation.prompts import chunk_document
 
     if len(text) > job.max_doc_chars:
         raise ValueError(f"document of {len(text):,} characters exceeds max_doc_chars")
@@ -154,7 +154,7 @@ def _program_rows(doc_id: str, text: str, label: TeacherLabel, tok: Any, job: La
     """Chunk examples from doc-level calls (rules and table teachers)."""
     from prox_spark.distill.checks import check_calls
     from prox_spark.distill.teachers import KEEP, calls_for_chunk
-    from prox_spark.prompts import chunk_prompt
+    from prox_spark.generation.prompts import chunk_prompt
 
     if "chunk" not in job.tasks or label.doc != KEEP:
         return []
@@ -225,7 +225,7 @@ def label_batches(job: LabelJob, frames: Iterator[pd.DataFrame]) -> Iterator[pd.
     import pandas as pd
 
     from prox_spark.distill.llm_teacher import label_llm
-    from prox_spark.engine import get_tokenizer
+    from prox_spark.generation.engine import get_tokenizer
 
     tok = get_tokenizer(job.tokenizer)
     rules = _resolve_rules(job) if job.teacher.kind == "rules" else []
@@ -266,7 +266,7 @@ def _documents(spark: SparkSession, config: PipelineConfig) -> tuple[DataFrame, 
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from prox_spark.sources import SOURCE_ERROR, read_source
+    from prox_spark.io.sources import SOURCE_ERROR, read_source
 
     df = read_source(spark, config.input).cache()
     total = df.count()
@@ -279,7 +279,7 @@ def _documents(spark: SparkSession, config: PipelineConfig) -> tuple[DataFrame, 
 
 def _with_table_programs(spark: SparkSession, docs: DataFrame, teacher: TeacherConfig
                          ) -> DataFrame:
-    from prox_spark.delta import read_table, table_exists
+    from prox_spark.io.delta import read_table, table_exists
 
     assert teacher.table is not None
     if not table_exists(spark, teacher.table):
@@ -338,7 +338,11 @@ def _balance(df: DataFrame, drop_share: float) -> DataFrame:
 
 def label_job(config: PipelineConfig) -> LabelJob:
     """The task settings from a validated config (rules: its rule stages)."""
-    from prox_spark.prompts import CHUNK_MAX_TOKENS, DEFAULT_MAX_DOC_CHARS, DOC_MAX_TOKENS
+    from prox_spark.generation.prompts import (
+        CHUNK_MAX_TOKENS,
+        DEFAULT_MAX_DOC_CHARS,
+        DOC_MAX_TOKENS,
+    )
     from prox_spark.stages.registry import stage_spec
 
     distill = _distill(config)
@@ -416,7 +420,7 @@ def annotate(config: PipelineConfig, spark: SparkSession | None = None) -> Annot
 
     Raises ConfigError for a config without `distill:`, a rules teacher
     without rule stages, a table teacher whose table is missing."""
-    from prox_spark.delta import overwrite_table, read_table, table_version
+    from prox_spark.io.delta import overwrite_table, read_table, table_version
     from prox_spark.session import get_spark
 
     distill = _distill(config)

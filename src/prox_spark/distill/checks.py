@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
+from prox_spark.generation.prompts import PROMPT_HEAD, PROMPT_TAIL
 from prox_spark.program import (
     DEFAULT_CHUNK_POLICY,
     DROPPED,
@@ -37,7 +38,6 @@ from prox_spark.program import (
     refine_document,
     run_chunk_program,
 )
-from prox_spark.prompts import PROMPT_HEAD, PROMPT_TAIL
 
 KEEP_CHUNK = "keep_chunk()"
 _NUMBERED = re.compile(r"\[(\d{3,})\](.*)", re.DOTALL)

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from prox_spark.config import _check_output, _table_ref
-from prox_spark.engine import EngineConfig
 from prox_spark.errors import ConfigError
+from prox_spark.generation.engine import EngineConfig
 from prox_spark.params import check_params
 from prox_spark.refs import TableRef
 

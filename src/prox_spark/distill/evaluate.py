@@ -29,7 +29,8 @@ from prox_spark.distill.scores import (
     chunk_scores,
     doc_scores,
 )
-from prox_spark.engine import (
+from prox_spark.generation.batch import generate_safely, program_text
+from prox_spark.generation.engine import (
     CHUNK_MAX_NEW_TOKENS,
     DOC_MAX_NEW_TOKENS,
     EngineConfig,
@@ -37,7 +38,6 @@ from prox_spark.engine import (
     bind_task_gpus,
     get_engine,
 )
-from prox_spark.generation import generate_safely, program_text
 from prox_spark.resources import TaskResources
 from prox_spark.stages.model_map import append_columns, map_batches
 

@@ -39,7 +39,7 @@ def _spark(config: PipelineConfig, name: str) -> SparkSession:
 
 def sft_rows(spark: SparkSession, config: PipelineConfig) -> tuple[DataFrame, int | None]:
     """The SFT table and its Delta version (ConfigError when it is missing)."""
-    from prox_spark.delta import read_table, table_exists, table_version
+    from prox_spark.io.delta import read_table, table_exists, table_version
 
     distill = _distill(config)
     if not table_exists(spark, distill.sft_table):
@@ -136,7 +136,7 @@ def evaluate(config: PipelineConfig, spark: SparkSession | None = None,
 
     from prox_spark.distill.evaluate import evaluate_student
     from prox_spark.distill.train import update_model_card
-    from prox_spark.engine import EngineConfig
+    from prox_spark.generation.engine import EngineConfig
 
     distill = _distill(config)
     target = model or distill.student.output_dir

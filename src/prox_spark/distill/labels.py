@@ -23,7 +23,7 @@ import math
 import re
 
 from prox_spark.distill.checks import chunk_lines
-from prox_spark.prompts import number_line
+from prox_spark.generation.prompts import number_line
 
 SPLITS = ("train", "eval")
 TRAIN, EVAL = SPLITS

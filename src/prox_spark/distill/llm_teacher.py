@@ -17,13 +17,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from prox_spark.distill.annotate import LabelJob
-    from prox_spark.engine import Engine, Generation
+    from prox_spark.generation.engine import Engine, Generation
 
 
 def teacher_prompt(user: str, tokenizer: Any) -> str:
     """`user` as the teacher's chat turn, without a leading BOS (the engine
     adds exactly one)."""
-    from prox_spark.prompts import chat_prompt
+    from prox_spark.generation.prompts import chat_prompt
 
     if getattr(tokenizer, "chat_template", None):
         text = tokenizer.apply_chat_template([{"role": "user", "content": user}],
@@ -37,7 +37,7 @@ def _scoring_prompt(text: str, engine: Engine, job: LabelJob) -> str:
     """The scoring prompt, the document cut so that prompt and answer fit
     the teacher's context."""
     from prox_spark.distill.labels import scoring_prompt
-    from prox_spark.prompts import _prefix_within
+    from prox_spark.generation.prompts import _prefix_within
 
     frame = len(engine.encode_one(teacher_prompt(scoring_prompt(""), engine.tokenizer)))
     budget = job.teacher.max_model_len - job.teacher.doc_max_new_tokens - frame - 8
@@ -46,7 +46,7 @@ def _scoring_prompt(text: str, engine: Engine, job: LabelJob) -> str:
 
 
 def _generate(engine: Engine, prompts: list[str], max_new_tokens: int) -> list[Generation]:
-    from prox_spark.generation import generate_safely
+    from prox_spark.generation.batch import generate_safely
 
     return generate_safely(engine, prompts, max_new_tokens)
 
@@ -68,7 +68,7 @@ def label_llm(frame: pd.DataFrame, tok: Any, job: LabelJob) -> list[dict[str, An
     from prox_spark.distill.annotate import _doc_rows, _row
     from prox_spark.distill.labels import LabelError, doc_label, parse_scores
     from prox_spark.distill.teachers import KEEP, TeacherLabel
-    from prox_spark.engine import get_engine
+    from prox_spark.generation.engine import get_engine
 
     ids, texts = list(frame["id"]), list(frame["text"])
     try:
@@ -107,7 +107,7 @@ def _chunk_rows(kept: list[tuple[str, str, Any]], tok: Any, job: LabelJob, engin
     from prox_spark.distill.annotate import _chunks, _finish_document, _row
     from prox_spark.distill.checks import check_calls, derive_rewrite
     from prox_spark.distill.labels import calls_prompt, rewrite_prompt
-    from prox_spark.prompts import chunk_prompt
+    from prox_spark.generation.prompts import chunk_prompt
 
     ask = calls_prompt if job.teacher.chunk_mode == "calls" else rewrite_prompt
     check = check_calls if job.teacher.chunk_mode == "calls" else derive_rewrite

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from prox_spark.distill.checks import chunk_of_prompt
 from prox_spark.program import Normalize, RemoveLines, parse_program
-from prox_spark.report_svg import bar_chart
+from prox_spark.report.svg import bar_chart
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame

@@ -178,7 +178,7 @@ def train_sft(
     """Fine-tune a causal LM to answer each prompt with its completion.
 
     `examples`: (prompt, completion) strings, the prompt exactly as
-    `prox_spark.prompts` builds it (no BOS). Each is tokenized as the engine
+    `prox_spark.generation.prompts` builds it (no BOS). Each is tokenized as the engine
     will see it (`example_ids`): one BOS + prompt, then completion + EOS; the
     loss covers the completion and EOS only. From scratch, the tokenizer is
     ``output_dir/tokenizer`` when it exists (e.g. trained by annotate to
@@ -579,7 +579,7 @@ def _render_card(model_dir: Path, card: Mapping[str, Any]) -> str:
     else:
         lines.append("Not evaluated yet: `prox-spark evaluate` adds the figures here.")
     lines += ["", "## Use", "", "```python",
-              "from prox_spark.engine import EngineConfig",
+              "from prox_spark.generation.engine import EngineConfig",
               "from prox_spark.stages import ChunkRefiner, DocRefiner",
               "",
               f'engine = EngineConfig(model="{model_dir}")',

@@ -15,7 +15,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from prox_spark.engine import (
+from prox_spark.generation.batch import (
+    Prepared,
+    clean_text,
+    finish_chunks,
+    finish_doc,
+    prefetched,
+    prepare_chunks,
+    prepare_doc,
+)
+from prox_spark.generation.engine import (
     CHUNK_MAX_NEW_TOKENS,
     DOC_MAX_NEW_TOKENS,
     Engine,
@@ -27,17 +36,8 @@ from prox_spark.engine import (
     prompt_tokens_sent,
     record_event,
 )
-from prox_spark.generation import (
-    Prepared,
-    clean_text,
-    finish_chunks,
-    finish_doc,
-    prefetched,
-    prepare_chunks,
-    prepare_doc,
-)
+from prox_spark.generation.prompts import CHUNK_MAX_TOKENS, DEFAULT_MAX_DOC_CHARS, DOC_MAX_TOKENS
 from prox_spark.program import DEFAULT_CHUNK_POLICY, DROPPED, FAILED, ChunkPolicy
-from prox_spark.prompts import CHUNK_MAX_TOKENS, DEFAULT_MAX_DOC_CHARS, DOC_MAX_TOKENS
 from prox_spark.resources import TaskResources
 from prox_spark.schema import (
     CHUNK_ERROR,

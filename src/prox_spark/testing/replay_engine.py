@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from prox_spark.engine import Engine, EngineConfig, Generation, release_engines
+from prox_spark.generation.engine import Engine, EngineConfig, Generation, release_engines
 
 
 @dataclass

@@ -227,7 +227,7 @@ class Engine:
         return cls(config, llm, llm.get_tokenizer())
 
     def __post_init__(self) -> None:
-        from prox_spark.prompts import text_encoding
+        from prox_spark.generation.prompts import text_encoding
 
         # Reads "<s>" inside a document as text, so the only BOS the model
         # sees is the one `encode` puts first. Every budget count (chunks,

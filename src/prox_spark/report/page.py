@@ -21,12 +21,12 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prox_spark.delta import read_table, table_exists
 from prox_spark.errors import NoRunError
+from prox_spark.io.delta import read_table, table_exists
 from prox_spark.program import DROPPED, STATUSES
 from prox_spark.refs import TableRef
-from prox_spark.report_diff import highlight
-from prox_spark.report_svg import bar_chart
+from prox_spark.report.diff import highlight
+from prox_spark.report.svg import bar_chart
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -129,7 +129,7 @@ def _originals(spark: SparkSession, run: dict[str, Any], ids: list[str]) -> dict
     from pyspark.sql import functions as F
 
     from prox_spark.config import InputConfig
-    from prox_spark.sources import read_source
+    from prox_spark.io.sources import read_source
 
     if not ids or not run.get("source"):
         return {}

@@ -18,14 +18,17 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from prox_spark.config import InputConfig
 from prox_spark.errors import SourceError, first_line
-from prox_spark.records import Record, line_id, parse_line
+from prox_spark.io.records import Record, line_id, parse_line
 from prox_spark.refs import TableRef
 from prox_spark.schema import SOURCE_ERROR
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
+
+    # Annotations only: at run time io/ needs nothing from the config (which
+    # imports the engine's settings from generation/).
+    from prox_spark.config import InputConfig
 
 ORDER = "_order"
 SORT_NUM = "_sort_num"
@@ -224,7 +227,7 @@ def read_changes(spark: SparkSession, inp: InputConfig, from_version: int, to_ve
 
 def has_change_feed(spark: SparkSession, ref: TableRef) -> bool:
     """True when a Delta source has `delta.enableChangeDataFeed=true`."""
-    from prox_spark.delta import table_properties
+    from prox_spark.io.delta import table_properties
 
     value = table_properties(spark, ref).get("delta.enableChangeDataFeed", "false")
     return value.lower() == "true"
@@ -232,7 +235,7 @@ def has_change_feed(spark: SparkSession, ref: TableRef) -> bool:
 
 def source_version(spark: SparkSession, ref: TableRef) -> int:
     """The latest version of a Delta source."""
-    from prox_spark.delta import table_version
+    from prox_spark.io.delta import table_version
 
     version = table_version(spark, ref)
     if version is None:

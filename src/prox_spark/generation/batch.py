@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from prox_spark.engine import (
+from prox_spark.generation.engine import (
     CHUNK_MAX_NEW_TOKENS,
     DOC_MAX_NEW_TOKENS,
     ENGINE_START,
@@ -26,7 +26,7 @@ from prox_spark.engine import (
     Engine,
     Generation,
 )
-from prox_spark.prompts import (
+from prox_spark.generation.prompts import (
     CHUNK_MAX_TOKENS,
     DEFAULT_MAX_DOC_CHARS,
     DOC_MAX_TOKENS,

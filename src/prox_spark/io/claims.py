@@ -30,7 +30,7 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from prox_spark.delta import (
+from prox_spark.io.delta import (
     CommitConflict,
     TableRef,
     delta_table,
@@ -40,7 +40,7 @@ from prox_spark.delta import (
     read_table,
     with_conflict_retries,
 )
-from prox_spark.metrics import now
+from prox_spark.io.metrics import now
 
 if TYPE_CHECKING:
     from concurrent.futures import Future

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from prox_spark.delta import append_rows, committed_metadata, read_table, table_exists
+from prox_spark.io.delta import append_rows, committed_metadata, read_table, table_exists
 from prox_spark.program.results import STATUSES
 from prox_spark.refs import TableRef
 from prox_spark.schema import columns

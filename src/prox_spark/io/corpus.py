@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from prox_spark.delta import read_table
+from prox_spark.io.delta import read_table
 from prox_spark.program.results import CORPUS_STATUSES
 from prox_spark.refs import TableRef
 
