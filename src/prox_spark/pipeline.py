@@ -350,7 +350,7 @@ def _refine_batch(spark: SparkSession, config: PipelineConfig, work: Plan, k: in
                               time.monotonic() - batch_started)
         log.info("batch %d of %d: writing %d documents", k + 1, n, now_stats.refined)
         merge_batch(spark, todo, config.output, app_id=f"prox-spark:{run_id}",
-                    txn_version=commit_number, metadata=meta)
+                    txn_version=commit_number, metadata=meta, id_range=_range(work, k))
         return now_stats
 
     stats = with_conflict_retries(commit, retries=config.commit_retries,

@@ -180,20 +180,35 @@ USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 
 
 def merge_batch(spark: SparkSession, df: DataFrame, ref: TableRef, *, app_id: str,
-                txn_version: int, metadata: Mapping[str, Any]) -> None:
+                txn_version: int, metadata: Mapping[str, Any],
+                id_range: tuple[str, str | None] | None = None) -> None:
     """Upsert one batch of refined rows by `id`, exactly once.
 
     The commit carries `(app_id, txn_version)`: Delta skips a MERGE whose pair
     it has already committed, so a retried batch is never applied twice. The
     batch's figures ride in the same commit (`userMetadata`), so the metrics
     can always be rebuilt from the table's history (`committed_batches`).
+
+    `id_range` = (first, next) (next None: to the end) says every id of `df`
+    is in [first, next). It goes into the merge condition, so Delta's data
+    skipping reads only the table files whose ids overlap the range (a
+    table written batch by batch keeps each batch's ids in its own files)
+    and a concurrent commit into other ranges is not a conflict.
     """
+    from pyspark.sql import functions as F
+
     df = df.select(*REFINED_COLUMNS)
+    condition = F.col("t.id") == F.col("s.id")
+    if id_range is not None:
+        first, after = id_range
+        condition = condition & (F.col("t.id") >= F.lit(first))
+        if after is not None:
+            condition = condition & (F.col("t.id") < F.lit(after))
     with _session_confs(spark, {TXN_APP_ID: app_id, TXN_VERSION: str(txn_version),
                                 USER_METADATA: json.dumps(dict(metadata), sort_keys=True)}):
         (
             delta_table(spark, ref).alias("t")
-            .merge(df.alias("s"), "t.id = s.id")
+            .merge(df.alias("s"), condition)
             .whenMatchedUpdateAll()
             .whenNotMatchedInsertAll()
             .execute()
