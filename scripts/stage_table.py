@@ -1,4 +1,5 @@
-"""Rewrite the README's stage parameter table from the stage declarations.
+"""Rewrite the README's stage parameter and run settings tables from the
+declarations (the stages' parameters; the config sections' fields).
 
     python scripts/stage_table.py          # rewrite README.md in place
     python scripts/stage_table.py --check  # exit 1 if README.md is out of date
@@ -9,6 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from prox_spark.config import SETTINGS_END, SETTINGS_START, settings_table
 from prox_spark.stages.registry import TABLE_END, TABLE_START, parameter_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -16,11 +18,14 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 def main(argv: list[str]) -> int:
     text = README.read_text()
-    start, end = text.index(TABLE_START), text.index(TABLE_END) + len(TABLE_END)
-    new = text[:start] + parameter_table() + text[end:]
+    new = text
+    for first, last, table in ((TABLE_START, TABLE_END, parameter_table()),
+                               (SETTINGS_START, SETTINGS_END, settings_table())):
+        start, end = new.index(first), new.index(last) + len(last)
+        new = new[:start] + table + new[end:]
     if "--check" in argv:
         if new != text:
-            print("README.md's stage parameter table is out of date: "
+            print("README.md's stage parameter or run settings table is out of date: "
                   "run python scripts/stage_table.py", file=sys.stderr)
             return 1
         return 0

@@ -255,3 +255,16 @@ def test_datatrove_spellings_of_our_parameters_are_accepted():
     assert c4["min_num_sentences"] is None and c4["max_word_length"] is None
     with pytest.raises(ValueError, match="min_words_per_line must be at least 0"):
         stage_spec("c4_quality").effective({"min_words_per_line": -2})
+
+
+def test_the_readme_settings_table_is_the_declarations():
+    from pathlib import Path
+
+    from prox_spark.config import SETTINGS_END, SETTINGS_START, settings_table
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start, end = readme.index(SETTINGS_START), readme.index(SETTINGS_END) + len(SETTINGS_END)
+    assert readme[start:end] == settings_table(), "run python scripts/stage_table.py"
+    table = settings_table()
+    assert "| `commit_every` | int | `50000` | > 0 |" in table
+    assert "| `input.format` | one of delta, parquet, jsonl | `\"delta\"` |" in table

@@ -9,6 +9,7 @@ an unreadable input, an output that is not a Delta location.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -594,3 +595,47 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None,
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError("config", f"{file} is not valid YAML: {exc}") from None
     return parse_config(apply_overrides(_mapping(raw, "config"), overrides or {}), **checks)
+
+
+SETTINGS_START = "<!-- run settings: written by scripts/stage_table.py; do not edit -->"
+SETTINGS_END = "<!-- end of run settings -->"
+
+
+def settings_table() -> str:
+    """The YAML settings declared with a type, range and doc (top level,
+    `spark`, `input`, `report`, `policy`, the model sections) as a Markdown
+    table: the README's list between `SETTINGS_START` and `SETTINGS_END`,
+    read from the same declarations `parse_config` checks against."""
+    import json
+
+    from prox_spark.params import describe_hint, doc_of
+
+    per_model = {"max_new_tokens": (DOC_MAX_NEW_TOKENS, CHUNK_MAX_NEW_TOKENS),
+                 "max_prompt_tokens": (DOC_MAX_TOKENS, CHUNK_MAX_TOKENS)}
+    rows = [SETTINGS_START, "", "| setting | type | default | range | meaning |",
+            "|---|---|---|---|---|"]
+
+    def add(prefix: str, cls: type, names: tuple[str, ...] | None = None) -> None:
+        hints = _hints(cls)
+        defaults = {f.name: f.default for f in fields(cls)}
+        for name in names or tuple(defaults):
+            kind, bounds = describe_hint(hints[name])
+            if name in per_model:
+                default = "`{}` (doc), `{}` (chunk)".format(*per_model[name])
+            elif name == "model" or defaults[name] is dataclasses.MISSING:
+                default = "required"
+            else:
+                default = f"`{json.dumps(defaults[name])}`"
+            rows.append(f"| `{prefix}{name}` | {kind} | {default} | {bounds} | "
+                        f"{doc_of(hints[name])} |")
+
+    add("", PipelineConfig, _SCALARS)
+    add("spark.", PipelineConfig, ("partitions",))
+    add("input.", InputConfig, ("format", "id_column", "text_column", "cast_text",
+                                "change_feed", "on_source_delete"))
+    add("report.", ReportConfig)
+    add("policy.", ChunkPolicy)
+    add("<model>.", ModelConfig, (*_LIMIT_KEYS,))
+    add("<model>.", EngineConfig)
+    add("<model>.resources.", TaskResources)
+    return "\n".join([*rows, "", SETTINGS_END])

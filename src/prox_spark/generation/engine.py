@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from prox_spark.params import Range, check_fields
+from prox_spark.params import Doc, Range, check_fields
 
 DOC_MAX_NEW_TOKENS = 15
 CHUNK_MAX_NEW_TOKENS = 256
@@ -37,17 +37,21 @@ class EngineConfig:
     and None means the whole budget, 0.9, for a lone engine).
     """
 
-    model: str
-    tokenizer: str | None = None
-    dtype: str = "auto"
-    max_model_len: Annotated[int, Range(0, open_low=True)] = 2048
-    gpu_memory_utilization: Annotated[float | None, Range(0, 1, open_low=True)] = None
-    kv_cache_gib: Annotated[float | None, Range(0, open_low=True)] = None
-    cpu_kv_cache_gib: Annotated[float, Range(0, open_low=True)] = 1.0
-    tensor_parallel_size: Annotated[int, Range(1)] = 1
-    max_num_seqs: Annotated[int, Range(1)] = 256
-    enforce_eager: bool = False
-    seed: int = 0
+    model: Annotated[str, Doc("a model directory or Hugging Face hub id")]
+    tokenizer: Annotated[str | None, Doc("its tokenizer, when not the model's own")] = None
+    dtype: Annotated[str, Doc("weights' dtype as vLLM names it")] = "auto"
+    max_model_len: Annotated[int, Range(0, open_low=True), Doc(
+        "the engine's context, in tokens")] = 2048
+    gpu_memory_utilization: Annotated[float | None, Range(0, 1, open_low=True), Doc(
+        "this engine's share of its GPU (null: split `gpu_memory_fraction`)")] = None
+    kv_cache_gib: Annotated[float | None, Range(0, open_low=True), Doc(
+        "KV cache per engine, GiB (null: `cpu_kv_cache_gib` on CPU)")] = None
+    cpu_kv_cache_gib: Annotated[float, Range(0, open_low=True), Doc(
+        "KV cache per engine on CPU, GiB")] = 1.0
+    tensor_parallel_size: Annotated[int, Range(1), Doc("GPUs one engine spans")] = 1
+    max_num_seqs: Annotated[int, Range(1), Doc("prompts the engine runs at once")] = 256
+    enforce_eager: Annotated[bool, Doc("no CUDA graphs (vLLM's enforce_eager)")] = False
+    seed: Annotated[int, Doc("the engine's random seed (decoding is greedy)")] = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
