@@ -102,6 +102,12 @@ def _prefix_within(text: str, tokenizer: Tokenizer, budget: int, whole: Any = No
 
     `whole`, if given, is `text`'s own encoding (no special tokens), used
     instead of tokenizing again when the window covers all of `text`."""
+    return _cut(text, tokenizer, budget, whole)[0]
+
+
+def _cut(text: str, tokenizer: Tokenizer, budget: int, whole: Any = None) -> tuple[str, Any]:
+    """`_prefix_within`, with the encoding it cut by (of the returned prefix
+    or of a longer window of `text`: its first tokens are the prefix's)."""
     backend = tokenizer.backend_tokenizer
     window = max(64, budget * _CHARS_PER_TOKEN_GUESS)
     while True:
@@ -112,11 +118,11 @@ def _prefix_within(text: str, tokenizer: Tokenizer, budget: int, whole: Any = No
             break
         window *= 2
     if len(enc) <= budget:
-        return piece
+        return piece, enc
     if budget <= 0:
-        return ""
+        return "", enc
     # One token's offsets: `enc.offsets` would convert every token's.
-    return piece[: enc.token_to_chars(budget - 1)[1]]
+    return piece[: enc.token_to_chars(budget - 1)[1]], enc
 
 
 def doc_prompt(text: str, tokenizer: Tokenizer, max_tokens: int = DOC_MAX_TOKENS) -> str:
@@ -142,46 +148,32 @@ def doc_prompt_ids(text: str, tokenizer: Tokenizer, max_tokens: int,
 
 def _fit_doc(text: str, tokenizer: Tokenizer, max_tokens: int,
              encode: Callable[[str], list[int]]) -> tuple[str, list[int]]:
+    """(prompt, its ids): the document cut after as many of its own tokens
+    as the prompt's budget leaves, then shortened by what the prompt still
+    exceeds (the tokens at the seam with the prompt frame can differ from the
+    document's own by one or two) until it fits.
+
+    Two tokenizations for a long document: a window of it (to cut) and the
+    prompt (the ids sent). Cuts fall on the window's token boundaries, so
+    shortening needs no new tokenization of the document."""
     frame = chat_prompt("")
     overhead = len(encode(frame))
     if max_tokens < overhead:
         raise ValueError(f"max_tokens={max_tokens} cannot hold the prompt frame ({overhead})")
     budget = max_tokens - overhead
-    # A document shorter than its budget in characters cannot need truncation
-    # by more than a token of boundary effects, which the check below handles.
-    candidate = text if len(text) <= budget else _prefix_within(text, tokenizer, budget + 1)
-    # A cut candidate holds one token too many, so its prompt usually does
-    # not fit: it is counted, not encoded, when the segment counter measures
-    # exactly as `encode` (they then differ by the special tokens only:
-    # checked on the frame). Counting took half the time of encoding on the
-    # benchmark workload (Llama-2 tokenizer, see benchmarks/host_path.py).
-    counter = _measuring_counter(tokenizer, frame, overhead) \
-        if len(candidate) < len(text) else None
+    # A document of at most `budget` characters has at most `budget` tokens
+    # of its own, give or take the seam, which the loop handles.
+    candidate, enc = (text, None) if len(text) <= budget else _cut(text, tokenizer, budget)
     while True:
         prompt = chat_prompt(candidate)
-        count = counter.counts([prompt])[0] if counter is not None else max_tokens
-        counter = None
-        if count <= max_tokens:
-            ids = encode(prompt)
-            count = len(ids)
-            if count <= max_tokens:
-                return prompt, ids
-        excess = count - max_tokens
-        # One encoding of the candidate both counts it and (usually) cuts it.
-        whole = tokenizer.backend_tokenizer.encode(candidate, add_special_tokens=False)
-        budget = max(0, min(budget, len(whole)) - excess)
-        candidate = _prefix_within(candidate, tokenizer, budget, whole)
-
-
-def _measuring_counter(tokenizer: Tokenizer, frame: str, length: int) -> _LineCounter | None:
-    """The segment counter of `tokenizer` if it is exact (segmented) and
-    counts `frame` as `length` tokens, else None."""
-    from tokenizers import Tokenizer as Backend
-
-    if not isinstance(tokenizer.backend_tokenizer, Backend):
-        return None
-    counter = _line_counter(tokenizer)
-    return counter if counter.segmented and counter.counts([frame])[0] == length else None
+        ids = encode(prompt)
+        excess = len(ids) - max_tokens
+        if excess <= 0:
+            return prompt, ids
+        if enc is None:
+            enc = tokenizer.backend_tokenizer.encode(candidate, add_special_tokens=False)
+        budget = max(0, min(budget, len(enc)) - excess)
+        candidate = candidate[: enc.token_to_chars(budget - 1)[1]] if budget else ""
 
 
 def number_line(index: int, line: str) -> str:

@@ -115,8 +115,20 @@ def apply_batch(
              for t, s in zip(out["text"], out["status"], strict=True)]
     counted = token_counts_with(tokenizer, before)
     out["tokens_before"] = counted
-    out["tokens_after"] = None if counted is None else token_counts_with(tokenizer, after)
+    out["tokens_after"] = None if counted is None else _counts_after(tokenizer, before, after,
+                                                                      counted)
     return out
+
+
+def _counts_after(tokenizer: str, before: list[str], after: list[str],
+                  counted: list[int]) -> list[int]:
+    """Tokens of each text after, counting only the texts a program changed
+    (an unchanged text has its count before; an empty one has none)."""
+    changed = [k for k, (b, a) in enumerate(zip(before, after, strict=True)) if a and a != b]
+    recounted = dict(zip(changed, token_counts_with(tokenizer, [after[k] for k in changed])
+                         or [], strict=True))
+    return [recounted.get(k, c if a else 0)
+            for k, (a, c) in enumerate(zip(after, counted, strict=True))]
 
 
 @dataclass
