@@ -122,15 +122,9 @@ def _model_pass(doc: DocRefiner | None, chunk: ChunkRefiner | None,
             # In a fused pass the chunk prompts wait for the doc programs: most
             # documents are dropped (ProX kept 19.0B of 62.5B tokens), and
             # their chunk prompts would be host work for nothing.
-            c = prepare_chunk_pass(batch, texts) if not doc_settings else None
+            c = _prepare_chunk_pass(batch, texts, chunk_settings, chunk_engine) \
+                if not doc_settings else None
             return d, c
-
-        def prepare_chunk_pass(batch: pa.RecordBatch, texts: list[Any]) -> Prepared | None:
-            if not (chunk_settings and chunk_engine):
-                return None
-            return prepare_chunks(_unless(_reused(batch, "prox_chunk"), texts), chunk_engine,
-                                  max_prompt_tokens=chunk_settings.max_prompt_tokens,
-                                  max_doc_chars=chunk_settings.max_doc_chars)
 
         def finish(batch: pa.RecordBatch, preps: tuple[Prepared | None, Prepared | None]
                    ) -> pa.RecordBatch:
@@ -141,7 +135,8 @@ def _model_pass(doc: DocRefiner | None, chunk: ChunkRefiner | None,
                 texts = _texts(batch, *skip)
                 skipped = _finish_doc_pass(batch, d, doc_settings, skipped, texts, usage,
                                            values)
-                c = prepare_chunk_pass(batch, _unless(skipped, texts))
+                c = _prepare_chunk_pass(batch, _unless(skipped, texts), chunk_settings,
+                                        chunk_engine)
             if c is not None and chunk_settings:
                 _finish_chunk_pass(batch, c.without(skipped), chunk_settings, skipped, usage,
                                    values)
@@ -156,6 +151,18 @@ def _model_pass(doc: DocRefiner | None, chunk: ChunkRefiner | None,
                      generate_seconds=generate_seconds() - generating)
 
     return run
+
+
+def _prepare_chunk_pass(batch: pa.RecordBatch, texts: list[Any],
+                        settings: ChunkSettings | None,
+                        engine: Callable[[], Engine] | None) -> Prepared | None:
+    """Chunk prompts of the rows of `texts` that are not null and take no
+    stored chunk output (None when the pass has no chunk model)."""
+    if settings is None or engine is None:
+        return None
+    return prepare_chunks(_unless(_reused(batch, "prox_chunk"), texts), engine,
+                          max_prompt_tokens=settings.max_prompt_tokens,
+                          max_doc_chars=settings.max_doc_chars)
 
 
 def _measured(usage: Any, doc: bool, generate: Callable[[], _T]) -> _T:
