@@ -30,12 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from prox_spark.config import _check_output, _table_ref
+from prox_spark.distill.train import TrainConfig
 from prox_spark.errors import ConfigError
 from prox_spark.generation.engine import EngineConfig
-from prox_spark.params import check_params
+from prox_spark.params import value_problem
 from prox_spark.refs import TableRef
 
 TEACHERS = ("rules", "llm", "table")
+DEFAULT_STUDENT_DIR = "output/refiner"
 CHUNK_MODES = ("calls", "rewrite")
 
 
@@ -86,31 +88,6 @@ class TeacherConfig:
 
 
 @dataclass(frozen=True)
-class StudentConfig:
-    """The model `train` fine-tunes and `evaluate` scores.
-
-    From `base_model` (a Hugging Face Llama/Qwen-style model directory), or
-    from scratch at the given size with a BPE tokenizer trained on the
-    sampled corpus. `num_processes` > 1 trains under Spark's TorchDistributor
-    (`local_mode` false: as barrier tasks on the executors)."""
-
-    output_dir: str = "output/refiner"
-    base_model: str | None = None
-    hidden_size: int = 256
-    layers: int = 4
-    heads: int = 4
-    vocab_size: int = 4000
-    max_steps: int = 1000
-    learning_rate: float = 1e-3
-    batch_size: int = 8
-    save_steps: int = 200
-    seed: int = 0
-    num_processes: int = 1
-    local_mode: bool = True
-    use_gpu: bool = False
-
-
-@dataclass(frozen=True)
 class DistillConfig:
     """The whole `distill:` section, validated."""
 
@@ -118,7 +95,8 @@ class DistillConfig:
     sample: SampleConfig = field(default_factory=SampleConfig)
     eval_fraction: float = 0.1
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
-    student: StudentConfig = field(default_factory=StudentConfig)
+    student: TrainConfig = field(
+        default_factory=lambda: TrainConfig(output_dir=DEFAULT_STUDENT_DIR))
     drop_share: float | None = None
     dedup_examples: bool = True
     tasks: tuple[str, ...] = ("doc", "chunk")
@@ -143,12 +121,11 @@ def _fields(cls: type, raw: Any, where: str, skip: tuple[str, ...] = ()) -> dict
             raise ConfigError(f"{where}.{key}",
                               f"unknown key; expected one of {', '.join(allowed)}")
     values = {k: v for k, v in raw.items() if k not in skip}
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     for key, value in values.items():
-        try:
-            check_params(cls, {key: value}) if key in hints else None
-        except ValueError as exc:
-            raise ConfigError(f"{where}.{key}", str(exc).split(": ", 1)[1]) from None
+        why = value_problem(value, hints[key]) if key in hints else None
+        if why is not None:
+            raise ConfigError(f"{where}.{key}", why)
     return values
 
 
@@ -197,28 +174,25 @@ def _teacher(raw: Any) -> TeacherConfig:
     return teacher
 
 
-def _student(raw: Any) -> StudentConfig:
+def _student(raw: Any) -> TrainConfig:
+    """`distill.student`: the `TrainConfig` of `train`, every field of it a
+    key (`output_dir` defaults to output/refiner)."""
     where = "distill.student"
-    student = StudentConfig(**_fields(StudentConfig, raw, where))
-    for key in ("hidden_size", "layers", "heads", "max_steps", "batch_size", "save_steps",
-                "num_processes"):
-        _at_least(getattr(student, key), 1, f"{where}.{key}")
-    _at_least(student.vocab_size, 300, f"{where}.vocab_size")
-    if student.learning_rate <= 0:
-        raise ConfigError(f"{where}.learning_rate", f"must be positive, got "
-                          f"{student.learning_rate}")
-    if student.hidden_size % student.heads or student.hidden_size // student.heads not in (64, 80):
-        raise ConfigError(f"{where}.heads", f"hidden_size / heads = {student.hidden_size} / "
-                          f"{student.heads} must be 64 or 80 (vLLM's CPU attention head sizes)")
-    if not student.output_dir.strip():
-        raise ConfigError(f"{where}.output_dir", "must name a directory")
+    if isinstance(raw, Mapping):  # null means the default
+        raw = {k: v for k, v in raw.items() if v is not None}
+    values = {"output_dir": DEFAULT_STUDENT_DIR, **_fields(TrainConfig, raw, where)}
+    try:
+        student = TrainConfig(**values)
+    except ValueError as exc:
+        key, _, why = str(exc).removeprefix("TrainConfig.").partition(" ")
+        raise ConfigError(f"{where}.{key.rstrip(':')}", why) from None
     if student.base_model is not None and not (Path(student.base_model) / "config.json").is_file():
         raise ConfigError(f"{where}.base_model",
                           f"{student.base_model} is not a model directory (no config.json)")
     return replace_paths(student)
 
 
-def replace_paths(student: StudentConfig) -> StudentConfig:
+def replace_paths(student: TrainConfig) -> TrainConfig:
     """The student with its directories made absolute (relative to the
     working directory, like every path of a config)."""
     out = str(Path(student.output_dir).expanduser().resolve())

@@ -13,7 +13,6 @@ the same figures for a student so the two can be compared.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -70,23 +69,20 @@ def train(config: PipelineConfig, spark: SparkSession | None = None) -> TrainRes
     task without valid examples; ValueError from `train_sft` for a base model
     whose tokenizer lacks BOS/EOS is turned into a ConfigError naming
     `distill.student.base_model`."""
-    from prox_spark.distill.train import TrainConfig, train_sft
+    from prox_spark.distill.train import train_sft
 
     distill = _distill(config)
     spark = spark or _spark(config, "prox-spark-train")
     df, version = sft_rows(spark, config)
     examples = train_examples(df, distill.tasks)
     s = distill.student
-    shared = {f.name for f in dataclasses.fields(TrainConfig)} & \
-        {f.name for f in dataclasses.fields(s)}
-    settings = TrainConfig(**{name: getattr(s, name) for name in shared})
     card = {"teacher": _teacher_name(config), "sft_table": str(distill.sft_table),
             "sft_table_version": version, "tasks": list(distill.tasks),
             "train_examples": len(examples)}
     log.info("training %s on %d examples (%s) from %s version %s", s.output_dir, len(examples),
              "+".join(distill.tasks), distill.sft_table, version)
     try:
-        return train_sft(examples, settings, card=card)
+        return train_sft(examples, s, card=card)
     except ValueError as exc:
         if "base_model" in str(exc):
             raise ConfigError("distill.student.base_model", str(exc)) from None

@@ -34,9 +34,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from prox_spark.distill.tokenizer import build_tokenizer
+from prox_spark.params import Doc, Range, check_fields
 
 TOKENIZER_DIR = "tokenizer"
 CHECKPOINTS_DIR = "checkpoints"
@@ -71,48 +72,51 @@ class TrainConfig:
     Raises ValueError naming the field when a value cannot work.
     """
 
-    output_dir: str
-    base_model: str | None = None
-    hidden_size: int = 256
-    layers: int = 4
-    heads: int = 4
-    kv_heads: int = 1
-    intermediate_size: int | None = None
-    vocab_size: int = 4000
-    max_positions: int = 2048
-    max_steps: int = 1000
-    epochs: float | None = None
-    learning_rate: float = 1e-3
-    batch_size: int = 8
-    gradient_accumulation: int = 1
-    warmup_ratio: float = 0.05
-    max_seq_tokens: int = 2048
-    save_steps: int = 200
-    seed: int = 0
-    num_processes: int = 1
-    local_mode: bool = True
-    use_gpu: bool = False
+    output_dir: Annotated[str, Doc("the model directory train writes (a rerun resumes it)")]
+    base_model: Annotated[str | None, Doc(
+        "a Hugging Face model directory to fine-tune; null: from scratch")] = None
+    hidden_size: Annotated[int, Range(1), Doc("from scratch: hidden size")] = 256
+    layers: Annotated[int, Range(1), Doc("from scratch: decoder layers")] = 4
+    heads: Annotated[int, Range(1), Doc(
+        "from scratch: attention heads (hidden_size / heads must be 64 or 80)")] = 4
+    kv_heads: Annotated[int, Range(1), Doc("from scratch: key/value heads")] = 1
+    intermediate_size: Annotated[int | None, Range(1), Doc(
+        "from scratch: MLP size (null: 2 x hidden_size)")] = None
+    vocab_size: Annotated[int, Range(320), Doc(
+        "from scratch: most tokens of the BPE tokenizer trained on the corpus")] = 4000
+    max_positions: Annotated[int, Range(1), Doc("from scratch: longest sequence")] = 2048
+    max_steps: Annotated[int, Doc("optimizer steps (unless epochs is set)")] = 1000
+    epochs: Annotated[float | None, Range(0, open_low=True), Doc(
+        "passes over the data instead of max_steps")] = None
+    learning_rate: Annotated[float, Range(0, open_low=True), Doc("peak learning rate")] = 1e-3
+    batch_size: Annotated[int, Range(1), Doc("examples per step and process")] = 8
+    gradient_accumulation: Annotated[int, Range(1), Doc("steps accumulated per update")] = 1
+    warmup_ratio: Annotated[float, Range(0, 1), Doc(
+        "share of steps with a linear warm-up (below 1)")] = 0.05
+    max_seq_tokens: Annotated[int, Range(1), Doc(
+        "longer examples are skipped, never cut")] = 2048
+    save_steps: Annotated[int, Range(1), Doc("steps between checkpoints")] = 200
+    seed: Annotated[int, Doc("seed of initialization and shuffling")] = 0
+    num_processes: Annotated[int, Range(1), Doc(
+        "DDP processes (> 1: under TorchDistributor)")] = 1
+    local_mode: Annotated[bool, Doc(
+        "TorchDistributor on the driver (false: barrier tasks on the executors)")] = True
+    use_gpu: Annotated[bool, Doc("train on GPUs")] = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.output_dir, str) or not self.output_dir.strip():
+        try:
+            check_fields(self)
+        except ValueError as exc:
+            raise ValueError(f"TrainConfig.{exc}") from None
+        if not self.output_dir.strip():
             raise ValueError("TrainConfig.output_dir must name a directory")
-        if self.base_model is not None and not str(self.base_model).strip():
+        if self.base_model is not None and not self.base_model.strip():
             raise ValueError("TrainConfig.base_model must name a model directory or be None")
-        for name in ("hidden_size", "layers", "heads", "kv_heads", "max_positions", "batch_size",
-                     "gradient_accumulation", "max_seq_tokens", "save_steps", "num_processes"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
-        if self.epochs is None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
+        if self.epochs is None and self.max_steps < 1:
             raise ValueError(f"TrainConfig.max_steps must be a positive integer, got "
                              f"{self.max_steps!r}")
-        if self.epochs is not None and not self.epochs > 0:
-            raise ValueError(f"TrainConfig.epochs must be positive, got {self.epochs!r}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"TrainConfig.learning_rate must be positive, got "
-                             f"{self.learning_rate!r}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"TrainConfig.warmup_ratio must be in [0, 1), got "
+        if self.warmup_ratio >= 1:
+            raise ValueError(f"TrainConfig.warmup_ratio must be below 1, got "
                              f"{self.warmup_ratio!r}")
         if self.base_model is None:
             self._check_architecture()
@@ -125,12 +129,6 @@ class TrainConfig:
         if self.heads % self.kv_heads:
             raise ValueError(f"TrainConfig.kv_heads must divide heads ({self.heads}), got "
                              f"{self.kv_heads}")
-        if self.intermediate_size is not None and self.intermediate_size < 1:
-            raise ValueError(f"TrainConfig.intermediate_size must be positive, got "
-                             f"{self.intermediate_size}")
-        if self.vocab_size < 320:
-            raise ValueError(f"TrainConfig.vocab_size must be at least 320 (3 specials, 256 "
-                             f"bytes, learnt tokens), got {self.vocab_size}")
         if self.max_seq_tokens > self.max_positions:
             raise ValueError(f"TrainConfig.max_seq_tokens ({self.max_seq_tokens}) exceeds "
                              f"max_positions ({self.max_positions})")
