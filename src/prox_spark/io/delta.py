@@ -139,13 +139,14 @@ def ensure_table(spark: SparkSession, ref: TableRef, schema: str,
             spark.sql(f"ALTER TABLE {sql_identifier(ref)} ADD COLUMNS ({', '.join(missing)})")
 
     for attempt in range(10):
-        with_conflict_retries(create, retries=5, what=f"creating {ref}")
         try:
+            with_conflict_retries(create, retries=5, what=f"creating {ref}")
             with_conflict_retries(evolve, retries=5, what=f"adding columns to {ref}")
             break
         except Exception as exc:
             # Another job creating the table at this moment: its first
-            # commit is not readable yet (waited out for up to ~45 s: a
+            # commit is not readable yet, by this job's creation (which saw
+            # the log directory) or its read (waited out for up to ~45 s: a
             # loaded machine takes that long).
             if not is_missing(exc) or attempt == 9:
                 raise
