@@ -212,6 +212,21 @@ def test_missing_model_message_says_how_to_use_a_local_directory(tmp_path, base,
     assert "--doc-model /path/to/model_dir" in capsys.readouterr().err
 
 
+def test_the_main_jobs_reachability_check_names_a_config_error_before_the_model(
+        tmp_path, base, capsys):
+    """scripts/main.sh builds the starter refiner when the models cannot be
+    fetched (exit 1); a config that is wrong anywhere else is exit 2 first,
+    so a typo is named before a 10-minute fallback build."""
+    from prox_spark.distill.starter import main as reachable
+
+    unreachable = dict(base, doc_model={"model": "gair-prox/unreachable"})
+    assert reachable(["--reachable", str(write(tmp_path, unreachable))]) == 1
+    assert "gair-prox/unreachable" in capsys.readouterr().err
+    both = dict(unreachable, stages=["prox_chunck"])
+    assert reachable(["--reachable", str(write(tmp_path, both))]) == 2
+    assert "unknown stage 'prox_chunck'" in capsys.readouterr().err
+
+
 def test_command_line_overrides(tmp_path, base, model_dir):
     raw = dict(base, doc_model={"model": "gair-prox/unreachable"})
     cfg = load_config(write(tmp_path, raw),

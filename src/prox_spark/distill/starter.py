@@ -18,9 +18,12 @@ from collections.abc import Sequence
 
 
 def reachable(config_path: str) -> str | None:
-    """None when the config's models can be loaded, else why not."""
+    """None when the config's models can be loaded, else why not. Every
+    other problem of the config is a `ConfigError` first, so a typo is named
+    before a fallback is built."""
     from prox_spark.config import ConfigError, load_config
 
+    load_config(config_path, check_paths=False, check_models=False)
     try:
         load_config(config_path, check_paths=False)
     except ConfigError as exc:
