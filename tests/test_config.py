@@ -165,6 +165,9 @@ def _break(base: dict, tmp_path: Path, case: str) -> tuple[dict, str | None]:
         raw["stages"] = ["exact_dedup"]
         raw["gpu_memory_fraction"] = 3
         return raw, "gpu_memory_fraction: must be above 0 and at most 1, got 3"
+    if case == "dtype-typo":
+        raw["doc_model"] = {**raw["doc_model"], "dtype": "float33"}
+        return raw, "'float33' is not one of auto, half, float16, bfloat16, float, float32"
     if case == "output-under-a-file":
         blocker = tmp_path / "a-file"
         blocker.write_text("not a folder")
@@ -182,7 +185,7 @@ CASES = ["rule-param-type", "rule-bool-as-string", "dedup-threshold-string",
          "unreadable-input", "input-not-delta", "output-not-delta", "bad-format",
          "bad-table-name", "wrong-type", "bad-policy", "no-models", "bad-kv",
          "negative-min-doc-words", "dup-line-frac-above-1", "max-below-min-doc-words",
-         "gpu-memory-fraction-3", "output-under-a-file"]
+         "gpu-memory-fraction-3", "output-under-a-file", "dtype-typo"]
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -16,13 +16,18 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from prox_spark.params import Doc, Range, check_fields
 
 DOC_MAX_NEW_TOKENS = 15
 CHUNK_MAX_NEW_TOKENS = 256
 GiB = 1024**3
+
+
+# vLLM's `ModelDType` (vllm/config/model.py), spelled out so that a typo is a
+# config error, not an engine that fails to start on every worker.
+ModelDtype = Literal["auto", "half", "float16", "bfloat16", "float", "float32"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +44,7 @@ class EngineConfig:
 
     model: Annotated[str, Doc("a model directory or Hugging Face hub id")]
     tokenizer: Annotated[str | None, Doc("its tokenizer, when not the model's own")] = None
-    dtype: Annotated[str, Doc("weights' dtype as vLLM names it")] = "auto"
+    dtype: Annotated[ModelDtype, Doc("weights' dtype as vLLM names it")] = "auto"
     max_model_len: Annotated[int, Range(0, open_low=True), Doc(
         "the engine's context, in tokens")] = 2048
     gpu_memory_utilization: Annotated[float | None, Range(0, 1, open_low=True), Doc(
