@@ -51,17 +51,20 @@ def test_engine_is_created_once_per_worker_and_reused(spark, tiny_model):
     # Spark hands out idle Python workers in FIFO order, and earlier tests may
     # have left idle workers without an engine; run jobs until one lands in a
     # worker that served an earlier job.
+    # A worker may also hold engines of earlier tests' configs (the session
+    # is shared), so what is checked is that a worker's count, once it holds
+    # this engine, never grows: later jobs reuse the engine it built.
     runs: list[pd.DataFrame] = []
-    seen: set[int] = set()
+    built: dict[int, int] = {}
     reused: set[int] = set()
     while len(runs) < 8 and not reused:
         run = df.select("id", udf("prompt").alias("g")).select("id", "g.*").toPandas()
         assert len(run) == 8
         assert run["text"].map(lambda t: isinstance(t, str)).all()
-        # Every worker built exactly one engine, whatever job it served before.
-        assert set(run["engines"]) == {1}
-        reused = set(run["pid"]) & seen
-        seen |= set(run["pid"])
+        for pid, engines in zip(run["pid"], run["engines"], strict=True):
+            assert engines >= 1
+            assert built.setdefault(pid, engines) == engines, f"worker {pid} built it again"
+        reused = set(run["pid"]) & {pid for r in runs for pid in r["pid"]}
         runs.append(run)
     assert reused, "no Spark job ever reused a Python worker"
     assert len(runs) >= 2
