@@ -117,12 +117,16 @@ def _cut(text: str, tokenizer: Tokenizer, budget: int, whole: Any = None) -> tup
         if len(enc) > budget or window >= len(text):
             break
         window *= 2
-    if len(enc) <= budget:
-        return piece, enc
-    if budget <= 0:
-        return "", enc
+    return (piece if len(enc) <= budget else _first_tokens(piece, enc, budget)), enc
+
+
+def _first_tokens(text: str, enc: Any, n: int) -> str:
+    """The prefix of `text` that `enc` (an encoding of `text` or of a longer
+    string starting with it) covers with its first `n` tokens."""
+    if n <= 0:
+        return ""
     # One token's offsets: `enc.offsets` would convert every token's.
-    return piece[: enc.token_to_chars(budget - 1)[1]], enc
+    return text[: enc.token_to_chars(n - 1)[1]]
 
 
 def doc_prompt(text: str, tokenizer: Tokenizer, max_tokens: int = DOC_MAX_TOKENS) -> str:
@@ -173,7 +177,7 @@ def _fit_doc(text: str, tokenizer: Tokenizer, max_tokens: int,
         if enc is None:
             enc = tokenizer.backend_tokenizer.encode(candidate, add_special_tokens=False)
         budget = max(0, min(budget, len(enc)) - excess)
-        candidate = candidate[: enc.token_to_chars(budget - 1)[1]] if budget else ""
+        candidate = _first_tokens(candidate, enc, budget)
 
 
 def number_line(index: int, line: str) -> str:
