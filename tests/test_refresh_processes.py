@@ -182,3 +182,41 @@ def test_a_lapsed_claim_is_neither_held_nor_renewed(spark, tmp_path):
     assert claim(spark, ref, "batch-1", "", None, "other-run", 600)
     assert renew(spark, ref, "batch-1", "other-run", 600)
     assert not claim(spark, ref, "batch-1", "", None, "slow-run", 600)
+
+
+def test_a_claim_is_renewed_while_other_jobs_hold_every_task_slot(spark, tmp_path):
+    """A renewal is a Spark job; claims jobs run in a fair-scheduler pool of
+    their own, so a renewal takes the next free task slot instead of waiting
+    until every queued task of a long model job has started (with FIFO
+    scheduling it finished only after the busy job: a live run's lease could
+    lapse behind its own model tasks)."""
+    import threading
+
+    from prox_spark.io.claims import claim, in_claims_pool, renew
+    from prox_spark.refs import TableRef
+
+    ref = TableRef(path=str(tmp_path / "claims"))
+    assert claim(spark, ref, "batch-1", "", None, "busy-run", 600)
+    sc = spark.sparkContext
+    tasks = sc.defaultParallelism * 15
+
+    def busy() -> None:
+        sc.parallelize(range(tasks), tasks).foreach(lambda _: time.sleep(1))
+
+    busy_job = threading.Thread(target=busy)
+    busy_job.start()
+    while not sc.statusTracker().getActiveJobsIds():
+        time.sleep(0.1)
+    renewed: list[bool] = []
+
+    def renewal() -> None:
+        in_claims_pool(spark)
+        renewed.append(renew(spark, ref, "batch-1", "busy-run", 600))
+
+    renewing = threading.Thread(target=renewal)
+    renewing.start()
+    renewing.join()
+    renewed_while_busy = busy_job.is_alive()
+    busy_job.join()
+    assert renewed == [True]
+    assert renewed_while_busy

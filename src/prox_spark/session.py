@@ -107,6 +107,9 @@ def local_conf(jars: list[Path], workdir: Path, cores: int) -> dict[str, str]:
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={workdir / 'derby'}",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.python.worker.reuse": "true",
+        # Batch claims are renewed by Spark jobs in a pool of their own
+        # (io.claims.CLAIMS_POOL), which FAIR mode serves between model tasks.
+        "spark.scheduler.mode": "FAIR",
         "spark.databricks.delta.snapshotPartitions": "2",
     }
 

@@ -19,6 +19,14 @@ run that dies holding a claim blocks that batch only until the lease lapses
 claim (the lease ends now). Claims are made one batch ahead and releases in
 the background (`BatchClaims`), so a run does not wait on the claims table
 between batches.
+
+A renewal is a Spark job: in a session whose task slots all run model
+tasks it would wait behind them, and a lease could lapse while the run is
+alive and working. Claims jobs therefore run in a fair-scheduler pool of
+their own (`CLAIMS_POOL`): with `spark.scheduler.mode=FAIR` (the local
+sessions of `session.get_spark`, and Databricks clusters by default) a
+claims job takes the next free task slot instead of the slot after the
+last queued model task.
 """
 
 from __future__ import annotations
@@ -50,8 +58,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 CLAIMS_SCHEMA = ("batch_key string, first_id string, next_id string, owner string, "
                  "claimed_at timestamp, expires_at timestamp")
-__all__ = ["CLAIMS_SCHEMA", "BatchClaims", "Holding", "batch_key", "claim", "claims_ref",
-           "release"]
+CLAIMS_POOL = "prox_spark_claims"
+__all__ = ["CLAIMS_POOL", "CLAIMS_SCHEMA", "BatchClaims", "Holding", "batch_key", "claim",
+           "claims_ref", "in_claims_pool", "release"]
 
 # A live claim (target `c`) whose id range overlaps the new one (`n`); a
 # null next_id is the end of the ids.
@@ -59,6 +68,17 @@ _OVERLAPS = ("c.expires_at >= n.claimed_at"
              " AND (n.next_id IS NULL OR c.first_id < n.next_id)"
              " AND (c.next_id IS NULL OR n.first_id < c.next_id)")
 _MINE = "c.batch_key = n.batch_key AND c.owner = n.owner"
+
+
+def in_claims_pool(spark: SparkSession) -> None:
+    """Send the Spark jobs this thread starts from now on to `CLAIMS_POOL`
+    (a local property: other threads keep their pool). Without FAIR
+    scheduling the pool is ignored and jobs run in submission order; a
+    Spark Connect session has no local properties and is left as it is."""
+    try:
+        spark.sparkContext.setLocalProperty("spark.scheduler.pool", CLAIMS_POOL)
+    except Exception as exc:  # Spark Connect: no SparkContext here
+        log.debug("claims jobs stay in the default scheduler pool: %s", exc)
 
 
 def claims_ref(output: TableRef) -> TableRef:
@@ -203,6 +223,7 @@ class Holding:
                                         daemon=True)
 
     def _renew(self) -> None:
+        in_claims_pool(self.spark)
         while not self._stop.wait(self.lease_seconds / 3):
             try:
                 if not renew(self.spark, self.ref, self.key, self.owner, self.lease_seconds):
@@ -259,6 +280,7 @@ class BatchClaims:
         """Claim a batch in the background: a started `Holding` (renewed from
         the moment it is claimed), or None when another run holds it."""
         def take() -> Holding | None:
+            in_claims_pool(self.spark)
             if not claim(self.spark, self.ref, key, first_id, next_id, self.owner,
                          self.lease_seconds):
                 return None
@@ -268,7 +290,11 @@ class BatchClaims:
 
     def release(self, holding: Holding) -> None:
         """Release a claim in the background (see `Holding.finish`)."""
-        self._pool.submit(holding.finish)
+        def finish() -> None:
+            in_claims_pool(self.spark)
+            holding.finish()
+
+        self._pool.submit(finish)
 
     def close(self) -> None:
         """Wait for the claims and releases still to be made."""
