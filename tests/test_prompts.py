@@ -104,7 +104,8 @@ def test_long_documents_are_truncated_inside_the_prompt(tokenizer, max_tokens):
 
 
 class CountingTokenizer(TextEncoding):
-    """Wraps an encoding and counts the characters its backend is asked to encode."""
+    """Wraps an encoding and counts the characters its backend is asked to
+    encode or its model to tokenize."""
 
     def __init__(self, inner):
         self.inner = inner
@@ -112,7 +113,17 @@ class CountingTokenizer(TextEncoding):
         self.bos_token_id = inner.bos_token_id
         outer = self
 
+        class Model:
+            def tokenize(self, text):
+                outer.chars += len(text)
+                return inner.backend_tokenizer.model.tokenize(text)
+
         class Backend:
+            model = Model()
+
+            def __getattr__(self, name):
+                return getattr(inner.backend_tokenizer, name)
+
             def encode(self, text, *a, **k):
                 outer.chars += len(text)
                 return inner.backend_tokenizer.encode(text, *a, **k)
@@ -193,3 +204,33 @@ def test_line_counts_equal_encode_on_arbitrary_lines(tokenizer):
         assert counter.counts(batch) == [len(tokenizer.encode(line)) for line in batch]
 
     check()
+
+
+def test_a_long_document_is_cut_where_its_whole_encoding_would_cut_it(tokenizer):
+    """The segment walk that cuts a long document (no window tokenized) ends
+    where the first `budget` tokens of the whole text's encoding end."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from prox_spark.generation.prompts import _line_counter
+
+    counter = _line_counter(tokenizer)
+    assert counter.segmented
+    pieces = st.sampled_from([" ", "  ", "\t", "\n", "\n\n", "a", "é", "東京大学の研究" * 9,
+                              "🙂", "\u00a0", "\u200b", "word", "Word,", "\r", "[001]"])
+    texts = st.lists(pieces, max_size=600).map("".join)
+
+    @settings(max_examples=200, deadline=None)
+    @given(text=texts, budget=st.integers(1, 400))
+    def check(text, budget):
+        whole = tokenizer.backend_tokenizer.encode(text, add_special_tokens=False)
+        expected = len(text) if len(whole.ids) <= budget \
+            else whole.token_to_chars(budget - 1)[1]
+        end = counter.prefix_end(text, budget)
+        if end is None:  # documented: too few tokens in 32 chars per token (a window is encoded)
+            assert len(text) > 32 * budget
+        else:
+            assert end == expected
+
+    check()
+    assert counter.prefix_end("a <s> b", 1) is None  # special-token text: a window is encoded

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
+from itertools import accumulate
 from typing import Any, Protocol
 
 SYSTEM_PROMPT = "You are a helpful, respectful and honest assistant."
@@ -157,9 +159,11 @@ def _fit_doc(text: str, tokenizer: Tokenizer, max_tokens: int,
     exceeds (the tokens at the seam with the prompt frame can differ from the
     document's own by one or two) until it fits.
 
-    Two tokenizations for a long document: a window of it (to cut) and the
-    prompt (the ids sent). Cuts fall on the window's token boundaries, so
-    shortening needs no new tokenization of the document."""
+    A long document is cut by walking its cached segment counts
+    (`_LineCounter.prefix_end`: only the segment the cut falls in is
+    encoded), else by encoding a window of it; then the prompt is encoded
+    once (the ids sent). Shortening, rare, encodes the candidate once and
+    cuts on its token boundaries."""
     frame = chat_prompt("")
     overhead = len(encode(frame))
     if max_tokens < overhead:
@@ -167,7 +171,13 @@ def _fit_doc(text: str, tokenizer: Tokenizer, max_tokens: int,
     budget = max_tokens - overhead
     # A document of at most `budget` characters has at most `budget` tokens
     # of its own, give or take the seam, which the loop handles.
-    candidate, enc = (text, None) if len(text) <= budget else _cut(text, tokenizer, budget)
+    candidate, enc = text, None
+    if len(text) > budget:
+        end = _line_counter(tokenizer).prefix_end(text, budget)
+        if end is None:
+            candidate, enc = _cut(text, tokenizer, budget)
+        else:
+            candidate = text[:end]
     while True:
         prompt = chat_prompt(candidate)
         ids = encode(prompt)
@@ -259,36 +269,83 @@ class _LineCounter:
     def _plain(self, lines: Sequence[str]) -> list[int]:
         return [len(e.ids) for e in self.backend.encode_batch_fast(list(lines))]
 
+    def _head(self, segment: str) -> int:
+        """Tokens of a line's first segment (the pre-tokenizer's "▁" prepended)."""
+        piece = segment.replace(" ", "\u2581")
+        if piece[0] != "\u2581":
+            piece = "\u2581" + piece
+        return len(self.backend.model.tokenize(piece))
+
+    def _count(self, segment: str) -> int:
+        """Tokens of a later segment, cached (at least 1: a segment is not empty)."""
+        count = len(self.backend.model.tokenize(segment.replace(" ", "\u2581")))
+        if len(self.cache) < _SEGMENT_CACHE_LIMIT:
+            self.cache[segment] = count
+        return count
+
+    def _sizes(self, segments: list[str]) -> list[int]:
+        get, count = self.cache.get, self._count
+        return [self._head(segments[0]), *[get(s) or count(s) for s in segments[1:]]]
+
+    def _plain_text(self, text: str) -> bool:
+        return "\u2581" not in text and not (
+            "<" in text and any(s in text for s in self.special))
+
+    def prefix_end(self, text: str, budget: int) -> int | None:
+        """Where the first `budget` tokens of `text` end: the character index
+        `_first_tokens` gives on the encoding of the whole text (`len(text)`
+        when it has at most `budget` tokens), or None when the segment
+        property does not apply here (another tokenizer, special-token text,
+        a literal "▁", fewer than `budget` tokens in whole segments of the
+        first `32 * budget` characters, as in a long unbroken run of
+        characters), for the caller to encode a window instead.
+
+        Segments are counted from the cache up to the one the cut falls in;
+        only that segment is encoded, for its token offsets. A long document
+        costs the look-ups of its first `budget` tokens' segments instead of
+        the tokenization of a window of it."""
+        if budget <= 0 or not self.segmented or not self._plain_text(text):
+            return None
+        window = 4 * budget
+        while True:
+            head = text[:window]
+            segments = _SEGMENT.findall(head)
+            if len(head) < len(text) and segments:
+                segments.pop()  # the window may have cut it short
+            if segments:
+                ends = list(accumulate(self._sizes(segments)))
+                k = bisect_left(ends, budget)
+                if k < len(ends):
+                    break
+            if len(head) == len(text):
+                return len(text)
+            if window >= 32 * budget:
+                return None
+            window *= 2
+        start = sum(map(len, segments[:k]))
+        if ends[k] == budget:
+            return start + len(segments[k])
+        # The segment encoded alone tokenizes as inside the text (no token
+        # crosses a segment start), with character offsets.
+        used = ends[k - 1] if k else 0
+        enc = self.backend.encode(segments[k], add_special_tokens=False)
+        return start + enc.token_to_chars(budget - used - 1)[1]
+
     def counts(self, lines: list[str]) -> list[int]:
         if not self.segmented:
             return self._plain(lines)
         if len(self.cache) > _SEGMENT_CACHE_LIMIT:
             self.cache.clear()
-        special = self.special
-        tokenize = self.backend.model.tokenize
-        cache = self.cache
-        get = cache.get
+        get, count, head, plain = self.cache.get, self._count, self._head, self._plain_text
         findall = _SEGMENT.findall
         out: list[int] = []
         for line in lines:
             segments = findall(line)
-            if (
-                not segments
-                or "\u2581" in line
-                or ("<" in line and any(s in line for s in special))
-            ):
+            if not segments or not plain(line):
                 out.append(len(self.backend.encode(line, add_special_tokens=True).ids))
                 continue
-            head = segments[0].replace(" ", "\u2581")
-            if head[0] != "\u2581":
-                head = "\u2581" + head
-            total = self.extra + len(tokenize(head))
-            for segment in segments[1:]:
-                count = get(segment)
-                if count is None:
-                    count = cache[segment] = len(tokenize(segment.replace(" ", "\u2581")))
-                total += count
-            out.append(total)
+            out.append(self.extra + head(segments[0])
+                       + sum([get(s) or count(s) for s in segments[1:]]))
         return out
 
 
