@@ -132,7 +132,7 @@ def _break(base: dict, tmp_path: Path, case: str) -> tuple[dict, str | None]:
     if case == "null-means-default":
         raw["commit_every"] = None
         raw["spark"] = {"partitions": 0}
-        return raw, "spark.partitions: must be positive, got 0"
+        return raw, "spark.partitions: must be above 0 and at most 100000, got 0"
     if case == "change-feed-on-jsonl":
         raw["input"]["change_feed"] = True
         return raw, "input.change_feed: needs a Delta source, not jsonl"
@@ -173,6 +173,24 @@ def _break(base: dict, tmp_path: Path, case: str) -> tuple[dict, str | None]:
         blocker.write_text("not a folder")
         raw["output"] = {"path": str(blocker / "refined")}
         return raw, f"output.path: {blocker} is a file, so"
+    if case == "last-by-null":
+        raw["input"]["on_duplicate_id"] = {"last_by": None}
+        return raw, "input.on_duplicate_id: last_by needs a column name, got None"
+    if case == "text-is-id":
+        raw["input"]["text_column"] = "id"
+        return raw, "input.text_column: is input.id_column too"
+    if case == "chunk-before-doc":
+        raw["stages"] = ["prox_chunk", "prox_doc"]
+        return raw, "stages: prox_chunk comes before prox_doc"
+    if case == "metrics-inside-output":
+        raw["metrics"] = {"path": str(tmp_path / "out" / "metrics")}
+        return raw, "metrics: metrics lies inside output"
+    if case == "report-path-is-input":
+        raw["report"] = {"path": raw["input"]["path"]}
+        return raw, "report.path: is the same location as input"
+    if case == "huge-partitions":
+        raw["spark"] = {"partitions": 10**9}
+        return raw, "spark.partitions: must be above 0 and at most 100000"
     raise AssertionError(case)
 
 
@@ -185,7 +203,9 @@ CASES = ["rule-param-type", "rule-bool-as-string", "dedup-threshold-string",
          "unreadable-input", "input-not-delta", "output-not-delta", "bad-format",
          "bad-table-name", "wrong-type", "bad-policy", "no-models", "bad-kv",
          "negative-min-doc-words", "dup-line-frac-above-1", "max-below-min-doc-words",
-         "gpu-memory-fraction-3", "output-under-a-file", "dtype-typo"]
+         "gpu-memory-fraction-3", "output-under-a-file", "dtype-typo", "last-by-null",
+         "text-is-id", "chunk-before-doc", "metrics-inside-output", "report-path-is-input",
+         "huge-partitions"]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -207,6 +227,13 @@ def test_invalid_yaml_and_missing_file(tmp_path, capsys):
     assert "config:" in capsys.readouterr().err
     assert main(["run", str(tmp_path / "missing.yaml")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_key_given_twice_is_refused_with_its_line(tmp_path, base, capsys):
+    text = yaml.safe_dump(base) + "commit_every: 5\ncommit_every: 7\n"
+    assert main(["run", str(write(tmp_path, None, text))]) == 2
+    err = capsys.readouterr().err
+    assert "'commit_every' is given twice in one mapping" in err and "line " in err, err
 
 
 def test_missing_model_message_says_how_to_use_a_local_directory(tmp_path, base, capsys):

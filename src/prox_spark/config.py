@@ -60,7 +60,8 @@ class InputConfig:
     text_column: Annotated[str, Doc("the source's text column")] = "text"
     cast_text: Annotated[bool, Doc("read a non-string text column as text")] = False
     on_duplicate_id: Annotated[Literal["error", "first", "last_by"], Doc(
-        "what records sharing an id become")] = "error"
+        "what records sharing an id become: `error` stops the run, `first` keeps the "
+        "first one read, `{last_by: COLUMN}` the one with the largest COLUMN")] = "error"
     last_by: str | None = None
     change_feed: Annotated[bool, Doc("read the Delta source's change data feed")] = False
     on_source_delete: Annotated[Literal["delete", "keep"], Doc(
@@ -119,7 +120,7 @@ class PipelineConfig:
     doc_model: ModelConfig | None
     chunk_model: ModelConfig | None
     policy: ChunkPolicy = field(default_factory=ChunkPolicy)
-    partitions: Annotated[int, Range(0, open_low=True), Doc(
+    partitions: Annotated[int, Range(0, 100_000, open_low=True), Doc(
         "Spark partitions the source is read into")] = 2
     spark_conf: Mapping[str, str] = field(default_factory=dict)
     limit: Annotated[int | None, Range(0, open_low=True), Doc(
@@ -325,6 +326,8 @@ def _duplicate_rule(value: Any) -> tuple[str, str | None]:
     """`error`, `first`, `last_by: COLUMN` (mapping) or "last_by:COLUMN" (string)."""
     where = "input.on_duplicate_id"
     if isinstance(value, Mapping) and list(value) == ["last_by"]:
+        if not isinstance(value["last_by"], str):
+            raise ConfigError(where, f"last_by needs a column name, got {value['last_by']!r}")
         value = f"last_by:{value['last_by']}"
     if not isinstance(value, str):
         raise ConfigError(where, f"expected error, first or last_by: COLUMN, got {value!r}")
@@ -378,6 +381,10 @@ def _stages(raw: Any, has_doc: bool, has_chunk: bool) -> tuple[StageConfig, ...]
     for name in MODEL_STAGES:
         if names.count(name) > 1:
             raise ConfigError("stages", f"{name} appears more than once")
+    if set(MODEL_STAGES) <= set(names) and names.index("prox_chunk") < names.index("prox_doc"):
+        raise ConfigError("stages", "prox_chunk comes before prox_doc: ProX refines the "
+                          "document, then the chunks of the documents it keeps (its two passes "
+                          "run in this order); put prox_doc first")
     _warn_dedup_before_filters(names)
     return tuple(stages)
 
@@ -469,6 +476,9 @@ def _input(top: Mapping[str, Any]) -> InputConfig:
     for key in ("id_column", "text_column"):
         if given.get(key) is not None and not _COLUMN.match(given[key]):
             raise ConfigError(f"input.{key}", f"{given[key]!r} is not a plain column name")
+    if given.get("text_column", "text") == given.get("id_column", "id"):
+        raise ConfigError("input.text_column", "is input.id_column too: the id and the text "
+                          "are two columns of the source")
     rule, last_by = _duplicate_rule(inp_raw.get("on_duplicate_id", "error"))
     fmt = given.get("format", "delta")
     if given.get("change_feed") and fmt != "delta":
@@ -486,9 +496,7 @@ def _outputs(top: Mapping[str, Any]) -> tuple[TableRef, TableRef]:
         met_raw = _mapping(top.get("metrics"), "metrics")
         _check_keys(met_raw, ("path", "table"), "metrics")
         return output, _table_ref(met_raw, "metrics")
-    if output.path is not None:
-        return output, TableRef(path=output.path.rstrip("/") + "_metrics")
-    return output, TableRef(table=f"{output.table}_metrics")
+    return output, output.sibling("_metrics")
 
 
 def _policy(top: Mapping[str, Any]) -> ChunkPolicy:
@@ -534,14 +542,44 @@ def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = Tru
     inp = _source_columns(stages, inp)
     fraction = float(numbers.pop("gpu_memory_fraction", DEFAULT_GPU_MEMORY_FRACTION))
     doc, chunk = _gpu_budget(doc, chunk, stages, fraction)
+    report = _report(top.get("report"))
+    _check_locations(inp.ref, output, metrics, report)
     if check_paths:
         _check_input(inp)
         _check_output(output, "output")
         _check_output(metrics, "metrics")
+        if report is not None and report.path is not None and _is_local(report.path) \
+                and _local(report.path).exists() and not _local(report.path).is_dir():
+            raise ConfigError("report.path", f"{report.path} is a file, not a folder")
     return PipelineConfig(inp, output, metrics, doc, chunk, policy, partitions, conf,
                           stages=stages, gpu_memory_fraction=fraction,
-                          report=_report(top.get("report")), distill=_distill(top.get("distill")),
+                          report=report, distill=_distill(top.get("distill")),
                           **numbers)
+
+
+def _check_locations(source: TableRef, output: TableRef, metrics: TableRef,
+                     report: ReportConfig | None) -> None:
+    """Refuse a configuration whose tables or report folder share a location
+    or lie inside one another: a Delta table in another's folder corrupts
+    neither at once but breaks both (the outer table's reads see stray files,
+    a later VACUUM deletes the inner one's)."""
+    places = [("input", source), ("output", output), ("metrics", metrics),
+              ("the output's claims table", output.sibling("_claims"))]
+    if report is not None and report.path is not None:
+        places.append(("report.path", TableRef(path=report.path)))
+    for i, (name, ref) in enumerate(places):
+        for other, ref2 in places[:i]:
+            if ref.table is not None and ref.table == ref2.table:
+                raise ConfigError(name, f"is the same table as {other} ({ref.table})")
+            if ref.path is None or ref2.path is None:
+                continue
+            a, b = ref.path.rstrip("/") + "/", ref2.path.rstrip("/") + "/"
+            if a == b:
+                raise ConfigError(name, f"is the same location as {other} ({ref.path})")
+            if a.startswith(b) or b.startswith(a):
+                inner, outer = (name, other) if a.startswith(b) else (other, name)
+                raise ConfigError(name, f"{inner} lies inside {outer} ({ref.path}, "
+                                  f"{ref2.path}): give each table a folder of its own")
 
 
 def _distill(raw: Any) -> DistillConfig | None:
@@ -581,6 +619,26 @@ def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[s
     return raw
 
 
+def _unique_keys_loader() -> type:
+    """YAML's safe loader, refusing a key given twice in one mapping (plain
+    `safe_load` keeps the last silently: a setting edited in one place and
+    overridden further down)."""
+    import yaml
+
+    class UniqueKeys(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if key in seen:
+                    raise ConfigError("config", f"line {key_node.start_mark.line + 1}: "
+                                      f"{key!r} is given twice in one mapping")
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeys
+
+
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None,
                 **checks: bool) -> PipelineConfig:
     """Read a YAML file, apply overrides, validate. Relative paths in the file
@@ -591,7 +649,7 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None,
     if not file.is_file():
         raise ConfigError("config", f"{file} does not exist or is not a file")
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+        raw = yaml.load(file.read_text(encoding="utf-8"), Loader=_unique_keys_loader())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError("config", f"{file} is not valid YAML: {exc}") from None
     return parse_config(apply_overrides(_mapping(raw, "config"), overrides or {}), **checks)
@@ -632,7 +690,7 @@ def settings_table() -> str:
     add("", PipelineConfig, _SCALARS)
     add("spark.", PipelineConfig, ("partitions",))
     add("input.", InputConfig, ("format", "id_column", "text_column", "cast_text",
-                                "change_feed", "on_source_delete"))
+                                "change_feed", "on_duplicate_id", "on_source_delete"))
     add("report.", ReportConfig)
     add("policy.", ChunkPolicy)
     add("<model>.", ModelConfig, (*_LIMIT_KEYS,))

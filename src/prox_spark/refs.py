@@ -17,6 +17,13 @@ class TableRef:
     def __str__(self) -> str:
         return self.path or self.table or "?"
 
+    def sibling(self, suffix: str) -> TableRef:
+        """The table beside this one: `<path><suffix>` or `<table><suffix>`
+        (the metrics table `_metrics`, the claims table `_claims`)."""
+        if self.path is not None:
+            return TableRef(path=self.path.rstrip("/") + suffix)
+        return TableRef(table=f"{self.table}{suffix}")
+
 
 def is_delta_dir(path: Path) -> bool:
     """True when a local directory holds a Delta table (has a transaction log)."""

@@ -83,9 +83,7 @@ def in_claims_pool(spark: SparkSession) -> None:
 
 def claims_ref(output: TableRef) -> TableRef:
     """The claims table of a refined table: `<path>_claims` or `<table>_claims`."""
-    if output.path is not None:
-        return TableRef(path=output.path.rstrip("/") + "_claims")
-    return TableRef(table=f"{output.table}_claims")
+    return output.sibling("_claims")
 
 
 def batch_key(fingerprint: str, first_id: str, next_id: str | None) -> str:
