@@ -28,8 +28,9 @@ if [ ! -f "$_dir/.complete" ]; then
     python "$_here/scripts/make_sample_corpus.py" --docs 1000 --seed 7 --out corpus.jsonl >&2
     prox-spark annotate "$_here/conf/starter.yaml" >&2
     prox-spark train "$_here/conf/starter.yaml" >&2
-    prox-spark evaluate "$_here/conf/starter.yaml" | tee evaluation.txt >&2
+    prox-spark evaluate "$_here/conf/starter.yaml" > evaluation.txt
   )
   touch "$_dir/.complete"
+  printf '[starter] built; its evaluation: %s\n' "$_dir/evaluation.txt" >&2
 fi
 echo "$_dir/refiner"

@@ -114,11 +114,13 @@ def test_the_base_run_stores_what_each_model_stage_received(spark, models, base)
 
 def test_a_policy_change_calls_no_model(spark, models, base, tmp_path):
     config = make_config(copy_of(base, tmp_path), models, policy={"min_words": 30})
-    planned = {s.stage: s for s in dry_run(config, spark).stages}
+    plan = dry_run(config, spark)
+    planned = {s.stage: s for s in plan.stages}
     assert (planned["prox_doc"].recompute, planned["prox_doc"].reuse) == (0, 3)
     assert (planned["prox_chunk"].recompute_at_most, planned["prox_chunk"].reuse) == (0, 2)
     since = time.time()
     summary = run_pipeline(config, spark)
+    assert plan.batches == summary.batches > 0
     assert prompts_sent(models[0], since) == prompts_sent(models[1], since) == 0
     assert (summary.doc_recomputed, summary.doc_reused) == (0, 3)
     assert (summary.chunk_recomputed, summary.chunk_reused) == (0, 2)

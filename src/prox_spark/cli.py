@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan_amount = plan.add_mutually_exclusive_group()
     plan_amount.add_argument("--limit", type=int, help="as for run")
     plan_amount.add_argument("--all", action="store_true", help="as for run")
+    plan.add_argument("--commit-every", type=int, help="as for run (the batches line)")
     plan.add_argument("--prompt-tokens-per-second", type=float,
                       help="one GPU's prompt-token throughput for the GPU-hour figures "
                            "(default: a stated 300,000; see prox_spark.dry_run)")
@@ -270,7 +271,7 @@ def plan_main(args: argparse.Namespace) -> int:
     overrides = {
         "input": args.input, "input_format": args.input_format, "output": args.output,
         "doc_model": args.doc_model, "chunk_model": args.chunk_model, "limit": args.limit,
-        "all": args.all,
+        "commit_every": args.commit_every, "all": args.all,
     }
     rate = args.prompt_tokens_per_second
     try:

@@ -95,6 +95,7 @@ class DryRun:
     stages: tuple[StagePlan, ...]
     tokens_per_second: float
     tokens_per_second_source: str
+    batches: int = 0  # committed batches the run would make (commit_every)
 
     @property
     def pending(self) -> int:
@@ -109,6 +110,7 @@ class DryRun:
             f"    refreshed       {self.refreshed:>10,}   (same text, refined again)",
             f"    unchanged       {self.unchanged:>10,}   (already refined, skipped)",
             f"  deleted           {self.deleted:>10,}   (gone from the source)",
+            f"  batches           {self.batches:>10,}   (one commit each)",
         ]
         if self.waiting:
             lines.append(f"  waiting           {self.waiting:>10,}   (beyond --limit or the "
@@ -170,7 +172,8 @@ def dry_run(config: PipelineConfig, spark: SparkSession | None = None,
         unchanged=work.documents_in - work.waiting_count, deleted=work.deleted_count,
         waiting=work.waiting_count - work.pending_count, stages=stages,
         tokens_per_second=rate,
-        tokens_per_second_source="given" if tokens_per_second else "stated default")
+        tokens_per_second_source="given" if tokens_per_second else "stated default",
+        batches=len(work.bounds))
 
 
 def _with_rates(stages: tuple[StagePlan, ...], given: float | None,
