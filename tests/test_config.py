@@ -188,6 +188,9 @@ def _break(base: dict, tmp_path: Path, case: str) -> tuple[dict, str | None]:
     if case == "report-path-is-input":
         raw["report"] = {"path": raw["input"]["path"]}
         return raw, "report.path: is the same location as input"
+    if case == "prompt-beyond-context":
+        raw["doc_model"] = {**raw["doc_model"], "max_prompt_tokens": 5000}
+        return raw, "doc_model: max_prompt_tokens (5000) + max_new_tokens (15) exceed max_model_len"
     if case == "huge-partitions":
         raw["spark"] = {"partitions": 10**9}
         return raw, "spark.partitions: must be above 0 and at most 100000"
@@ -205,7 +208,7 @@ CASES = ["rule-param-type", "rule-bool-as-string", "dedup-threshold-string",
          "negative-min-doc-words", "dup-line-frac-above-1", "max-below-min-doc-words",
          "gpu-memory-fraction-3", "output-under-a-file", "dtype-typo", "last-by-null",
          "text-is-id", "chunk-before-doc", "metrics-inside-output", "report-path-is-input",
-         "huge-partitions"]
+         "huge-partitions", "prompt-beyond-context"]
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -23,7 +23,7 @@ def fp(raw: dict) -> str:
 
 
 @pytest.mark.parametrize("section, key, value", [
-    ("doc_model", "dtype", "bfloat16"), ("doc_model", "max_model_len", 1024),
+    ("doc_model", "dtype", "bfloat16"), ("doc_model", "max_model_len", 4096),
     ("doc_model", "seed", 7), ("chunk_model", "max_doc_chars", 1000),
     ("chunk_model", "max_new_tokens", 100), ("doc_model", "tokenizer", "org/other"),
 ])

@@ -306,6 +306,11 @@ def _model(raw: Any, where: str, new_tokens: int, prompt_tokens: int,
         model = ModelConfig(engine=engine, resources=resources, **limits)
     except ValueError as exc:
         raise ConfigError(where, str(exc)) from None
+    if model.max_prompt_tokens + model.max_new_tokens > engine.max_model_len:
+        raise ConfigError(where, f"max_prompt_tokens ({model.max_prompt_tokens}) + "
+                          f"max_new_tokens ({model.max_new_tokens}) exceed max_model_len "
+                          f"({engine.max_model_len}): a prompt and its answer must fit the "
+                          "engine's context, or every prompt would fail or be cut")
     if check:
         check_model_available(name, f"{where}.model")
     return model
