@@ -210,9 +210,12 @@ class Holding:
     """
 
     def __init__(self, spark: SparkSession, ref: TableRef, key: str, owner: str,
-                 lease_seconds: float) -> None:
+                 lease_seconds: float, writing: threading.Lock | None = None) -> None:
         self.spark, self.ref, self.key, self.owner = spark, ref, key, owner
         self.lease_seconds = lease_seconds
+        # Held around each commit to the claims table: a run's own renewals,
+        # claims and releases never conflict with one another.
+        self.writing = writing or threading.Lock()
         # Set when a renewal found the claim lapsed: another run may be
         # refining the batch too, so the commit checks the table first.
         self.lost = False
@@ -224,7 +227,10 @@ class Holding:
         in_claims_pool(self.spark)
         while not self._stop.wait(self.lease_seconds / 3):
             try:
-                if not renew(self.spark, self.ref, self.key, self.owner, self.lease_seconds):
+                with self.writing:
+                    renewed = renew(self.spark, self.ref, self.key, self.owner,
+                                    self.lease_seconds)
+                if not renewed:
                     self.lost = True
                     log.warning("a batch claim lapsed before it was renewed (claims-table "
                                 "commits take longer than claim_lease_seconds=%g allows); "
@@ -242,15 +248,17 @@ class Holding:
         """Stop renewing and release the claim."""
         self._stop.set()
         self._thread.join(timeout=self.lease_seconds)
-        release(self.spark, self.ref, self.key, self.owner)
+        with self.writing:
+            release(self.spark, self.ref, self.key, self.owner)
 
 
 class BatchClaims:
     """A run's claims on its batches, kept off the path between batches:
     the next batch is claimed while the current one is refined
     (`claim_ahead`) and a committed batch is released in the background
-    (`release`). One worker thread makes the claims and releases in order
-    (two of this run's own commits to the claims table would conflict).
+    (`release`). One worker thread makes the claims and releases in order,
+    and a lock keeps the renewal threads' commits apart from them (two of
+    this run's own commits to the claims table would conflict).
 
         claims = BatchClaims(spark, ref, run_id, lease_seconds)
         ahead = claims.claim_ahead(key, first_id, next_id)   # a Future
@@ -272,6 +280,9 @@ class BatchClaims:
         self.ref, self.owner, self.lease_seconds = ref, owner, lease_seconds
         ensure_table(spark, ref, CLAIMS_SCHEMA)  # here, before any claim is made
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prox-spark-claims")
+        # One commit to the claims table at a time from this run (its
+        # renewals run in their own threads).
+        self._writing = threading.Lock()
 
     def claim_ahead(self, key: str, first_id: str, next_id: str | None
                     ) -> Future[Holding | None]:
@@ -279,10 +290,13 @@ class BatchClaims:
         the moment it is claimed), or None when another run holds it."""
         def take() -> Holding | None:
             in_claims_pool(self.spark)
-            if not claim(self.spark, self.ref, key, first_id, next_id, self.owner,
-                         self.lease_seconds):
+            with self._writing:
+                held = claim(self.spark, self.ref, key, first_id, next_id, self.owner,
+                             self.lease_seconds)
+            if not held:
                 return None
-            return Holding(self.spark, self.ref, key, self.owner, self.lease_seconds).start()
+            return Holding(self.spark, self.ref, key, self.owner, self.lease_seconds,
+                           self._writing).start()
 
         return self._pool.submit(take)
 
