@@ -190,7 +190,7 @@ def _break(base: dict, tmp_path: Path, case: str) -> tuple[dict, str | None]:
         return raw, "report.path: is the same location as input"
     if case == "prompt-beyond-context":
         raw["doc_model"] = {**raw["doc_model"], "max_prompt_tokens": 5000}
-        return raw, "doc_model: max_prompt_tokens (5000) + max_new_tokens (15) exceed max_model_len"
+        return raw, "doc_model: max_prompt_tokens (5000) leaves no room for an answer"
     if case == "huge-partitions":
         raw["spark"] = {"partitions": 10**9}
         return raw, "spark.partitions: must be above 0 and at most 100000"

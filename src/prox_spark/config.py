@@ -306,11 +306,12 @@ def _model(raw: Any, where: str, new_tokens: int, prompt_tokens: int,
         model = ModelConfig(engine=engine, resources=resources, **limits)
     except ValueError as exc:
         raise ConfigError(where, str(exc)) from None
-    if model.max_prompt_tokens + model.max_new_tokens > engine.max_model_len:
-        raise ConfigError(where, f"max_prompt_tokens ({model.max_prompt_tokens}) + "
-                          f"max_new_tokens ({model.max_new_tokens}) exceed max_model_len "
-                          f"({engine.max_model_len}): a prompt and its answer must fit the "
-                          "engine's context, or every prompt would fail or be cut")
+    if model.max_prompt_tokens >= engine.max_model_len:
+        # (A prompt plus max_new_tokens beyond the context is only cut short,
+        # and the row says so: its answer is marked truncated.)
+        raise ConfigError(where, f"max_prompt_tokens ({model.max_prompt_tokens}) leaves no "
+                          f"room for an answer in max_model_len ({engine.max_model_len}), "
+                          "the engine's context: long prompts would all fail")
     if check:
         check_model_available(name, f"{where}.model")
     return model
