@@ -49,6 +49,18 @@ def test_invalid_utf8_keeps_a_recoverable_id_but_not_the_text():
     assert "not valid UTF-8 (byte 0xe9" in rec.error
 
 
+def test_ids_with_invalid_utf8_do_not_merge_into_one():
+    """Two ids that differ only in invalid bytes would both read as
+    "x-\ufffd(-y": each record gets its own line id and keeps its error,
+    instead of one passing for a duplicate of the other."""
+    one, two = (b'{"id": "x-\xc3(-y", "text": "a"}', b'{"id": "x-\xff(-y", "text": "b"}')
+    records = [parse_line(raw, "id", "text") for raw in (one, two)]
+    assert [r.id for r in records] == [line_id(one), line_id(two)]
+    assert all("not valid UTF-8" in r.error and r.text is None for r in records)
+    # An id that holds U+FFFD itself (valid UTF-8) is kept.
+    assert parse_line('{"id": "a\ufffdb", "text": "t"}'.encode(), "id", "text").id == "a\ufffdb"
+
+
 @pytest.mark.parametrize("value, cast", [(12345, "12345"), (["a", "b"], '["a", "b"]'),
                                          ({"k": 1}, '{"k": 1}'), (True, "true")])
 def test_text_that_is_not_a_string_is_an_error_unless_cast(value, cast):

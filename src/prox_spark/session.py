@@ -11,6 +11,7 @@ starting a session never waits on a download.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import shutil
 import sys
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+log = logging.getLogger(__name__)
 JARS_DIR_ENV = "PROX_SPARK_JARS_DIR"
 CACHE_ENV = "PROX_SPARK_CACHE"
 
@@ -142,7 +144,25 @@ def get_spark(
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    _quiet_merge_conflicts(spark)
     return spark
+
+
+# Delta's MERGE logs a commit it lost to a concurrent writer as an ERROR
+# with the whole stack trace (about 175 lines), then raises the exception,
+# which prox-spark retries or reports itself (claims, batch commits).
+_MERGE_LOGGER = "org.apache.spark.sql.delta.commands.MergeIntoCommand"
+
+
+def _quiet_merge_conflicts(spark: SparkSession) -> None:
+    """Turn off the MERGE command's own error log in a local session (the
+    error still reaches the caller as an exception)."""
+    try:
+        jvm = spark.sparkContext._jvm
+        level = jvm.org.apache.logging.log4j.Level.OFF
+        jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(_MERGE_LOGGER, level)
+    except Exception as exc:  # another logging backend: the traces stay
+        log.debug("could not quiet %s: %s", _MERGE_LOGGER, exc)
 
 
 def require_delta(spark: SparkSession) -> None:

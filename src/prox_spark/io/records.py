@@ -124,7 +124,14 @@ def parse_line(raw: bytes | None, id_column: str | None, text_column: str, *,
     else:
         value = obj.get(id_column)
         ident = _id_of(value)
-        if ident is not None and (why := unencodable(ident)) is not None:
+        if ident is not None and "\ufffd" in ident and not raw.isascii() and \
+                line != raw.decode("utf-8", "ignore"):
+            # Its invalid bytes were replaced: two records whose ids differ
+            # only there would share one id (and one would pass for a
+            # duplicate of the other).
+            ident = line_id(raw)
+            text = None
+        elif ident is not None and (why := unencodable(ident)) is not None:
             error = error or f"record has no usable {id_column} ({id_column} {why})"
             ident = line_id(raw)
             text = None
