@@ -191,6 +191,9 @@ def _break(base: dict, tmp_path: Path, case: str) -> tuple[dict, str | None]:
     if case == "prompt-beyond-context":
         raw["doc_model"] = {**raw["doc_model"], "max_prompt_tokens": 5000}
         return raw, "doc_model: max_prompt_tokens (5000) leaves no room for an answer"
+    if case == "dedup-twice":
+        raw["stages"] = ["exact_dedup", "c4_quality", "exact_dedup"]
+        return raw, "stages: exact_dedup appears more than once"
     if case == "huge-partitions":
         raw["spark"] = {"partitions": 10**9}
         return raw, "spark.partitions: must be above 0 and at most 100000"
@@ -208,7 +211,7 @@ CASES = ["rule-param-type", "rule-bool-as-string", "dedup-threshold-string",
          "negative-min-doc-words", "dup-line-frac-above-1", "max-below-min-doc-words",
          "gpu-memory-fraction-3", "output-under-a-file", "dtype-typo", "last-by-null",
          "text-is-id", "chunk-before-doc", "metrics-inside-output", "report-path-is-input",
-         "huge-partitions", "prompt-beyond-context"]
+         "huge-partitions", "prompt-beyond-context", "dedup-twice"]
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -384,7 +384,7 @@ def _stages(raw: Any, has_doc: bool, has_chunk: bool) -> tuple[StageConfig, ...]
             raise ConfigError(f"{where}.{name}", str(exc)) from None
         stages.append(StageConfig(name, params))
     names = [s.name for s in stages]
-    for name in MODEL_STAGES:
+    for name in (*MODEL_STAGES, *DEDUP_STAGES):
         if names.count(name) > 1:
             raise ConfigError("stages", f"{name} appears more than once")
     if set(MODEL_STAGES) <= set(names) and names.index("prox_chunk") < names.index("prox_doc"):
