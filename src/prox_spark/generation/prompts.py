@@ -277,10 +277,12 @@ class _LineCounter:
         return len(self.backend.model.tokenize(piece))
 
     def _count(self, segment: str) -> int:
-        """Tokens of a later segment, cached (at least 1: a segment is not empty)."""
+        """Tokens of a later segment, cached (at least 1: a segment is not
+        empty); a full cache starts again empty."""
         count = len(self.backend.model.tokenize(segment.replace(" ", "\u2581")))
-        if len(self.cache) < _SEGMENT_CACHE_LIMIT:
-            self.cache[segment] = count
+        if len(self.cache) >= _SEGMENT_CACHE_LIMIT:
+            self.cache.clear()
+        self.cache[segment] = count
         return count
 
     def _sizes(self, segments: list[str]) -> list[int]:
@@ -334,8 +336,6 @@ class _LineCounter:
     def counts(self, lines: list[str]) -> list[int]:
         if not self.segmented:
             return self._plain(lines)
-        if len(self.cache) > _SEGMENT_CACHE_LIMIT:
-            self.cache.clear()
         get, count, head, plain = self.cache.get, self._count, self._head, self._plain_text
         findall = _SEGMENT.findall
         out: list[int] = []

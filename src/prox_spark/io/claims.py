@@ -279,7 +279,8 @@ class BatchClaims:
         self.spark = spark.newSession()
         self.ref, self.owner, self.lease_seconds = ref, owner, lease_seconds
         ensure_table(spark, ref, CLAIMS_SCHEMA)  # here, before any claim is made
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prox-spark-claims")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prox-spark-claims",
+                                        initializer=in_claims_pool, initargs=(self.spark,))
         # One commit to the claims table at a time from this run (its
         # renewals run in their own threads).
         self._writing = threading.Lock()
@@ -289,7 +290,6 @@ class BatchClaims:
         """Claim a batch in the background: a started `Holding` (renewed from
         the moment it is claimed), or None when another run holds it."""
         def take() -> Holding | None:
-            in_claims_pool(self.spark)
             with self._writing:
                 held = claim(self.spark, self.ref, key, first_id, next_id, self.owner,
                              self.lease_seconds)
@@ -302,11 +302,7 @@ class BatchClaims:
 
     def release(self, holding: Holding) -> None:
         """Release a claim in the background (see `Holding.finish`)."""
-        def finish() -> None:
-            in_claims_pool(self.spark)
-            holding.finish()
-
-        self._pool.submit(finish)
+        self._pool.submit(holding.finish)
 
     def close(self) -> None:
         """Wait for the claims and releases still to be made."""

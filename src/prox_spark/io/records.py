@@ -90,11 +90,12 @@ def parse_line(raw: bytes | None, id_column: str | None, text_column: str, *,
     """Parse one JSONL line; None for a blank line (not a record)."""
     if raw is None or not raw.strip():
         return None
+    replaced = False
     try:
         line = raw.decode("utf-8")
         error = None
     except UnicodeDecodeError as exc:
-        line = raw.decode("utf-8", "replace")
+        line, replaced = raw.decode("utf-8", "replace"), True
         error = f"line is not valid UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start})"
     try:
         obj = json.loads(line)
@@ -124,8 +125,7 @@ def parse_line(raw: bytes | None, id_column: str | None, text_column: str, *,
     else:
         value = obj.get(id_column)
         ident = _id_of(value)
-        if ident is not None and "\ufffd" in ident and not raw.isascii() and \
-                line != raw.decode("utf-8", "ignore"):
+        if ident is not None and replaced and "\ufffd" in ident:
             # Its invalid bytes were replaced: two records whose ids differ
             # only there would share one id (and one would pass for a
             # duplicate of the other).
