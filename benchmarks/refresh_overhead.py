@@ -1,7 +1,7 @@
 """What bounded commits and resumability cost: one commit vs `commit_every`
 at 1/10 of the corpus, and a no-op rerun, all in one warm local Spark session.
 
-    python benchmarks/refresh_overhead.py [--docs 20000] [--stages rules|dedup]
+    python benchmarks/refresh_overhead.py [--docs 20000] [--stages rules|filters|dedup]
 
 Rules-only stages (no model), so the figures isolate the refresh machinery:
 planning, per-batch dedup against the table, MERGE, metrics. Prints the
@@ -29,9 +29,11 @@ from prox_spark.config import parse_config
 from prox_spark.pipeline import run_pipeline
 from prox_spark.session import get_spark
 
+FILTERS = ["gopher_repetition", {"gopher_quality": {"min_doc_words": 50}}, "c4_quality",
+           "fineweb_quality"]
 STAGES = {
-    "rules": ["exact_dedup", {"near_dedup": {"threshold": 0.8}}, "gopher_repetition",
-              {"gopher_quality": {"min_doc_words": 50}}, "c4_quality", "fineweb_quality"],
+    "rules": ["exact_dedup", {"near_dedup": {"threshold": 0.8}}, *FILTERS],
+    "filters": FILTERS,
     "dedup": ["exact_dedup", "near_dedup"],
 }
 

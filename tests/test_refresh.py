@@ -315,3 +315,43 @@ def test_typed_sources_check_ids_and_text_types_per_row(spark, tmp_path):
     derived = sorted(i for i in rows if i.startswith("row:"))
     assert len(rows) == 3 and len(derived) == 2 and rows["ok"].error is None
     assert all("record has no id" in rows[i].error for i in derived)
+
+
+def test_copies_in_the_batch_after_one_being_committed_are_found(spark, tmp_path):
+    """Batch k is committed in the background while batch k+1 is refined;
+    k+1's dedup must count k's rows as committed (exact and near copies of
+    them, and of a batch two back, are dropped as in one batch)."""
+    rows = [{"id": f"k{i:02d}", "text": doc(i)} for i in range(12)]
+    rows[5]["text"] = doc(2).upper()                              # exact copy, batch before
+    rows[9]["text"] = doc(6).replace("line 3:", "line three:")   # near copy, batch before
+    rows[10]["text"] = doc(1)                                     # two batches back
+    corpus = write_jsonl(tmp_path / "c.jsonl", rows)
+    stages = ["exact_dedup", "near_dedup"]
+    batched = run(spark, write_config(tmp_path, corpus, stages=stages, commit_every=4))
+    one = run(spark, write_config(tmp_path, corpus, stages=stages,
+                                  output=tmp_path / "one", name="one.yaml"))
+    assert (batched.batches, one.batches) == (3, 1)
+    got, want = table(spark, tmp_path / "refined"), table(spark, tmp_path / "one")
+    assert {i: (r.status, r.duplicate_of) for i, r in got.items()} == {
+        i: (r.status, r.duplicate_of) for i, r in want.items()}
+    assert {i: r.duplicate_of for i, r in got.items() if r.duplicate_of} == {
+        "k05": "k02", "k09": "k06", "k10": "k01"}
+
+
+def test_a_failed_commit_stops_the_run_before_the_batches_after_it(spark, tmp_path):
+    """A batch whose MERGE fails (here Delta refuses rows against a CHECK
+    constraint) stops the run: the batch refined meanwhile is not committed,
+    nothing is lost, and a run after the cause is fixed refines the rest."""
+    corpus = write_jsonl(tmp_path / "c.jsonl",
+                         [{"id": f"k{i:02d}", "text": doc(i)} for i in range(4)])
+    config = write_config(tmp_path, corpus, commit_every=4)
+    run(spark, config)
+    out = tmp_path / "refined"
+    spark.sql(f"ALTER TABLE delta.`{out}` ADD CONSTRAINT before_k08 CHECK (id < 'k08')")
+    write_jsonl(corpus, [{"id": f"k{i:02d}", "text": doc(i)} for i in range(16)])
+    with pytest.raises(Exception, match="before_k08"):
+        run(spark, config)
+    assert sorted(table(spark, out)) == [f"k{i:02d}" for i in range(8)]
+    spark.sql(f"ALTER TABLE delta.`{out}` DROP CONSTRAINT before_k08")
+    assert run(spark, config).refined == 8
+    assert sorted(table(spark, out)) == [f"k{i:02d}" for i in range(16)]

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +57,7 @@ from prox_spark.stages.model_stages import fuse_model_stages, model_stage_names
 from prox_spark.stages.model_usage import model_usage
 from prox_spark.stages.registry import BuildContext, stage_spec
 from prox_spark.stages.reuse import finish_reuse, stored_outputs, with_reuse
+from prox_spark.stages.rule_stages import fuse_rule_stages
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -86,8 +89,8 @@ def build_stages(config: PipelineConfig, existing: DataFrame | None = None) -> l
     model = config.chunk_model or config.doc_model
     context = BuildContext(config.doc_model, config.chunk_model, config.policy, existing,
                            model.engine.tokenizer_name if model is not None else None)
-    return fuse_model_stages(
-        [stage_spec(item.name).create(item.params, context) for item in config.stages])
+    return fuse_rule_stages(fuse_model_stages(
+        [stage_spec(item.name).create(item.params, context) for item in config.stages]))
 
 
 def refine(df: DataFrame, config: PipelineConfig, existing: DataFrame | None = None,
@@ -128,12 +131,19 @@ def refine(df: DataFrame, config: PipelineConfig, existing: DataFrame | None = N
                        counted=counted)
 
 
-def _existing(spark: SparkSession, config: PipelineConfig, later: DataFrame) -> DataFrame:
+def _existing(spark: SparkSession, config: PipelineConfig, later: DataFrame,
+              in_flight: DataFrame | None = None) -> DataFrame:
     """Refined rows new documents are deduplicated against: the table, minus
-    the pending documents this run has not committed yet (`later`)."""
+    the pending documents this run has not committed yet (`later`), plus
+    `in_flight`: the refined rows of a batch being committed while the next
+    one is refined (its ids are in `later`, so the table's copy of them, old
+    or just committed, is never counted twice)."""
     table = read_table(spark, config.output)
     keep = [c for c in ("id", "dedup_hash", "minhash", "duplicate_of") if c in table.columns]
-    return table.select(*keep).join(later.select("id"), "id", "left_anti")
+    rows = table.select(*keep).join(later.select("id"), "id", "left_anti")
+    if in_flight is not None:
+        rows = rows.unionByName(in_flight.select(*keep))
+    return rows
 
 
 def _stored(spark: SparkSession, config: PipelineConfig) -> DataFrame | None:
@@ -176,7 +186,8 @@ def _delete_gone(spark: SparkSession, config: PipelineConfig, work: Plan, run_id
 
 @dataclass
 class _Progress:
-    """What `_commit_batches` has done so far (for the ETA and the totals)."""
+    """What `_commit_batches` has done so far (for the ETA and the totals).
+    The committer thread and the run's thread both update it, under `lock`."""
 
     total: BatchStats = field(default_factory=BatchStats)
     skipped: int = 0
@@ -191,6 +202,68 @@ class _Progress:
     done: int = 0
     started: float = field(default_factory=time.monotonic)
     synced: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class _Refined:
+    """Batch `k` refined (`rows`, checkpointed) and counted, not yet committed."""
+
+    k: int
+    rows: DataFrame
+    stats: BatchStats
+    usage: dict[str, Any]
+    started: float
+    refine_seconds: float
+    holding: Holding | None = None
+
+
+class _Committer:
+    """Commits refined batches one at a time in a thread of its own, so that
+    a batch's MERGE (and its claim's release, and the metrics) overlaps the
+    refinement of the next batch: on GPUs the models are not left idle while
+    Delta writes. A batch is handed over only once the commit before it has
+    succeeded (`submit` raises that commit's error, and the run stops there:
+    a later batch was deduplicated against the rows of the one before).
+
+    All of a run's commits to the output and metrics tables go through this
+    thread: a commit sets Delta's txnAppId/txnVersion/userMetadata in the
+    session's SQL conf, which no other write of the session may see."""
+
+    def __init__(self, commit: Callable[[_Refined], None]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._commit = commit
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prox-spark-commit")
+        self._pending: tuple[_Refined, Future[None]] | None = None
+
+    def in_flight(self) -> _Refined | None:
+        """The batch handed over whose commit has not been confirmed yet."""
+        return self._pending[0] if self._pending is not None else None
+
+    def wait(self) -> None:
+        """Wait for the batch in flight; raise its commit's error."""
+        if self._pending is not None:
+            _, future = self._pending
+            self._pending = None
+            future.result()
+
+    def submit(self, ready: _Refined) -> None:
+        """Commit `ready` in the background once the batch before it is committed."""
+        self.wait()
+        self._pending = (ready, self._pool.submit(self._commit, ready))
+
+    def close(self, failing: bool) -> None:
+        """Wait for the batch in flight; when the run is already `failing`,
+        a failed commit is logged instead of raised (the first error wins)."""
+        try:
+            self.wait()
+        except Exception as exc:
+            if not failing:
+                raise
+            log.warning("the batch committed in the background failed too: %s", exc)
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 def _commit_batches(spark: SparkSession, config: PipelineConfig, work: Plan, run_id: str,
@@ -199,7 +272,8 @@ def _commit_batches(spark: SparkSession, config: PipelineConfig, work: Plan, run
     run holds is left to it while this run takes the next; at the end the run
     waits for those batches: committed by the other run (nothing left to do)
     or claimable again (the other run died and its lease lapsed). Each batch
-    is claimed while the one before is refined.
+    is claimed while the one before is refined, and committed while the one
+    after is refined (`_Committer`).
 
     With dedup stages a batch is deduplicated against the batches before it
     (lower ids) as committed, so a run goes in id order: it waits for a batch
@@ -211,24 +285,40 @@ def _commit_batches(spark: SparkSession, config: PipelineConfig, work: Plan, run
     state = _Progress(known_version=seen_version)
     claims = BatchClaims(spark, claims_ref(config.output), run_id, config.claim_lease_seconds)
 
+    def commit_and_release(ready: _Refined) -> None:
+        try:
+            _commit_refined(spark, config, work, run_id, fp, planned_at, state, ready)
+        finally:
+            if ready.holding is not None:
+                claims.release(ready.holding)
+
+    committer = _Committer(commit_and_release)
+
     def ahead(k: int) -> Future[Holding | None] | None:
         return claims.claim_ahead(_key(work, k, fp), *_range(work, k)) if k < n else None
 
     def refine_held(k: int, holding: Holding, waited: bool = False) -> None:
         try:
-            _refine_batch(spark, config, work, k, run_id, fp, planned_at, state, waited,
-                          holding)
-        finally:
+            ready = _refine_batch(spark, config, work, k, run_id, fp, planned_at, state,
+                                  waited, holding, committer.in_flight())
+            if ready is not None:
+                committer.submit(ready)  # the claim is released after the commit
+                return
+        except BaseException:
             claims.release(holding)
+            raise
+        claims.release(holding)
 
     next_claim = ahead(0)
     waiting: list[int] = []
+    failing = True
     try:
         for k in range(n):
             assert next_claim is not None
             holding = next_claim.result()
             waited = holding is None and in_order
             if waited:
+                committer.wait()
                 holding = _wait_for(claims, work, k, fp, config, state)
             next_claim = ahead(k + 1)
             if holding is None:
@@ -237,6 +327,7 @@ def _commit_batches(spark: SparkSession, config: PipelineConfig, work: Plan, run
                 waiting.append(k)
                 continue
             refine_held(k, holding, waited)
+        committer.wait()
         if waiting:
             state.held_elsewhere += len(waiting)
             log.info("waiting for %d batch(es) another run is refining (a dead run's claim "
@@ -249,7 +340,10 @@ def _commit_batches(spark: SparkSession, config: PipelineConfig, work: Plan, run
                 if holding is not None:
                     waiting.remove(k)
                     refine_held(k, holding, waited=True)
+                    committer.wait()
+        failing = False
     finally:
+        committer.close(failing)
         if next_claim is not None:
             _release_unused(claims, next_claim)
         claims.close()
@@ -294,11 +388,14 @@ def _key(work: Plan, k: int, fp: str) -> str:
 
 def _refine_batch(spark: SparkSession, config: PipelineConfig, work: Plan, k: int, run_id: str,
                   fp: str, planned_at: Any, state: _Progress, waited: bool = False,
-                  holding: Holding | None = None) -> None:
-    """Refine and commit batch `k` (claimed by this run; the caller releases
-    the claim). When another run held the batch before (`waited`) or the
-    table has commits this run has not accounted for, the batch is checked
-    against what was committed since planning before anything is refined."""
+                  holding: Holding | None = None, in_flight: _Refined | None = None
+                  ) -> _Refined | None:
+    """Refine batch `k` (claimed by this run) and count it; None when there
+    is nothing to commit. When another run held the batch before (`waited`)
+    or the table has commits this run has not accounted for, the batch is
+    checked against what was committed since planning before anything is
+    refined. `in_flight` is the batch before it, still being committed: the
+    dedup stages count its rows as committed. Raises `TooManyFailed`."""
     from pyspark.sql import functions as F
 
     n = len(work.bounds)
@@ -307,16 +404,19 @@ def _refine_batch(spark: SparkSession, config: PipelineConfig, work: Plan, k: in
     if _moved_on(spark, config, state, run_id) or waited:
         rows = _not_done_since(spark, config, rows, fp, planned_at)
         if rows.isEmpty():
-            state.skipped += 1
+            with state.lock:
+                state.skipped += 1
             log.info("batch %d of %d: committed by another run, nothing left to do", k + 1, n)
-            return
-    later = work.pending.where(F.col("id") >= F.lit(work.bounds[k]))
+            return None
+    before = in_flight if in_flight is not None and in_flight.k < k else None
+    later = work.pending.where(F.col("id") >= F.lit(work.bounds[before.k if before else k]))
     usage_before = model_usage(spark)
     with progress(spark, f"batch {k + 1} of {n}"):
         refined = (
             _with_attempts(spark, config, fp, state, refine(
                 rows.repartition(config.partitions), config,
-                _existing(spark, config, later), _stored(spark, config)))
+                _existing(spark, config, later, before.rows if before else None),
+                _stored(spark, config)))
             .withColumn("fingerprint", F.lit(fp))
             .withColumn("refined_at", F.current_timestamp())
             # Model output must never be computed twice, even after this
@@ -325,29 +425,38 @@ def _refine_batch(spark: SparkSession, config: PipelineConfig, work: Plan, k: in
         )
         usage = asdict(model_usage(spark) - usage_before)
         stats = replace(batch_stats(refined), **usage)
-    refine_seconds = time.monotonic() - batch_started
     if stats.refined == 0:
-        state.skipped += 1
+        with state.lock:
+            state.skipped += 1
         log.info("batch %d of %d: already committed by another run, skipped", k + 1, n)
-        return
+        return None
     _check_failed(config, stats, k, n)
+    return _Refined(k, refined, stats, usage, batch_started,
+                    time.monotonic() - batch_started, holding)
 
+
+def _commit_refined(spark: SparkSession, config: PipelineConfig, work: Plan, run_id: str,
+                    fp: str, planned_at: Any, state: _Progress, ready: _Refined) -> None:
+    """Commit a refined batch (one MERGE, retried on a Delta conflict) and
+    account for it; runs in the committer's thread (see `_Committer`)."""
+    k, n = ready.k, len(work.bounds)
+    holding = ready.holding
     # Delta skips a commit whose txn version is not above the last one of
     # this app id, so versions count this run's commits (batches can be
     # committed out of id order when another run held one).
     commit_number = state.commits + 1
 
     def commit(attempt: int) -> BatchStats:
-        todo, now_stats = refined, stats
+        todo, now_stats = ready.rows, ready.stats
         if attempt or (holding is not None and holding.lost):
             # Another writer won, or may have (this run's claim lapsed):
             # keep only what it has not committed.
-            todo = _not_done_since(spark, config, refined, fp, planned_at)
-            now_stats = replace(batch_stats(todo), **usage)
+            todo = _not_done_since(spark, config, ready.rows, fp, planned_at)
+            now_stats = replace(batch_stats(todo), **ready.usage)
             if now_stats.refined == 0:
                 return now_stats
         meta = batch_metadata(run_id, k + 1, n, fp, now_stats,
-                              time.monotonic() - batch_started)
+                              time.monotonic() - ready.started)
         log.info("batch %d of %d: writing %d documents", k + 1, n, now_stats.refined)
         merge_batch(spark, todo, config.output, app_id=f"prox-spark:{run_id}",
                     txn_version=commit_number, metadata=meta, id_range=_range(work, k))
@@ -355,17 +464,17 @@ def _refine_batch(spark: SparkSession, config: PipelineConfig, work: Plan, k: in
 
     stats = with_conflict_retries(commit, retries=config.commit_retries,
                                   what=f"batch {k + 1} of {n}", log=log.warning)
-    state.commits += 1
-    if stats.refined and state.known_version is not None:
-        state.known_version += 1
-    state.total = state.total + stats
-    state.done += work.batch(k).count() if stats.refined == 0 else stats.refined
-    seconds = time.monotonic() - batch_started
+    done = work.batch(k).count() if stats.refined == 0 else stats.refined
+    with state.lock:
+        state.commits += 1
+        state.total = state.total + stats
+        state.done += done
+    seconds = time.monotonic() - ready.started
     log.info("batch %d of %d committed: %d documents, %.1f documents/s, tokens in %d / "
              "out %d, ETA %s (refine %.1f s, commit %.1f s)", k + 1, n, stats.refined,
              stats.refined / max(seconds, 1e-9), stats.tokens_before, stats.tokens_after,
              _eta(state.done, work.pending_count, time.monotonic() - state.started),
-             refine_seconds, seconds - refine_seconds)
+             ready.refine_seconds, seconds - ready.refine_seconds)
     if time.monotonic() - state.synced >= METRICS_EVERY_SECONDS:
         _sync(spark, config)
         state.synced = time.monotonic()
@@ -378,7 +487,9 @@ def _moved_on(spark: SparkSession, config: PipelineConfig, state: _Progress,
     committed since planning. Sticky, because another run's commit may be
     of any later batch (it claimed, committed and released it before this
     run claimed it). In a run alone (its own commits, a table creation) the
-    check, a scan of the table, is skipped."""
+    check, a scan of the table, is skipped. The versions this run's commits
+    made are told apart in the table's history (their userMetadata names the
+    run), not counted: a batch may be committing in the background."""
     if not state.moved:
         latest = table_version(spark, config.output)
         if latest != state.known_version:

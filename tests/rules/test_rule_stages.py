@@ -7,6 +7,7 @@ import random
 import pytest
 
 from prox_spark.stages import ExactDedup, NearDedup, RuleStage
+from prox_spark.stages.rule_stages import RuleChain, fuse_rule_stages
 
 pytestmark = pytest.mark.spark
 
@@ -40,6 +41,35 @@ def test_rule_stages_record_programs_and_keep_every_row(spark):
         ("c4_quality", "remove_lines(line_start=0, line_end=0)", None, 3)]
     assert rows["null"].status == "dropped" and rows["null"].rule_edits == []
     assert rows["prose"].status == "kept" and rows["prose"].rule_edits == []
+
+
+def test_a_rule_chain_writes_the_rows_of_its_stages_run_one_at_a_time(spark):
+    """The pipeline runs consecutive rule stages as one Python UDF; every
+    column of every row must be what the stages write one `transform` at a
+    time: edits in order, a later rule reading the text an earlier one
+    left, a failing rule's error kept beside the others' edits."""
+    df = frame(spark, [("short", "Too short to keep."), ("prose", "\n".join([PROSE] * 6)),
+                       ("c4", C4_DOC), ("null", None), ("empty", ""),
+                       ("digits", "\n".join([PROSE + " 42"] * 6)),
+                       ("boom", "\n".join([PROSE.replace("runs", "explodes")] * 6))])
+    def no_digits(text):  # local: Spark's workers take it by value
+        if "explodes" in text:
+            raise RuntimeError("a broken user rule")
+        return not any(ch.isdigit() for ch in text)
+
+    stages = [RuleStage("c4_quality"), RuleStage(no_digits, name="no_digits"),
+              RuleStage("gopher_quality", min_doc_words=20)]
+    fused = fuse_rule_stages(list(stages))
+    assert len(fused) == 1 and isinstance(fused[0], RuleChain)
+    one_at_a_time = df
+    for stage in stages:
+        one_at_a_time = one_at_a_time.transform(stage)
+    expected = sorted(one_at_a_time.collect())
+    got = sorted(df.transform(fused[0]).collect())
+    assert got == expected
+    assert {r.id: r.status for r in got}["digits"] == "dropped"
+    boom = {r.id: r for r in got}["boom"]
+    assert "no_digits failed: RuntimeError" in boom.rule_error and boom.status == "kept"
 
 
 def test_unknown_rule_or_parameter_is_a_clear_error():
