@@ -12,7 +12,7 @@ import pytest
 
 from prox_spark.config import load_config
 from prox_spark.io.delta import TableRef, merge_batch, read_table, table_version
-from prox_spark.pipeline import run_pipeline
+from prox_spark.pipeline import CommitFailed, run_pipeline
 from refresh_helpers import doc, table, write_config, write_jsonl
 
 pytestmark = pytest.mark.spark
@@ -349,7 +349,7 @@ def test_a_failed_commit_stops_the_run_before_the_batches_after_it(spark, tmp_pa
     out = tmp_path / "refined"
     spark.sql(f"ALTER TABLE delta.`{out}` ADD CONSTRAINT before_k08 CHECK (id < 'k08')")
     write_jsonl(corpus, [{"id": f"k{i:02d}", "text": doc(i)} for i in range(16)])
-    with pytest.raises(Exception, match="before_k08"):
+    with pytest.raises(CommitFailed, match=r"batch 2 of 3 .*before_k08.*k08"):
         run(spark, config)
     assert sorted(table(spark, out)) == [f"k{i:02d}" for i in range(8)]
     spark.sql(f"ALTER TABLE delta.`{out}` DROP CONSTRAINT before_k08")

@@ -47,6 +47,8 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
 
     >>> first_line(ValueError("bad\\n  at org.apache.spark..."))
     'bad'
+    >>> first_line(RuntimeError("CHECK constraint c violated by row with values:\\n - id : k09"))
+    'CHECK constraint c violated by row with values: - id : k09'
     >>> first_line(KeyError())
     'KeyError'
     >>> first_line(RuntimeError("An error occurred while calling o9.execute.\\n"
@@ -55,5 +57,10 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
     """
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     if len(lines) > 1 and lines[0].startswith("An error occurred while calling"):
-        lines = [lines[1].lstrip(": ")]
-    return lines[0][:limit] if lines else type(exc).__name__
+        lines = [lines[1].lstrip(": "), *lines[2:]]
+    if not lines:
+        return type(exc).__name__
+    # A first line that announces what follows ("... violated by row with
+    # values:") takes the next line with it.
+    head = f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+    return head[:limit]

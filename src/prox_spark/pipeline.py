@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from prox_spark.config import DEDUP_STAGES, PipelineConfig
+from prox_spark.errors import CommitConflict, first_line
 from prox_spark.fingerprint import MODEL_STAGES, fingerprint, stage_fingerprints
 from prox_spark.io.claims import BatchClaims, Holding, batch_key, claims_ref
 from prox_spark.io.delta import (
@@ -70,8 +71,14 @@ log = logging.getLogger("prox_spark")
 # has passed since the last time (each batch's figures are in its own commit
 # either way, so nothing is lost in between).
 METRICS_EVERY_SECONDS = 300.0
-__all__ = ["METRICS_SCHEMA", "RunSummary", "TooManyFailed", "build_stages", "fingerprint",
-           "refine", "run_pipeline"]
+__all__ = ["METRICS_SCHEMA", "CommitFailed", "RunSummary", "TooManyFailed", "build_stages",
+           "fingerprint", "refine", "run_pipeline"]
+
+
+class CommitFailed(RuntimeError):
+    """A batch's MERGE failed for a reason other than a concurrent writer
+    (e.g. a Delta CHECK constraint, a lost storage path); the run stops and
+    no later batch is committed (batches committed before stay)."""
 
 
 class TooManyFailed(RuntimeError):
@@ -462,8 +469,14 @@ def _commit_refined(spark: SparkSession, config: PipelineConfig, work: Plan, run
                     txn_version=commit_number, metadata=meta, id_range=_range(work, k))
         return now_stats
 
-    stats = with_conflict_retries(commit, retries=config.commit_retries,
-                                  what=f"batch {k + 1} of {n}", log=log.warning)
+    try:
+        stats = with_conflict_retries(commit, retries=config.commit_retries,
+                                      what=f"batch {k + 1} of {n}", log=log.warning)
+    except CommitConflict:
+        raise
+    except Exception as exc:
+        raise CommitFailed(f"batch {k + 1} of {n} could not be committed, so no later batch "
+                           f"was: {first_line(exc, 400)}") from exc
     done = work.batch(k).count() if stats.refined == 0 else stats.refined
     with state.lock:
         state.commits += 1
