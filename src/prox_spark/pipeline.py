@@ -5,7 +5,8 @@ bounded, exactly-once batches.
 
 A run reads the source, decides what is pending (`refresh.plan`), deletes
 refined rows whose documents left the source, then refines and commits the
-pending documents `commit_every` at a time, one MERGE per batch. Documents
+pending documents `commit_every` at a time, one commit per batch (an insert
+when the table holds no row in the batch's id range, else a MERGE). Documents
 already in the refined table with the same content hash and fingerprint are
 not refined again, so a killed run started again redoes at most the batch
 that was in flight, and a second run of the same job changes nothing.
@@ -28,9 +29,9 @@ from prox_spark.fingerprint import MODEL_STAGES, fingerprint, stage_fingerprints
 from prox_spark.io.claims import BatchClaims, Holding, batch_key, claims_ref
 from prox_spark.io.delta import (
     append_rows,
+    commit_batch,
     delete_ids,
     ensure_table,
-    merge_batch,
     read_table,
     rows_changed_by_others,
     table_exists,
@@ -444,8 +445,9 @@ def _refine_batch(spark: SparkSession, config: PipelineConfig, work: Plan, k: in
 
 def _commit_refined(spark: SparkSession, config: PipelineConfig, work: Plan, run_id: str,
                     fp: str, planned_at: Any, state: _Progress, ready: _Refined) -> None:
-    """Commit a refined batch (one MERGE, retried on a Delta conflict) and
-    account for it; runs in the committer's thread (see `_Committer`)."""
+    """Commit a refined batch (one insert or MERGE, see `commit_batch`;
+    retried on a Delta conflict) and account for it; runs in the
+    committer's thread (see `_Committer`)."""
     k, n = ready.k, len(work.bounds)
     holding = ready.holding
     # Delta skips a commit whose txn version is not above the last one of
@@ -465,8 +467,8 @@ def _commit_refined(spark: SparkSession, config: PipelineConfig, work: Plan, run
         meta = batch_metadata(run_id, k + 1, n, fp, now_stats,
                               time.monotonic() - ready.started)
         log.info("batch %d of %d: writing %d documents", k + 1, n, now_stats.refined)
-        merge_batch(spark, todo, config.output, app_id=f"prox-spark:{run_id}",
-                    txn_version=commit_number, metadata=meta, id_range=_range(work, k))
+        commit_batch(spark, todo, config.output, app_id=f"prox-spark:{run_id}",
+                     txn_version=commit_number, metadata=meta, id_range=_range(work, k))
         return now_stats
 
     try:

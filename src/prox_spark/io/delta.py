@@ -201,10 +201,7 @@ def merge_batch(spark: SparkSession, df: DataFrame, ref: TableRef, *, app_id: st
     df = df.select(*REFINED_COLUMNS)
     condition = F.col("t.id") == F.col("s.id")
     if id_range is not None:
-        first, after = id_range
-        condition = condition & (F.col("t.id") >= F.lit(first))
-        if after is not None:
-            condition = condition & (F.col("t.id") < F.lit(after))
+        condition = condition & _range_condition("t.id", id_range)
     with _session_confs(spark, {TXN_APP_ID: app_id, TXN_VERSION: str(txn_version),
                                 USER_METADATA: json.dumps(dict(metadata), sort_keys=True)}):
         (
@@ -214,6 +211,84 @@ def merge_batch(spark: SparkSession, df: DataFrame, ref: TableRef, *, app_id: st
             .whenNotMatchedInsertAll()
             .execute()
         )
+
+
+def _range_condition(column: str, id_range: tuple[str, str | None]) -> Any:
+    from pyspark.sql import functions as F
+
+    first, after = id_range
+    condition = F.col(column) >= F.lit(first)
+    if after is not None:
+        condition = condition & (F.col(column) < F.lit(after))
+    return condition
+
+
+def can_insert(spark: SparkSession, ref: TableRef, id_range: tuple[str, str | None]) -> bool:
+    """Whether `insert_batch` may write a batch of ids in `id_range` = [first,
+    next) (next None: to the end): the table holds no row in that range
+    (Delta's data skipping reads only the files whose id statistics overlap
+    it), and string literals are parsed with escapes (the default;
+    `replaceWhere` is SQL text)."""
+    escaped = spark.conf.get("spark.sql.parser.escapedStringLiterals", "false")
+    if str(escaped).lower() == "true":
+        return False
+    return bool(read_table(spark, ref).where(_range_condition("id", id_range)).isEmpty())
+
+
+def insert_batch(spark: SparkSession, df: DataFrame, ref: TableRef, *, app_id: str,
+                 txn_version: int, metadata: Mapping[str, Any],
+                 id_range: tuple[str, str | None]) -> None:
+    """Write a batch whose id range the table holds no row of (see
+    `can_insert`), exactly once: a cheaper commit than `merge_batch`'s
+    MERGE (no join with the table, one write job instead of a dozen).
+
+    It is Delta's overwrite with `replaceWhere` on the id range rather than
+    a blind append: the transaction reads the range, so a concurrent commit
+    into it makes this one fail with a conflict (retried by the caller as a
+    MERGE) instead of leaving an id twice. `(app_id, txn_version)` and
+    `metadata` are the commit's txnAppId/txnVersion and userMetadata, as in
+    `merge_batch`. Every id of `df` must be in `id_range` (Delta checks it:
+    a row outside fails the write).
+    """
+    first, after = id_range
+    predicate = "id >= " + _sql_string(first)
+    if after is not None:
+        predicate += " AND id < " + _sql_string(after)
+    writer = (df.select(*REFINED_COLUMNS).write.format("delta").mode("overwrite")
+              .option("replaceWhere", predicate)
+              .option("txnAppId", app_id).option("txnVersion", txn_version)
+              .option("userMetadata", json.dumps(dict(metadata), sort_keys=True)))
+    if ref.table is not None:
+        writer.saveAsTable(ref.table)
+    else:
+        writer.save(ref.path)
+
+
+def commit_batch(spark: SparkSession, df: DataFrame, ref: TableRef, *, app_id: str,
+                 txn_version: int, metadata: Mapping[str, Any],
+                 id_range: tuple[str, str | None]) -> None:
+    """Commit one batch of refined rows, all with ids in `id_range`, exactly
+    once: `insert_batch` when the table holds no row in the range (see
+    `can_insert`), else `merge_batch`. An insert Delta refuses as not
+    conforming to its condition (DELTA_REPLACE_WHERE_MISMATCH: the rows break
+    a CHECK constraint of the table, since every id is in the range) is made
+    again as a MERGE, whose error names the constraint and the row."""
+    args = {"app_id": app_id, "txn_version": txn_version, "metadata": metadata,
+            "id_range": id_range}
+    if can_insert(spark, ref, id_range):
+        try:
+            insert_batch(spark, df, ref, **args)
+            return
+        except Exception as exc:
+            if "DELTA_REPLACE_WHERE_MISMATCH" not in str(exc):
+                raise
+    merge_batch(spark, df, ref, **args)
+
+
+def _sql_string(value: str) -> str:
+    """`value` as a Spark SQL string literal (backslash escapes, the default
+    parser setting), so no id can end the literal early."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def delete_ids(spark: SparkSession, ref: TableRef, ids: DataFrame, *,
