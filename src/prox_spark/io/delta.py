@@ -258,10 +258,7 @@ def insert_batch(spark: SparkSession, df: DataFrame, ref: TableRef, *, app_id: s
               .option("replaceWhere", predicate)
               .option("txnAppId", app_id).option("txnVersion", txn_version)
               .option("userMetadata", json.dumps(dict(metadata), sort_keys=True)))
-    if ref.table is not None:
-        writer.saveAsTable(ref.table)
-    else:
-        writer.save(ref.path)
+    _save(writer, ref)
 
 
 def commit_batch(spark: SparkSession, df: DataFrame, ref: TableRef, *, app_id: str,
@@ -364,6 +361,11 @@ def append_rows(spark: SparkSession, rows: list[dict[str, Any]], schema: str, re
     writer = spark.createDataFrame(rows, schema).write.format("delta").mode("append")
     if app_id is not None and txn_version is not None:
         writer = writer.option("txnAppId", app_id).option("txnVersion", txn_version)
+    _save(writer, ref)
+
+
+def _save(writer: Any, ref: TableRef) -> None:
+    """Run a DataFrameWriter against `ref` (a catalog name or a path)."""
     if ref.table is not None:
         writer.saveAsTable(ref.table)
     else:
@@ -389,7 +391,4 @@ def overwrite_table(df: DataFrame, ref: TableRef) -> None:
     """Replace a Delta table's content (and schema) with `df` in one commit;
     readers see the old version or the new one, never a mix."""
     writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
-    if ref.table is not None:
-        writer.saveAsTable(ref.table)
-    else:
-        writer.save(ref.path)
+    _save(writer, ref)
