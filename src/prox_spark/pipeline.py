@@ -77,7 +77,7 @@ __all__ = ["METRICS_SCHEMA", "CommitFailed", "RunSummary", "TooManyFailed", "bui
 
 
 class CommitFailed(RuntimeError):
-    """A batch's MERGE failed for a reason other than a concurrent writer
+    """A batch's commit (insert or MERGE) failed for a reason other than a concurrent writer
     (e.g. a Delta CHECK constraint, a lost storage path); the run stops and
     no later batch is committed (batches committed before stay)."""
 
@@ -228,7 +228,7 @@ class _Refined:
 
 class _Committer:
     """Commits refined batches one at a time in a thread of its own, so that
-    a batch's MERGE (and its claim's release, and the metrics) overlaps the
+    a batch's commit (and its claim's release, and the metrics) overlaps the
     refinement of the next batch: on GPUs the models are not left idle while
     Delta writes. A batch is handed over only once the commit before it has
     succeeded (`submit` raises that commit's error, and the run stops there:
