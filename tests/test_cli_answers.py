@@ -31,7 +31,12 @@ def _commits(table: Path) -> int:
     return len(list(log.glob("*.json"))) if log.is_dir() else 0
 
 
-def test_ctrl_c_is_one_line_exit_130_and_keeps_committed_batches(tmp_path):
+@pytest.mark.parametrize("signum, code, what", [
+    (signal.SIGINT, 130, "interrupted"),
+    # A scheduler cancelling the job (Databricks, Airflow) sends SIGTERM.
+    (signal.SIGTERM, 143, "stopped by SIGTERM"),
+])
+def test_ctrl_c_is_one_line_exit_130_and_keeps_committed_batches(tmp_path, signum, code, what):
     corpus = write_jsonl(tmp_path / "c.jsonl",
                          [{"id": f"k{i:02d}", "text": doc(i)} for i in range(40)])
     config = write_config(tmp_path, corpus, commit_every=1)
@@ -44,12 +49,12 @@ def test_ctrl_c_is_one_line_exit_130_and_keeps_committed_batches(tmp_path):
     while _commits(refined) < 2 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     assert proc.poll() is None, proc.communicate()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     # The run's own answer is one line, the last; the JVM's start-up lines
     # and py4j's note on the cut call come before it.
-    message = "prox-spark: interrupted; batches committed before are kept (run again to resume)"
+    message = f"prox-spark: {what}; batches committed before are kept (run again to resume)"
     assert err.strip().splitlines()[-1] == message, err
     assert err.count("prox-spark: ") == 1, err
     committed = _commits(refined) - 1

@@ -230,7 +230,10 @@ def test_malformed_config_gives_its_message_and_exit_code_2(case, tmp_path, base
 
 def test_invalid_yaml_and_missing_file(tmp_path, capsys):
     assert main(["run", str(write(tmp_path, None, "input: [unclosed"))]) == 2
-    assert "config:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # One line, saying where (PyYAML's own message spans several).
+    assert "config:" in err and "is not valid YAML" in err and "(line " in err, err
+    assert err.count("\n") == 1, err
     assert main(["run", str(tmp_path / "missing.yaml")]) == 2
     assert "does not exist" in capsys.readouterr().err
 

@@ -20,6 +20,12 @@ def test_a_good_record_keeps_its_id_and_text():
     assert parse({"id": 42, "text": "x"}).id == "42"
 
 
+def test_a_byte_order_mark_before_a_record_is_not_part_of_it():
+    raw = "\ufeff".encode() + json.dumps({"id": "a", "text": "t"}).encode()
+    rec = parse_line(raw, "id", "text")
+    assert (rec.id, rec.text, rec.error) == ("a", "t", None)
+
+
 def test_null_text_is_a_document_not_an_error():
     rec = parse({"id": "n", "text": None})
     assert (rec.id, rec.text, rec.error) == ("n", None, None)
@@ -32,8 +38,8 @@ def test_null_text_is_a_document_not_an_error():
     (json.dumps({"text": "no id here"}).encode(), "record has no id (id is missing)"),
     (json.dumps({"id": None, "text": "t"}).encode(), "record has no id (id is null)"),
     (json.dumps({"id": "  ", "text": "t"}).encode(), "record has no id (id is empty)"),
-    (json.dumps({"id": 1.5, "text": "t"}).encode(), "id is a number, not a string or integer"),
-    (json.dumps({"id": True, "text": "t"}).encode(), "id is a boolean"),
+    (json.dumps({"id": 1.5, "text": "t"}).encode(), "id is a JSON number, not a string or integer"),
+    (json.dumps({"id": True, "text": "t"}).encode(), "id is a JSON boolean"),
 ])
 def test_unreadable_lines_get_an_id_from_the_raw_line(raw, reason):
     rec = parse_line(raw, "id", "text")

@@ -3,7 +3,8 @@
 Exit codes: 0 success, 1 the job failed (the cause is printed), 2 the
 configuration is wrong (nothing was written), 3 concurrent writers kept
 winning the commit of a batch (committed batches are kept; run again),
-130 interrupted (Ctrl-C; committed batches are kept; run again).
+130 interrupted (Ctrl-C; committed batches are kept; run again), 143
+stopped by SIGTERM (a scheduler cancelling the job; the same).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -201,9 +203,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
     except KeyboardInterrupt:
-        print("prox-spark: interrupted; batches committed before are kept (run again to "
+        signum = _INTERRUPTED[-1] if _INTERRUPTED else signal.SIGINT
+        what = "stopped by SIGTERM" if signum == signal.SIGTERM else "interrupted"
+        print(f"prox-spark: {what}; batches committed before are kept (run again to "
               "resume)", file=sys.stderr)
-        return 130
+        return 128 + int(signum)
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -233,8 +237,6 @@ def _main(argv: Sequence[str] | None) -> int:
     except ConfigError as exc:
         print(f"prox-spark: configuration error: {exc}", file=sys.stderr)
         return 2
-    import signal
-
     from prox_spark.errors import CommitConflict, first_line
     from prox_spark.pipeline import run_pipeline, session_for
 
@@ -243,7 +245,9 @@ def _main(argv: Sequence[str] | None) -> int:
         # PySpark's own Ctrl-C handler calls into the JVM from inside a JVM
         # call and breaks the connection; a plain KeyboardInterrupt ends the
         # run cleanly (a batch commit is atomic, committed batches stay).
+        # A scheduler cancelling the job sends SIGTERM: the same clean end.
         signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
         summary = run_pipeline(config, spark)
     except ConfigError as exc:
         print(f"prox-spark: configuration error: {exc}", file=sys.stderr)
@@ -287,12 +291,13 @@ def plan_main(args: argparse.Namespace) -> int:
     return 0
 
 
-_INTERRUPTED: list[bool] = []
+_INTERRUPTED: list[int] = []
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    """SIGINT: remember it (see `_main`) and raise KeyboardInterrupt."""
-    _INTERRUPTED.append(True)
+    """SIGINT or SIGTERM: remember which (see `main`, `_main`) and raise
+    KeyboardInterrupt."""
+    _INTERRUPTED.append(signum)
     raise KeyboardInterrupt
 
 

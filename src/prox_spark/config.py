@@ -645,6 +645,16 @@ def _unique_keys_loader() -> type:
     return UniqueKeys
 
 
+def _yaml_problem(exc: Exception) -> str:
+    """One line for a YAML parser error: its problem and where (PyYAML's own
+    message spans several lines, quoting the file)."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split())
+
+
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None,
                 **checks: bool) -> PipelineConfig:
     """Read a YAML file, apply overrides, validate. Relative paths in the file
@@ -657,7 +667,7 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None,
     try:
         raw = yaml.load(file.read_text(encoding="utf-8"), Loader=_unique_keys_loader())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError("config", f"{file} is not valid YAML: {exc}") from None
+        raise ConfigError("config", f"{file} is not valid YAML: {_yaml_problem(exc)}") from None
     return parse_config(apply_overrides(_mapping(raw, "config"), overrides or {}), **checks)
 
 

@@ -121,10 +121,17 @@ class DryRun:
             tokens = (f"{s.prompt_tokens:,}" if exact
                       else f"{s.prompt_tokens:,}-{s.prompt_tokens_at_most:,}")
             lines += [f"  {s.stage:<17} {answers:>10} model answers, {s.reuse:,} stored reused",
-                      f"    prompt tokens   {tokens:>10}   (~{s.gpu_hours():.4f} GPU-hours at "
+                      f"    prompt tokens   {tokens:>10}   ({_hours(s.gpu_hours())} GPU-hours at "
                       f"{s.tokens_per_second:,.0f} tokens/s, {s.rate_source})"]
         lines.append(f"  fingerprint       {self.fingerprint}")
         return "\n".join(lines)
+
+
+def _hours(hours: float) -> str:
+    """GPU-hours for a person: "~1.25", "~0.003", "<0.001", "0"."""
+    if hours <= 0:
+        return "0"
+    return "<0.001" if hours < 0.001 else f"~{hours:.3g}" if hours < 1 else f"~{hours:,.2f}"
 
 
 def dry_run(config: PipelineConfig, spark: SparkSession | None = None,

@@ -128,7 +128,7 @@ def claim(spark: SparkSession, ref: TableRef, key: str, first_id: str, next_id: 
     for attempt in range(6):
         try:
             inserted = with_conflict_retries(merge, retries=5, what="claiming a batch",
-                                             log=log.info)
+                                             log=log.debug)
             break
         except CommitConflict:
             break
@@ -172,7 +172,7 @@ def renew(spark: SparkSession, ref: TableRef, key: str, owner: str,
         return int(metrics[0]["num_updated_rows"]) if metrics else 1
 
     return with_conflict_retries(merge, retries=5, what="renewing a batch claim",
-                                 log=log.info) > 0
+                                 log=log.debug) > 0
 
 
 def release(spark: SparkSession, ref: TableRef, key: str, owner: str,
@@ -192,7 +192,7 @@ def release(spark: SparkSession, ref: TableRef, key: str, owner: str,
 
     try:
         with_conflict_retries(delete, retries=retries, what="releasing a batch claim",
-                              log=log.info)
+                              log=log.debug)
     except Exception as exc:
         log.warning("could not release the claim on a batch (%s); it lapses with its lease",
                     first_line(exc, 200))

@@ -140,8 +140,10 @@ def ensure_table(spark: SparkSession, ref: TableRef, schema: str,
 
     for attempt in range(10):
         try:
-            with_conflict_retries(create, retries=5, what=f"creating {ref}")
-            with_conflict_retries(evolve, retries=5, what=f"adding columns to {ref}")
+            # Two runs starting at once both create the table: expected, quiet.
+            with_conflict_retries(create, retries=5, what=f"creating {ref}", log=_log.debug)
+            with_conflict_retries(evolve, retries=5, what=f"adding columns to {ref}",
+                                  log=_log.debug)
             break
         except Exception as exc:
             # Another job creating the table at this moment: its first

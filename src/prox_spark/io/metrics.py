@@ -200,7 +200,9 @@ class RunSummary(BatchStats):
             *([f"  deleted           {self.deleted:>10,}   (gone from the source)"]
               if self.deleted else []),
             f"  program errors    {self.program_errors:>10,}"
-            f"   (rows with errors: {self.rows_with_errors:,})",
+            "   (calls the interpreter could not apply; each row's `errors`)",
+            *([f"  rows with error   {self.rows_with_errors:>10,}   (failed or invalid; see "
+               "`error`)"] if self.rows_with_errors else []),
             *([f"  tokens before     {self.tokens_before:>10,}",
                f"  tokens after      {self.tokens_after:>10,}   ({kept_share:.1f}% kept)"]
               if self.tokens_before else []),

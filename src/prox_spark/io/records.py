@@ -97,6 +97,8 @@ def parse_line(raw: bytes | None, id_column: str | None, text_column: str, *,
     except UnicodeDecodeError as exc:
         line, replaced = raw.decode("utf-8", "replace"), True
         error = f"line is not valid UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start})"
+    # A byte order mark opens many exported files (and so their first line).
+    line = line.removeprefix("\ufeff")
     try:
         obj = json.loads(line)
     except (ValueError, RecursionError) as exc:
@@ -113,7 +115,7 @@ def parse_line(raw: bytes | None, id_column: str | None, text_column: str, *,
             text = json.dumps(text, ensure_ascii=False) if isinstance(text, list | dict) \
                 else str(text).lower() if isinstance(text, bool) else str(text)
         else:
-            error = error or (f"text is a {_json_kind(text)}, not a string "
+            error = error or (f"text is a JSON {_json_kind(text)}, not a string "
                               "(set input.cast_text: true to refine its string form)")
             text = None
     if error is None and isinstance(text, str) and (why := unencodable(text)) is not None:
@@ -139,7 +141,7 @@ def parse_line(raw: bytes | None, id_column: str | None, text_column: str, *,
             why = ("is missing" if id_column not in obj else
                    "is null" if value is None else
                    "is empty" if isinstance(value, str) else
-                   f"is a {_json_kind(value)}, not a string or integer")
+                   f"is a JSON {_json_kind(value)}, not a string or integer")
             error = error or f"record has no {id_column} ({id_column} {why})"
             ident = line_id(raw)
             text = None
