@@ -59,14 +59,13 @@ def test_ctrl_c_is_one_line_exit_130_and_keeps_committed_batches(tmp_path, signu
     assert err.count("prox-spark: ") == 1, err
     committed = _commits(refined) - 1
     assert 1 <= committed < 40
-    # Every commit after the table's creation is one batch: a MERGE, or a
-    # replaceWhere insert into an id range the table held nothing of, and each
-    # carries the run's idempotent transaction id.
+    # Every commit after the table's creation is one batch's MERGE, carrying
+    # the run's idempotent transaction id.
     batches = set()
     for entry in sorted((refined / "_delta_log").glob("*.json")):
         actions = [json.loads(line) for line in entry.read_text().splitlines()]
         info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
-        if info.get("operation") in ("MERGE", "WRITE") and any("txn" in a for a in actions):
+        if info.get("operation") == "MERGE" and any("txn" in a for a in actions):
             batches.add(entry.name)
     assert len(batches) == committed
 

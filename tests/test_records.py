@@ -24,6 +24,7 @@ def test_a_byte_order_mark_before_a_record_is_not_part_of_it():
     raw = "\ufeff".encode() + json.dumps({"id": "a", "text": "t"}).encode()
     rec = parse_line(raw, "id", "text")
     assert (rec.id, rec.text, rec.error) == ("a", "t", None)
+    assert parse_line(b"\xef\xbb\xbf\r", "id", "text") is None  # an empty exported file
 
 
 def test_null_text_is_a_document_not_an_error():

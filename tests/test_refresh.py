@@ -13,8 +13,6 @@ import pytest
 from prox_spark.config import load_config
 from prox_spark.io.delta import (
     TableRef,
-    can_insert,
-    insert_batch,
     merge_batch,
     read_table,
     table_version,
@@ -300,33 +298,6 @@ def test_a_batch_merge_is_applied_once_per_app_id_and_version(spark, tmp_path):
     assert read_table(spark, ref).collect()[0].text == "first"
     merge_batch(spark, second, ref, app_id="test-app", txn_version=2, metadata={})
     assert read_table(spark, ref).collect()[0].text == "second"
-
-
-def test_a_batch_into_an_empty_id_range_is_inserted_once_and_quotes_in_ids_are_data(
-        spark, tmp_path):
-    from pyspark.sql import functions as F
-
-    corpus = write_jsonl(tmp_path / "c.jsonl", [{"id": "a", "text": doc(1)}])
-    run(spark, write_config(tmp_path, corpus))
-    ref = TableRef(path=str(tmp_path / "refined"))
-    row = read_table(spark, ref)
-    odd = ["b'1", "b\\2", 'b"3']
-    batch = row.crossJoin(spark.createDataFrame([(i,) for i in odd], "_id string")) \
-        .withColumn("id", F.col("_id")).drop("_id")
-    id_range = ("b", "c")
-    assert not can_insert(spark, ref, ("a", "b")) and can_insert(spark, ref, id_range)
-    insert_batch(spark, batch, ref, app_id="test-app", txn_version=1, metadata={"batch": 1},
-                 id_range=id_range)
-    version = table_version(spark, ref)
-    insert_batch(spark, batch, ref, app_id="test-app", txn_version=1, metadata={},
-                 id_range=id_range)
-    assert table_version(spark, ref) == version
-    assert sorted(r.id for r in read_table(spark, ref).collect()) == ["a", *sorted(odd)]
-    assert not can_insert(spark, ref, id_range) and can_insert(spark, ref, ("c", None))
-    with pytest.raises(Exception, match=r"(?i)replaceWhere|constraint|DELTA_REPLACE_WHERE"):
-        insert_batch(spark, row, ref, app_id="test-app", txn_version=2, metadata={},
-                     id_range=("c", None))
-    assert sorted(r.id for r in read_table(spark, ref).collect()) == ["a", *sorted(odd)]
 
 
 def test_typed_sources_check_ids_and_text_types_per_row(spark, tmp_path):

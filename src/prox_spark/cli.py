@@ -16,6 +16,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from prox_spark.config import FORMATS, PipelineConfig, load_config
 from prox_spark.errors import ConfigError
@@ -200,14 +201,17 @@ def _spark_conf(pairs: Sequence[str]) -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command in `argv`; returns the exit code (see the module doc)."""
+    _INTERRUPTED.clear()
     try:
         return _main(argv)
     except KeyboardInterrupt:
-        signum = _INTERRUPTED[-1] if _INTERRUPTED else signal.SIGINT
+        signum = _INTERRUPTED[0] if _INTERRUPTED else signal.SIGINT
         what = "stopped by SIGTERM" if signum == signal.SIGTERM else "interrupted"
         print(f"prox-spark: {what}; batches committed before are kept (run again to "
               "resume)", file=sys.stderr)
         return 128 + int(signum)
+    finally:
+        _restore_handlers()
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -246,8 +250,7 @@ def _main(argv: Sequence[str] | None) -> int:
         # call and breaks the connection; a plain KeyboardInterrupt ends the
         # run cleanly (a batch commit is atomic, committed batches stay).
         # A scheduler cancelling the job sends SIGTERM: the same clean end.
-        signal.signal(signal.SIGINT, _interrupt)
-        signal.signal(signal.SIGTERM, _interrupt)
+        _install_handlers()
         summary = run_pipeline(config, spark)
     except ConfigError as exc:
         print(f"prox-spark: configuration error: {exc}", file=sys.stderr)
@@ -292,13 +295,33 @@ def plan_main(args: argparse.Namespace) -> int:
 
 
 _INTERRUPTED: list[int] = []
+_PREVIOUS: dict[int, Any] = {}
 
 
 def _interrupt(signum: int, frame: object) -> None:
     """SIGINT or SIGTERM: remember which (see `main`, `_main`) and raise
-    KeyboardInterrupt."""
+    KeyboardInterrupt. A SIGTERM after the first signal (schedulers repeat
+    it during their grace period) is ignored, so the clean end is not cut."""
+    repeat = bool(_INTERRUPTED)
     _INTERRUPTED.append(signum)
+    if repeat and signum == signal.SIGTERM:
+        return
     raise KeyboardInterrupt
+
+
+def _install_handlers() -> None:
+    """`_interrupt` for SIGINT and SIGTERM for the run, keeping the handlers
+    they replace for `_restore_handlers` (a caller's process, e.g. a notebook
+    or a test calling `main`, gets its own back)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        _PREVIOUS.setdefault(signum, signal.getsignal(signum))
+        signal.signal(signum, _interrupt)
+
+
+def _restore_handlers() -> None:
+    for signum, handler in _PREVIOUS.items():
+        signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+    _PREVIOUS.clear()
 
 
 def _print_tables(config: PipelineConfig) -> None:

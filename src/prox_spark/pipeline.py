@@ -5,8 +5,7 @@ bounded, exactly-once batches.
 
 A run reads the source, decides what is pending (`refresh.plan`), deletes
 refined rows whose documents left the source, then refines and commits the
-pending documents `commit_every` at a time, one commit per batch (an insert
-when the table holds no row in the batch's id range, else a MERGE). Documents
+pending documents `commit_every` at a time, one MERGE per batch. Documents
 already in the refined table with the same content hash and fingerprint are
 not refined again, so a killed run started again redoes at most the batch
 that was in flight, and a second run of the same job changes nothing.
@@ -29,9 +28,9 @@ from prox_spark.fingerprint import MODEL_STAGES, fingerprint, stage_fingerprints
 from prox_spark.io.claims import BatchClaims, Holding, batch_key, claims_ref
 from prox_spark.io.delta import (
     append_rows,
-    commit_batch,
     delete_ids,
     ensure_table,
+    merge_batch,
     read_table,
     rows_changed_by_others,
     table_exists,
@@ -77,7 +76,7 @@ __all__ = ["METRICS_SCHEMA", "CommitFailed", "RunSummary", "TooManyFailed", "bui
 
 
 class CommitFailed(RuntimeError):
-    """A batch's commit (insert or MERGE) failed for a reason other than a concurrent writer
+    """A batch's MERGE failed for a reason other than a concurrent writer
     (e.g. a Delta CHECK constraint, a lost storage path); the run stops and
     no later batch is committed (batches committed before stay)."""
 
@@ -228,7 +227,7 @@ class _Refined:
 
 class _Committer:
     """Commits refined batches one at a time in a thread of its own, so that
-    a batch's commit (and its claim's release, and the metrics) overlaps the
+    a batch's MERGE (and its claim's release, and the metrics) overlaps the
     refinement of the next batch: on GPUs the models are not left idle while
     Delta writes. A batch is handed over only once the commit before it has
     succeeded (`submit` raises that commit's error, and the run stops there:
@@ -445,9 +444,8 @@ def _refine_batch(spark: SparkSession, config: PipelineConfig, work: Plan, k: in
 
 def _commit_refined(spark: SparkSession, config: PipelineConfig, work: Plan, run_id: str,
                     fp: str, planned_at: Any, state: _Progress, ready: _Refined) -> None:
-    """Commit a refined batch (one insert or MERGE, see `commit_batch`;
-    retried on a Delta conflict) and account for it; runs in the
-    committer's thread (see `_Committer`)."""
+    """Commit a refined batch (one MERGE, retried on a Delta conflict) and
+    account for it; runs in the committer's thread (see `_Committer`)."""
     k, n = ready.k, len(work.bounds)
     holding = ready.holding
     # Delta skips a commit whose txn version is not above the last one of
@@ -467,8 +465,8 @@ def _commit_refined(spark: SparkSession, config: PipelineConfig, work: Plan, run
         meta = batch_metadata(run_id, k + 1, n, fp, now_stats,
                               time.monotonic() - ready.started)
         log.info("batch %d of %d: writing %d documents", k + 1, n, now_stats.refined)
-        commit_batch(spark, todo, config.output, app_id=f"prox-spark:{run_id}",
-                     txn_version=commit_number, metadata=meta, id_range=_range(work, k))
+        merge_batch(spark, todo, config.output, app_id=f"prox-spark:{run_id}",
+                    txn_version=commit_number, metadata=meta, id_range=_range(work, k))
         return now_stats
 
     try:

@@ -88,6 +88,8 @@ def _sort_key(value: Any) -> tuple[float | None, str | None]:
 def parse_line(raw: bytes | None, id_column: str | None, text_column: str, *,
                cast_text: bool = False, sort_column: str | None = None) -> Record | None:
     """Parse one JSONL line; None for a blank line (not a record)."""
+    # A byte order mark opens many exported files (and so their first line).
+    raw = raw.removeprefix(b"\xef\xbb\xbf") if raw is not None else None
     if raw is None or not raw.strip():
         return None
     replaced = False
@@ -97,8 +99,6 @@ def parse_line(raw: bytes | None, id_column: str | None, text_column: str, *,
     except UnicodeDecodeError as exc:
         line, replaced = raw.decode("utf-8", "replace"), True
         error = f"line is not valid UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start})"
-    # A byte order mark opens many exported files (and so their first line).
-    line = line.removeprefix("\ufeff")
     try:
         obj = json.loads(line)
     except (ValueError, RecursionError) as exc:
