@@ -11,12 +11,7 @@ from pathlib import Path
 import pytest
 
 from prox_spark.config import load_config
-from prox_spark.io.delta import (
-    TableRef,
-    merge_batch,
-    read_table,
-    table_version,
-)
+from prox_spark.io.delta import TableRef, merge_batch, read_table, table_version
 from prox_spark.pipeline import CommitFailed, run_pipeline
 from refresh_helpers import doc, table, write_config, write_jsonl
 

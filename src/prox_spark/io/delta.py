@@ -203,7 +203,10 @@ def merge_batch(spark: SparkSession, df: DataFrame, ref: TableRef, *, app_id: st
     df = df.select(*REFINED_COLUMNS)
     condition = F.col("t.id") == F.col("s.id")
     if id_range is not None:
-        condition = condition & _range_condition("t.id", id_range)
+        first, after = id_range
+        condition = condition & (F.col("t.id") >= F.lit(first))
+        if after is not None:
+            condition = condition & (F.col("t.id") < F.lit(after))
     with _session_confs(spark, {TXN_APP_ID: app_id, TXN_VERSION: str(txn_version),
                                 USER_METADATA: json.dumps(dict(metadata), sort_keys=True)}):
         (
@@ -213,16 +216,6 @@ def merge_batch(spark: SparkSession, df: DataFrame, ref: TableRef, *, app_id: st
             .whenNotMatchedInsertAll()
             .execute()
         )
-
-
-def _range_condition(column: str, id_range: tuple[str, str | None]) -> Any:
-    from pyspark.sql import functions as F
-
-    first, after = id_range
-    condition = F.col(column) >= F.lit(first)
-    if after is not None:
-        condition = condition & (F.col(column) < F.lit(after))
-    return condition
 
 
 def delete_ids(spark: SparkSession, ref: TableRef, ids: DataFrame, *,
