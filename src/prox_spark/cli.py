@@ -245,11 +245,15 @@ def _main(argv: Sequence[str] | None) -> int:
     from prox_spark.pipeline import run_pipeline, session_for
 
     try:
+        # A scheduler cancelling the job sends SIGTERM: the same clean end as
+        # Ctrl-C, from before the session starts (its temporary folder is
+        # removed at exit, which a default-handled SIGTERM would skip).
+        _install_handlers()
         spark = session_for(config)
         # PySpark's own Ctrl-C handler calls into the JVM from inside a JVM
         # call and breaks the connection; a plain KeyboardInterrupt ends the
         # run cleanly (a batch commit is atomic, committed batches stay).
-        # A scheduler cancelling the job sends SIGTERM: the same clean end.
+        # Starting the session put PySpark's handler in place: ours again.
         _install_handlers()
         summary = run_pipeline(config, spark)
     except ConfigError as exc:
