@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from prox_spark.config import load_config
+from prox_spark.dry_run import dry_run
 from prox_spark.io.delta import TableRef, merge_batch, read_table, table_version
 from prox_spark.pipeline import CommitFailed, run_pipeline
 from refresh_helpers import doc, table, write_config, write_jsonl
@@ -86,6 +87,7 @@ def test_source_changes_refine_and_delete_exactly_those_rows(spark, tmp_path):
     config = write_config(tmp_path, corpus, commit_every=7)
     first = run(spark, config)
     assert (first.refined, first.batches) == (20, 3)
+    assert (first.new_documents, first.changed_documents) == (20, 0)
     before = table(spark, tmp_path / "refined")
 
     changed = [dict(r) for r in base[5:]]                     # k00..k04 deleted
@@ -93,9 +95,14 @@ def test_source_changes_refine_and_delete_exactly_those_rows(spark, tmp_path):
         r["text"] = doc(int(r["id"][1:]), variant=1)
     changed += [{"id": f"n{i:02d}", "text": doc(100 + i)} for i in range(10)]
     write_jsonl(corpus, changed)
+    plan = dry_run(load_config(config), spark)
+    assert (plan.new, plan.changed, plan.refreshed, plan.deleted) == (10, 5, 0, 5)
     second = run(spark, config)
     after = table(spark, tmp_path / "refined")
     assert (second.refined, second.deleted) == (15, 5)
+    assert (second.new_documents, second.changed_documents, second.refreshed_documents) == (
+        10, 5, 0)
+    assert "(10 new, 5 changed, 0 refreshed" in second.render()
     assert sorted(after) == sorted(r["id"] for r in changed)
     for i in range(5, 10):
         assert after[f"k{i:02d}"].text == doc(i, variant=1)

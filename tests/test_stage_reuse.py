@@ -121,6 +121,8 @@ def test_a_policy_change_calls_no_model(spark, models, base, tmp_path):
     since = time.time()
     summary = run_pipeline(config, spark)
     assert plan.batches == summary.batches > 0
+    assert plan.refreshed == summary.refreshed_documents == 5
+    assert plan.new == summary.new_documents == plan.changed == summary.changed_documents == 0
     assert prompts_sent(models[0], since) == prompts_sent(models[1], since) == 0
     assert (summary.doc_recomputed, summary.doc_reused) == (0, 3)
     assert (summary.chunk_recomputed, summary.chunk_reused) == (0, 2)

@@ -9,7 +9,8 @@ and dedup are CPU work), and asks `stages.reuse` which model answers are
 stored. Per model stage it counts the rows the model would answer now and
 the rows that would take stored output, and the prompt tokens it would send,
 tokenized with the model's own encoding. The run's summary and metrics
-carry the same counts (`doc_recomputed`, `doc_reused`, `chunk_recomputed`,
+carry the same counts (`new_documents`, `changed_documents`,
+`refreshed_documents`, `doc_recomputed`, `doc_reused`, `chunk_recomputed`,
 `chunk_reused`), so plan and actual can be compared.
 
 The doc stage's counts are exact. The chunk stage sees only documents the
@@ -145,7 +146,6 @@ def dry_run(config: PipelineConfig, spark: SparkSession | None = None,
     `DEFAULT_PROMPT_TOKENS_PER_SECOND` where none is recorded.
     Raises `ConfigError` as a run would (e.g. a session without Delta).
     """
-    from pyspark.sql import functions as F
 
     from prox_spark.io.delta import read_table, table_exists
     from prox_spark.pipeline import _existing, plan_work, session_for
@@ -154,28 +154,18 @@ def dry_run(config: PipelineConfig, spark: SparkSession | None = None,
     config, fp, work = plan_work(spark, config)
     try:
         pending = work.pending
-        new = changed = 0
+        existing = stored = None
         if table_exists(spark, config.output):
-            table = read_table(spark, config.output)
-            old = table.select("id", F.col("content_hash").alias("_old"))
-            row = (pending.select("id", "content_hash").join(old, "id", "left")
-                   .agg(F.sum(F.col("_old").isNull().cast("long")).alias("new"),
-                        F.sum((F.col("_old") != F.col("content_hash")).cast("long"))
-                        .alias("changed"))
-                   .collect()[0])
-            new, changed = int(row.new or 0), int(row.changed or 0)
             existing = _existing(spark, config, pending)
-            stored = stored_outputs(table)
-        else:
-            new, existing, stored = work.pending_count, None, None
+            stored = stored_outputs(read_table(spark, config.output))
         stages = _with_rates(_stage_plans(config, pending, existing, stored),
                              tokens_per_second, measured_rates(spark, config.metrics))
     finally:
         work.unpersist()
     rate = tokens_per_second or DEFAULT_PROMPT_TOKENS_PER_SECOND
     return DryRun(
-        fingerprint=fp, documents_in=work.documents_in, new=new, changed=changed,
-        refreshed=work.pending_count - new - changed,
+        fingerprint=fp, documents_in=work.documents_in, new=work.new, changed=work.changed,
+        refreshed=work.refreshed,
         unchanged=work.documents_in - work.waiting_count, deleted=work.deleted_count,
         waiting=work.waiting_count - work.pending_count, stages=stages,
         tokens_per_second=rate,

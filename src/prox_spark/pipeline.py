@@ -649,6 +649,8 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
     summary = RunSummary.of(
         totals, fingerprint=fp, documents_in=work.documents_in,
         already_refined=work.documents_in - work.waiting_count,
+        new_documents=work.new, changed_documents=work.changed,
+        refreshed_documents=work.refreshed,
         wall_seconds=time.monotonic() - started,
         duplicate_records=work.duplicate_records, conflicting_ids=work.conflicting_ids,
         deleted=work.deleted_count, batches=state.commits, skipped_batches=skipped,

@@ -96,6 +96,14 @@ class Plan:
     source_version: int | None
     mode: str                  # "full" or "change feed"
     read_after: int | None = None  # changes were read after this version (None: full read)
+    new: int = 0               # pending ids the refined table does not hold
+    changed: int = 0           # pending ids whose text differs from the table's
+
+    @property
+    def refreshed(self) -> int:
+        """Pending documents with the text the table holds, refined again
+        (other settings, a failed row retried, a stale dedup decision)."""
+        return self.pending_count - self.new - self.changed
 
     @property
     def refreshed_to(self) -> int | None:
@@ -284,7 +292,26 @@ def plan(spark: SparkSession, config: PipelineConfig, fp: str) -> Plan:
         deleted = deleted.select("id").distinct().localCheckpoint(eager=True)
         deleted_count = deleted.count()
     bounds = batch_bounds(pending, config.commit_every) if pending_count else []
+    new, changed = _new_and_changed(spark, config, pending, pending_count)
     return Plan(source, pending, deleted if deleted_count else None, int(counts.ids or 0),
                 pending_count, pending_count if waiting is None else waiting, bounds,
                 int(counts.extra or 0), int(counts.conflicts or 0), deleted_count,
-                read.version, read.mode, None if read.whole_source else read.start)
+                read.version, read.mode, None if read.whole_source else read.start,
+                new, changed)
+
+
+def _new_and_changed(spark: SparkSession, config: PipelineConfig, pending: DataFrame,
+                     pending_count: int) -> tuple[int, int]:
+    """(pending ids the refined table lacks, pending ids whose content hash
+    differs from the table's): the plan's and the run summary's split of
+    the work (the rest are refreshed: same text, refined again)."""
+    from pyspark.sql import functions as F
+
+    if not pending_count or not table_exists(spark, config.output):
+        return pending_count, 0
+    old = read_table(spark, config.output).select("id", F.col("content_hash").alias("_old"))
+    row = (pending.select("id", "content_hash").join(old, "id", "left")
+           .agg(F.sum(F.col("_old").isNull().cast("long")).alias("new"),
+                F.sum((F.col("_old") != F.col("content_hash")).cast("long")).alias("changed"))
+           .collect()[0])
+    return int(row.new or 0), int(row.changed or 0)

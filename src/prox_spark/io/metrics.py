@@ -42,7 +42,8 @@ METRICS_SCHEMA = (
     "wall_seconds double, documents_per_second double, rule_stats string, source_version long, "
     "source string, settings string, versions string, doc_recomputed long, doc_reused long, "
     "chunk_recomputed long, chunk_reused long, doc_prompt_tokens long, "
-    "doc_generate_seconds double, chunk_prompt_tokens long, chunk_generate_seconds double"
+    "doc_generate_seconds double, chunk_prompt_tokens long, chunk_generate_seconds double, "
+    "new_documents long, changed_documents long, refreshed_documents long"
 )
 METRICS_COLUMNS = tuple(columns(METRICS_SCHEMA))
 MARKER = "prox_spark"
@@ -158,6 +159,11 @@ class RunSummary(BatchStats):
     fingerprint: str = ""
     documents_in: int = 0
     already_refined: int = 0
+    # The run's planned work, split as `prox-spark plan` splits it: ids the
+    # table lacked, ids whose text changed, the same text refined again.
+    new_documents: int = 0
+    changed_documents: int = 0
+    refreshed_documents: int = 0
     wall_seconds: float = 0.0
     duplicate_records: int = 0
     conflicting_ids: int = 0
@@ -179,14 +185,19 @@ class RunSummary(BatchStats):
 
     def render(self) -> str:
         kept_share = (self.tokens_after / self.tokens_before * 100) if self.tokens_before else 0
+        planned = self.new_documents + self.changed_documents + self.refreshed_documents
         return "\n".join([
             "prox-spark run summary",
             f"  documents in      {self.documents_in:>10,}"
             f"   (already refined, skipped: {self.already_refined:,})",
+            *([f"  to refine         {planned:>10,}   ({self.new_documents:,} new, "
+               f"{self.changed_documents:,} changed, {self.refreshed_documents:,} refreshed: "
+               "same text, refined again)"] if planned else []),
             *([f"  invalid records   {self.invalid_rows:>10,}   (kept as error rows; see "
                "`error`)"] if self.invalid_rows else []),
-            *([f"  duplicate ids     {self.duplicate_records:>10,}   records not refined "
-               f"({self.conflicting_ids:,} ids with differing texts)"]
+            *([f"  duplicate ids     {self.duplicate_records:>10,}   extra records of ids read "
+               f"more than once (one row per id; {self.conflicting_ids:,} ids with differing "
+               "texts)"]
               if self.duplicate_records else []),
             f"  refined now       {self.refined:>10,}   in {self.batches:,} batch(es)"
             + (f" ({self.skipped_batches:,} more committed by another run)"
