@@ -640,10 +640,10 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
             notes.append(f"the change feed stays before source version {work.source_version} "
                          "until they are refined")
     if state.held_elsewhere:
-        notes.append(f"{state.held_elsewhere} batch(es) were claimed by another run when this "
-                     "run reached them: it took later batches first or waited for them (a "
-                     "batch the other run committed is counted above, the rest were refined "
-                     "here)")
+        notes.append(f"another run held {state.held_elsewhere} batch(es) when this run "
+                     "reached them, so this run took later batches first or waited for them; "
+                     "the batches the other run committed, held when reached or not, are "
+                     "counted above as committed by another run")
     if not table_exists(spark, config.output):
         notes.append(f"no refined table was written at {config.output}: nothing to refine")
     summary = RunSummary.of(
