@@ -207,6 +207,9 @@ class _Progress:
     moved: bool = False
     failed_before: DataFrame | None = None
     done: int = 0
+    # The plan's (documents, new, changed) summed over the batches this run
+    # committed (see `refresh.Plan.split`).
+    split: tuple[int, int, int] = (0, 0, 0)
     started: float = field(default_factory=time.monotonic)
     synced: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -482,6 +485,8 @@ def _commit_refined(spark: SparkSession, config: PipelineConfig, work: Plan, run
         state.commits += 1
         state.total = state.total + stats
         state.done += done
+        if stats.refined:
+            state.split = tuple(a + b for a, b in zip(state.split, work.split[k], strict=True))
     seconds = time.monotonic() - ready.started
     log.info("batch %d of %d committed: %d documents, %.1f documents/s, tokens in %d / "
              "out %d, ETA %s (refine %.1f s, commit %.1f s)", k + 1, n, stats.refined,
@@ -649,8 +654,8 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
     summary = RunSummary.of(
         totals, fingerprint=fp, documents_in=work.documents_in,
         already_refined=work.documents_in - work.waiting_count,
-        new_documents=work.new, changed_documents=work.changed,
-        refreshed_documents=work.refreshed,
+        new_documents=state.split[1], changed_documents=state.split[2],
+        refreshed_documents=state.split[0] - state.split[1] - state.split[2],
         wall_seconds=time.monotonic() - started,
         duplicate_records=work.duplicate_records, conflicting_ids=work.conflicting_ids,
         deleted=work.deleted_count, batches=state.commits, skipped_batches=skipped,

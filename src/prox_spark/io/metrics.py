@@ -159,8 +159,10 @@ class RunSummary(BatchStats):
     fingerprint: str = ""
     documents_in: int = 0
     already_refined: int = 0
-    # The run's planned work, split as `prox-spark plan` splits it: ids the
-    # table lacked, ids whose text changed, the same text refined again.
+    # The planned work of the batches this run committed, split as
+    # `prox-spark plan` splits it: ids the table lacked, ids whose text
+    # changed, the same text refined again (each batch is counted by the
+    # one run that committed it).
     new_documents: int = 0
     changed_documents: int = 0
     refreshed_documents: int = 0
@@ -190,18 +192,18 @@ class RunSummary(BatchStats):
             "prox-spark run summary",
             f"  documents in      {self.documents_in:>10,}"
             f"   (already refined, skipped: {self.already_refined:,})",
-            *([f"  to refine         {planned:>10,}   ({self.new_documents:,} new, "
-               f"{self.changed_documents:,} changed, {self.refreshed_documents:,} refreshed: "
-               "same text, refined again)"] if planned else []),
             *([f"  invalid records   {self.invalid_rows:>10,}   (kept as error rows; see "
                "`error`)"] if self.invalid_rows else []),
             *([f"  duplicate ids     {self.duplicate_records:>10,}   extra records of ids read "
-               f"more than once (one row per id; {self.conflicting_ids:,} ids with differing "
-               "texts)"]
+               f"more than once (one row per id; {self.conflicting_ids:,} "
+               f"{'id' if self.conflicting_ids == 1 else 'ids'} with differing texts)"]
               if self.duplicate_records else []),
             f"  refined now       {self.refined:>10,}   in {self.batches:,} batch(es)"
             + (f" ({self.skipped_batches:,} more committed by another run)"
                if self.skipped_batches else ""),
+            *([f"    planned as      {self.new_documents:,} new, {self.changed_documents:,} "
+               f"changed, {self.refreshed_documents:,} refreshed (same text, refined again)"]
+              if planned else []),
             f"    kept            {self.kept:>10,}",
             f"    edited          {self.edited:>10,}",
             f"    dropped         {self.dropped:>10,}",
