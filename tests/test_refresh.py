@@ -102,7 +102,11 @@ def test_source_changes_refine_and_delete_exactly_those_rows(spark, tmp_path):
     assert (second.refined, second.deleted) == (15, 5)
     assert (second.new_documents, second.changed_documents, second.refreshed_documents) == (
         10, 5, 0)
-    assert "planned as      10 new, 5 changed, 0 refreshed" in second.render()
+    assert "of which        10 new, 5 changed, 0 refreshed" in second.render()
+    batches = [r for r in read_table(spark, TableRef(path=str(tmp_path / "refined_metrics")))
+               .collect() if r.kind == "batch" and r.run_id == second.run_id]
+    assert [sum(getattr(r, c) for r in batches) for c in (
+        "new_documents", "changed_documents", "refreshed_documents")] == [10, 5, 0]
     assert sorted(after) == sorted(r["id"] for r in changed)
     for i in range(5, 10):
         assert after[f"k{i:02d}"].text == doc(i, variant=1)

@@ -207,9 +207,6 @@ class _Progress:
     moved: bool = False
     failed_before: DataFrame | None = None
     done: int = 0
-    # The plan's (documents, new, changed) summed over the batches this run
-    # committed (see `refresh.Plan.split`).
-    split: tuple[int, int, int] = (0, 0, 0)
     started: float = field(default_factory=time.monotonic)
     synced: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -434,7 +431,7 @@ def _refine_batch(spark: SparkSession, config: PipelineConfig, work: Plan, k: in
             .localCheckpoint(eager=True)
         )
         usage = asdict(model_usage(spark) - usage_before)
-        stats = replace(batch_stats(refined), **usage)
+        stats = replace(batch_stats(refined, work.previous), **usage)
     if stats.refined == 0:
         with state.lock:
             state.skipped += 1
@@ -462,7 +459,7 @@ def _commit_refined(spark: SparkSession, config: PipelineConfig, work: Plan, run
             # Another writer won, or may have (this run's claim lapsed):
             # keep only what it has not committed.
             todo = _not_done_since(spark, config, ready.rows, fp, planned_at)
-            now_stats = replace(batch_stats(todo), **ready.usage)
+            now_stats = replace(batch_stats(todo, work.previous), **ready.usage)
             if now_stats.refined == 0:
                 return now_stats
         meta = batch_metadata(run_id, k + 1, n, fp, now_stats,
@@ -482,11 +479,12 @@ def _commit_refined(spark: SparkSession, config: PipelineConfig, work: Plan, run
                            f"was: {first_line(exc, 400)}") from exc
     done = work.batch(k).count() if stats.refined == 0 else stats.refined
     with state.lock:
-        state.commits += 1
+        if stats.refined:
+            state.commits += 1
+        else:  # another run committed all of it first: nothing was written
+            state.skipped += 1
         state.total = state.total + stats
         state.done += done
-        if stats.refined:
-            state.split = tuple(a + b for a, b in zip(state.split, work.split[k], strict=True))
     seconds = time.monotonic() - ready.started
     log.info("batch %d of %d committed: %d documents, %.1f documents/s, tokens in %d / "
              "out %d, ETA %s (refine %.1f s, commit %.1f s)", k + 1, n, stats.refined,
@@ -654,8 +652,6 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
     summary = RunSummary.of(
         totals, fingerprint=fp, documents_in=work.documents_in,
         already_refined=work.documents_in - work.waiting_count,
-        new_documents=state.split[1], changed_documents=state.split[2],
-        refreshed_documents=state.split[0] - state.split[1] - state.split[2],
         wall_seconds=time.monotonic() - started,
         duplicate_records=work.duplicate_records, conflicting_ids=work.conflicting_ids,
         deleted=work.deleted_count, batches=state.commits, skipped_batches=skipped,

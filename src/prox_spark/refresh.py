@@ -96,17 +96,11 @@ class Plan:
     source_version: int | None
     mode: str                  # "full" or "change feed"
     read_after: int | None = None  # changes were read after this version (None: full read)
-    # Per batch (as `bounds` cuts them): (documents, new: ids the refined
-    # table does not hold, changed: ids whose text differs from the table's).
-    split: tuple[tuple[int, int, int], ...] = ()
-
-    @property
-    def new(self) -> int:
-        return sum(b[1] for b in self.split)
-
-    @property
-    def changed(self) -> int:
-        return sum(b[2] for b in self.split)
+    # (id, previous_content_hash) of the pending ids the refined table held
+    # (persisted; None: no table): what a batch's rows are split against.
+    previous: DataFrame | None = None
+    new: int = 0               # pending ids the refined table does not hold
+    changed: int = 0           # pending ids whose text differs from the table's
 
     @property
     def refreshed(self) -> int:
@@ -301,38 +295,32 @@ def plan(spark: SparkSession, config: PipelineConfig, fp: str) -> Plan:
         deleted = deleted.select("id").distinct().localCheckpoint(eager=True)
         deleted_count = deleted.count()
     bounds = batch_bounds(pending, config.commit_every) if pending_count else []
-    split = _batch_split(spark, config, pending, len(bounds))
+    previous, new, changed = _previous(spark, config, pending, pending_count)
     return Plan(source, pending, deleted if deleted_count else None, int(counts.ids or 0),
                 pending_count, pending_count if waiting is None else waiting, bounds,
                 int(counts.extra or 0), int(counts.conflicts or 0), deleted_count,
                 read.version, read.mode, None if read.whole_source else read.start,
-                split)
+                previous, new, changed)
 
 
-def _batch_split(spark: SparkSession, config: PipelineConfig, pending: DataFrame,
-                 batches: int) -> tuple[tuple[int, int, int], ...]:
-    """Per batch, in id order and cut as `batch_bounds` cuts them: (pending
-    documents, ids the refined table lacks, ids whose content hash differs
-    from the table's); the rest of a batch is refreshed (same text, refined
-    again). The plan totals them; a run's summary sums the batches it
-    committed, so its metrics rows can be added up across concurrent runs."""
-    from pyspark.sql import Window
+def _previous(spark: SparkSession, config: PipelineConfig, pending: DataFrame,
+              pending_count: int) -> tuple[DataFrame | None, int, int]:
+    """(the refined table's content hash of each pending id it holds,
+    checkpointed; pending ids it lacks; pending ids whose hash differs): the
+    plan's split of the work, and what each batch's rows are split against
+    when counted (`io.metrics.batch_stats`). The rest are refreshed: the
+    same text refined again."""
     from pyspark.sql import functions as F
 
-    if not batches:
-        return ()
-    number = F.row_number().over(Window.orderBy("id")) - 1
-    rows = pending.select("id", "content_hash",
-                          F.floor(number / config.commit_every).alias("_batch"))
-    if table_exists(spark, config.output):
-        old = read_table(spark, config.output).select("id", F.col("content_hash").alias("_old"))
-        rows = rows.join(old, "id", "left")
-    else:
-        rows = rows.withColumn("_old", F.lit(None).cast("string"))
-    got = {r._batch: (int(r.docs), int(r.new or 0), int(r.changed or 0))
-           for r in rows.groupBy("_batch").agg(
-               F.count(F.lit(1)).alias("docs"),
-               F.sum(F.col("_old").isNull().cast("long")).alias("new"),
-               F.sum((F.col("_old") != F.col("content_hash")).cast("long")).alias("changed"),
-           ).collect()}
-    return tuple(got.get(k, (0, 0, 0)) for k in range(batches))
+    if not pending_count or not table_exists(spark, config.output):
+        return None, pending_count, 0
+    old = F.col("previous_content_hash")
+    previous = (read_table(spark, config.output)
+                .select("id", F.col("content_hash").alias("previous_content_hash"))
+                .join(pending.select("id"), "id", "left_semi")
+                .localCheckpoint(eager=True))
+    row = (pending.select("id", "content_hash").join(previous, "id", "left")
+           .agg(F.sum(old.isNull().cast("long")).alias("new"),
+                F.sum((old != F.col("content_hash")).cast("long")).alias("changed"))
+           .collect()[0])
+    return previous, int(row.new or 0), int(row.changed or 0)

@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 REUSE_COUNTS = ("doc_recomputed", "doc_reused", "chunk_recomputed", "chunk_reused")
 USAGE = ("doc_prompt_tokens", "doc_generate_seconds", "chunk_prompt_tokens",
          "chunk_generate_seconds")
+_SPLIT = ("new_documents", "changed_documents", "refreshed_documents")
 _SUMS = ("program_errors", "rows_with_errors", "invalid_rows", "tokens_before", "tokens_after",
-         "words_before", "words_after", *REUSE_COUNTS, *USAGE)
+         "words_before", "words_after", *REUSE_COUNTS, *USAGE, *_SPLIT)
 METRICS_SCHEMA = (
     "kind string, run_id string, batch int, batches int, commit_version long, "
     "run_at timestamp, fingerprint string, documents_in long, already_refined long, "
@@ -85,6 +86,13 @@ class BatchStats:
     doc_generate_seconds: float = 0.0
     chunk_prompt_tokens: int = 0
     chunk_generate_seconds: float = 0.0
+    # The rows split as `prox-spark plan` splits the work: ids the refined
+    # table did not hold when the run planned, ids whose text changed, the
+    # same text refined again. Counted on the rows committed, so the rows of
+    # runs at once add up.
+    new_documents: int = 0
+    changed_documents: int = 0
+    refreshed_documents: int = 0
     by_stage: tuple[StageStats, ...] = ()
 
     def __add__(self, other: BatchStats) -> BatchStats:
@@ -121,8 +129,11 @@ def _reuse_sums(refined: DataFrame) -> list[Any]:
     return out
 
 
-def batch_stats(refined: DataFrame) -> BatchStats:
-    """Count statuses, errors, words, tokens and per-stage edits of refined rows."""
+def batch_stats(refined: DataFrame, previous: DataFrame | None = None) -> BatchStats:
+    """Count statuses, errors, words, tokens and per-stage edits of refined
+    rows, and split them into new / changed / refreshed documents against
+    `previous` (id, previous_content_hash: what the refined table held when
+    the run planned; None: it held nothing)."""
     from pyspark.sql import functions as F
 
     row = refined.agg(
@@ -146,7 +157,17 @@ def batch_stats(refined: DataFrame) -> BatchStats:
              F.sum("e.tokens_removed").alias("tokens"))
         .orderBy("stage").collect()
     )
-    return BatchStats(**{k: int(v or 0) for k, v in row.asDict().items()}, by_stage=by_stage)
+    counts = {k: int(v or 0) for k, v in row.asDict().items()}
+    new, changed = counts["refined"], 0
+    if previous is not None and counts["refined"]:
+        old = F.col("previous_content_hash")
+        split = (refined.select("id", "content_hash").join(previous, "id", "left")
+                 .agg(F.sum(old.isNull().cast("long")).alias("new"),
+                      F.sum((old != F.col("content_hash")).cast("long")).alias("changed"))
+                 .collect()[0])
+        new, changed = int(split.new or 0), int(split.changed or 0)
+    return BatchStats(**counts, new_documents=new, changed_documents=changed,
+                      refreshed_documents=counts["refined"] - new - changed, by_stage=by_stage)
 
 
 @dataclass(frozen=True)
@@ -159,13 +180,6 @@ class RunSummary(BatchStats):
     fingerprint: str = ""
     documents_in: int = 0
     already_refined: int = 0
-    # The planned work of the batches this run committed, split as
-    # `prox-spark plan` splits it: ids the table lacked, ids whose text
-    # changed, the same text refined again (each batch is counted by the
-    # one run that committed it).
-    new_documents: int = 0
-    changed_documents: int = 0
-    refreshed_documents: int = 0
     wall_seconds: float = 0.0
     duplicate_records: int = 0
     conflicting_ids: int = 0
@@ -187,7 +201,6 @@ class RunSummary(BatchStats):
 
     def render(self) -> str:
         kept_share = (self.tokens_after / self.tokens_before * 100) if self.tokens_before else 0
-        planned = self.new_documents + self.changed_documents + self.refreshed_documents
         return "\n".join([
             "prox-spark run summary",
             f"  documents in      {self.documents_in:>10,}"
@@ -201,9 +214,9 @@ class RunSummary(BatchStats):
             f"  refined now       {self.refined:>10,}   in {self.batches:,} batch(es)"
             + (f" ({self.skipped_batches:,} more committed by another run)"
                if self.skipped_batches else ""),
-            *([f"    planned as      {self.new_documents:,} new, {self.changed_documents:,} "
+            *([f"    of which        {self.new_documents:,} new, {self.changed_documents:,} "
                f"changed, {self.refreshed_documents:,} refreshed (same text, refined again)"]
-              if planned else []),
+              if self.refined else []),
             f"    kept            {self.kept:>10,}",
             f"    edited          {self.edited:>10,}",
             f"    dropped         {self.dropped:>10,}",
