@@ -13,7 +13,7 @@ import pytest
 from prox_spark.config import load_config
 from prox_spark.dry_run import dry_run
 from prox_spark.io.delta import TableRef, merge_batch, read_table, table_version
-from prox_spark.pipeline import CommitFailed, run_pipeline
+from prox_spark.pipeline import CommitFailed, _delete_gone, plan_work, run_pipeline
 from refresh_helpers import doc, table, write_config, write_jsonl
 
 pytestmark = pytest.mark.spark
@@ -97,6 +97,7 @@ def test_source_changes_refine_and_delete_exactly_those_rows(spark, tmp_path):
     write_jsonl(corpus, changed)
     plan = dry_run(load_config(config), spark)
     assert (plan.new, plan.changed, plan.refreshed, plan.deleted) == (10, 5, 0, 5)
+    same_plan = plan_work(spark, load_config(config))
     second = run(spark, config)
     after = table(spark, tmp_path / "refined")
     assert (second.refined, second.deleted) == (15, 5)
@@ -112,6 +113,10 @@ def test_source_changes_refine_and_delete_exactly_those_rows(spark, tmp_path):
         assert after[f"k{i:02d}"].text == doc(i, variant=1)
     for i in range(10, 20):
         assert after[f"k{i:02d}"].refined_at == before[f"k{i:02d}"].refined_at
+    # A second run with the same plan deletes (and counts) nothing more.
+    version = table_version(spark, TableRef(path=str(tmp_path / "refined")))
+    assert _delete_gone(spark, same_plan[0], same_plan[2], "other-run", same_plan[1]) == 0
+    assert table_version(spark, TableRef(path=str(tmp_path / "refined"))) == version
     assert run(spark, config).refined == 0
 
 

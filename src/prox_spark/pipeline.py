@@ -180,15 +180,28 @@ def _eta(done: int, total: int, seconds: float) -> str:
 
 
 def _delete_gone(spark: SparkSession, config: PipelineConfig, work: Plan, run_id: str,
-                 fp: str) -> None:
+                 fp: str) -> int:
+    """Delete the refined rows whose documents left the source; returns how
+    many this run deleted. The rows still in the table are counted inside
+    each attempt, so of two runs deleting at once one deletes them and the
+    other (after the conflict, or finding none left) deletes and counts 0."""
+    from pyspark.sql import functions as F
+
     if work.deleted is None:
-        return
+        return 0
     log.info("deleting %d refined rows whose documents left the source", work.deleted_count)
-    with_conflict_retries(
-        lambda _: delete_ids(spark, config.output, work.deleted,
-                             metadata=delete_metadata(run_id, fp, work.deleted_count)),
-        retries=config.commit_retries, what="deleting rows gone from the source",
-        log=log.warning)
+
+    def delete(_: int) -> int:
+        present = read_table(spark, config.output).select("id")
+        ids = work.deleted.join(present, "id", "left_semi").localCheckpoint(eager=True)
+        count = ids.agg(F.count(F.lit(1))).collect()[0][0]
+        if count:
+            delete_ids(spark, config.output, ids,
+                       metadata=delete_metadata(run_id, fp, count))
+        return int(count)
+
+    return with_conflict_retries(delete, retries=config.commit_retries,
+                                 what="deleting rows gone from the source", log=log.warning)
 
 
 @dataclass
@@ -625,7 +638,7 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
              len(work.bounds), config.commit_every, work.deleted_count, fp)
     if work.pending_count or work.deleted is not None:
         ensure_table(spark, config.output, REFINED_SCHEMA)
-    _delete_gone(spark, config, work, run_id, fp)
+    deleted = _delete_gone(spark, config, work, run_id, fp)
     state = _commit_batches(spark, config, work, run_id, fp, planned_at, seen_version)
     totals, skipped = state.total, state.skipped
     work.unpersist()
@@ -654,7 +667,7 @@ def run_pipeline(config: PipelineConfig, spark: SparkSession | None = None) -> R
         already_refined=work.documents_in - work.waiting_count,
         wall_seconds=time.monotonic() - started,
         duplicate_records=work.duplicate_records, conflicting_ids=work.conflicting_ids,
-        deleted=work.deleted_count, batches=state.commits, skipped_batches=skipped,
+        deleted=deleted, batches=state.commits, skipped_batches=skipped,
         source_version=work.refreshed_to, run_id=run_id, notes=tuple(notes),
     )
     _sync(spark, config)
