@@ -146,7 +146,6 @@ def dry_run(config: PipelineConfig, spark: SparkSession | None = None,
     `DEFAULT_PROMPT_TOKENS_PER_SECOND` where none is recorded.
     Raises `ConfigError` as a run would (e.g. a session without Delta).
     """
-
     from prox_spark.io.delta import read_table, table_exists
     from prox_spark.pipeline import _existing, plan_work, session_for
 

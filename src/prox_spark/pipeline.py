@@ -185,8 +185,6 @@ def _delete_gone(spark: SparkSession, config: PipelineConfig, work: Plan, run_id
     many this run deleted. The rows still in the table are counted inside
     each attempt, so of two runs deleting at once one deletes them and the
     other (after the conflict, or finding none left) deletes and counts 0."""
-    from pyspark.sql import functions as F
-
     if work.deleted is None:
         return 0
     log.info("deleting %d refined rows whose documents left the source", work.deleted_count)
@@ -194,7 +192,7 @@ def _delete_gone(spark: SparkSession, config: PipelineConfig, work: Plan, run_id
     def delete(_: int) -> int:
         present = read_table(spark, config.output).select("id")
         ids = work.deleted.join(present, "id", "left_semi").localCheckpoint(eager=True)
-        count = ids.agg(F.count(F.lit(1))).collect()[0][0]
+        count = ids.count()
         if count:
             delete_ids(spark, config.output, ids,
                        metadata=delete_metadata(run_id, fp, count))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from prox_spark.config import InputConfig, PipelineConfig
 from prox_spark.errors import SourceError, first_line
 from prox_spark.io.delta import read_table, table_exists
-from prox_spark.io.metrics import last_source_version
+from prox_spark.io.metrics import last_source_version, new_and_changed
 from prox_spark.io.sources import (
     ORDER,
     SORT_NUM,
@@ -97,7 +97,7 @@ class Plan:
     mode: str                  # "full" or "change feed"
     read_after: int | None = None  # changes were read after this version (None: full read)
     # (id, previous_content_hash) of the pending ids the refined table held
-    # (persisted; None: no table): what a batch's rows are split against.
+    # (checkpointed; None: no table): what a batch's rows are split against.
     previous: DataFrame | None = None
     new: int = 0               # pending ids the refined table does not hold
     changed: int = 0           # pending ids whose text differs from the table's
@@ -314,13 +314,8 @@ def _previous(spark: SparkSession, config: PipelineConfig, pending: DataFrame,
 
     if not pending_count or not table_exists(spark, config.output):
         return None, pending_count, 0
-    old = F.col("previous_content_hash")
     previous = (read_table(spark, config.output)
                 .select("id", F.col("content_hash").alias("previous_content_hash"))
                 .join(pending.select("id"), "id", "left_semi")
                 .localCheckpoint(eager=True))
-    row = (pending.select("id", "content_hash").join(previous, "id", "left")
-           .agg(F.sum(old.isNull().cast("long")).alias("new"),
-                F.sum((old != F.col("content_hash")).cast("long")).alias("changed"))
-           .collect()[0])
-    return previous, int(row.new or 0), int(row.changed or 0)
+    return previous, *new_and_changed(pending, previous)

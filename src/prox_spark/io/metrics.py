@@ -160,14 +160,24 @@ def batch_stats(refined: DataFrame, previous: DataFrame | None = None) -> BatchS
     counts = {k: int(v or 0) for k, v in row.asDict().items()}
     new, changed = counts["refined"], 0
     if previous is not None and counts["refined"]:
-        old = F.col("previous_content_hash")
-        split = (refined.select("id", "content_hash").join(previous, "id", "left")
-                 .agg(F.sum(old.isNull().cast("long")).alias("new"),
-                      F.sum((old != F.col("content_hash")).cast("long")).alias("changed"))
-                 .collect()[0])
-        new, changed = int(split.new or 0), int(split.changed or 0)
+        new, changed = new_and_changed(refined, previous)
     return BatchStats(**counts, new_documents=new, changed_documents=changed,
                       refreshed_documents=counts["refined"] - new - changed, by_stage=by_stage)
+
+
+def new_and_changed(rows: DataFrame, previous: DataFrame) -> tuple[int, int]:
+    """(ids of `rows` that `previous` lacks, ids whose `content_hash`
+    differs from `previous_content_hash`), for rows (id, content_hash) and
+    `previous` (id, previous_content_hash): the split of work into new,
+    changed and refreshed (the rest) that plans and batches report."""
+    from pyspark.sql import functions as F
+
+    old = F.col("previous_content_hash")
+    row = (rows.select("id", "content_hash").join(previous, "id", "left")
+           .agg(F.sum(old.isNull().cast("long")).alias("new"),
+                F.sum((old != F.col("content_hash")).cast("long")).alias("changed"))
+           .collect()[0])
+    return int(row.new or 0), int(row.changed or 0)
 
 
 @dataclass(frozen=True)
