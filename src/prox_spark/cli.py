@@ -1,4 +1,4 @@
-"""`prox-spark run | plan | report | annotate | train | evaluate`: the command-line entry point.
+"""`prox-spark run | plan | report | annotate | train | evaluate | ablate`: the command-line entry point.
 
 Exit codes: 0 success, 1 the job failed (the cause is printed), 2 the
 configuration is wrong (nothing was written), 3 concurrent writers kept
@@ -93,7 +93,36 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "evaluate":
             cmd.add_argument("--model", help="the model to score (default: "
                                              "distill.student.output_dir)")
+    ablate = sub.add_parser(
+        "ablate", help="train token-matched proxy models on each variant of a corpus and "
+                       "compare them (the YAML's ablate: section)")
+    ablate.add_argument("config", help="YAML file with an ablate: section, e.g. "
+                                       "conf/ablate.yaml")
+    ablate.add_argument("--plan", action="store_true",
+                        help="print what would be trained (documents, tokens, parameters, "
+                             "FLOPs, time), writing nothing")
+    _spark_conf_option(ablate)
     return parser
+
+
+def ablate_main(args: argparse.Namespace) -> int:
+    """`prox-spark ablate CONFIG [--plan]`: proxy-model ablations."""
+    try:
+        from prox_spark.ablate import load_ablate_config, plan_ablation, run_ablation
+
+        config = load_ablate_config(args.config, spark_conf=_spark_conf(args.spark_conf))
+        if args.plan:
+            print(plan_ablation(config).render())
+            return 0
+        _install_handlers()
+        print(run_ablation(config).render())
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        if _INTERRUPTED:
+            raise KeyboardInterrupt from None
+        return _failed("ablate", exc)
+    return 0
 
 
 def _failed(command: str, exc: Exception) -> int:
@@ -226,6 +255,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return distill_main(args)
     if args.command == "plan":
         return plan_main(args)
+    if args.command == "ablate":
+        return ablate_main(args)
     if args.verbose:
         # Read by prox_spark.generation.engine in this process and in the local
         # session's Python workers, which inherit the environment.

@@ -320,7 +320,7 @@ def _model(raw: Any, where: str, new_tokens: int, prompt_tokens: int,
 TOP_KEYS = ("input", "output", "metrics", "doc_model", "chunk_model", "policy", "spark",
             "limit", "stages", "commit_every", "commit_retries", "gpu_memory_fraction",
             "report", "cpu_sample", "max_attempts", "max_failed_fraction", "distill",
-            "claim_lease_seconds")
+            "claim_lease_seconds", "ablate")
 _INPUT_KEYS = ("path", "table", "format", "id_column", "text_column", "cast_text",
                "on_duplicate_id", "change_feed", "on_source_delete")
 # The top-level numbers (and `spark.partitions`), declared on PipelineConfig.
@@ -328,9 +328,8 @@ _SCALARS = ("limit", "commit_every", "commit_retries", "gpu_memory_fraction", "c
             "max_attempts", "max_failed_fraction", "claim_lease_seconds")
 
 
-def _duplicate_rule(value: Any) -> tuple[str, str | None]:
+def _duplicate_rule(value: Any, where: str = "input.on_duplicate_id") -> tuple[str, str | None]:
     """`error`, `first`, `last_by: COLUMN` (mapping) or "last_by:COLUMN" (string)."""
-    where = "input.on_duplicate_id"
     if isinstance(value, Mapping) and list(value) == ["last_by"]:
         if not isinstance(value["last_by"], str):
             raise ConfigError(where, f"last_by needs a column name, got {value['last_by']!r}")
@@ -472,25 +471,55 @@ def _gpu_budget(doc: ModelConfig | None, chunk: ModelConfig | None,
 
 def _input(top: Mapping[str, Any]) -> InputConfig:
     """The `input:` section (its extra columns come from the stages, later)."""
-    inp_raw = _mapping(top.get("input"), "input")
-    _check_keys(inp_raw, _INPUT_KEYS, "input")
-    given = _declared(InputConfig, inp_raw, "input", ("format", "id_column", "text_column",
-                                                     "cast_text", "change_feed",
-                                                     "on_source_delete"))
+    return parse_input(top.get("input"), "input")
+
+
+def parse_input(raw: Any, where: str) -> InputConfig:
+    """A section with the keys of `input:` (path or table, format, columns,
+    duplicate rule), validated; `where` is its dotted name in messages (other
+    commands read sources the way `input:` does, e.g. `ablate.variants[0].input`)."""
+    inp_raw = _mapping(raw, where)
+    _check_keys(inp_raw, _INPUT_KEYS, where)
+    given = _declared(InputConfig, inp_raw, where, ("format", "id_column", "text_column",
+                                                   "cast_text", "change_feed",
+                                                   "on_source_delete"))
     if "id_column" in inp_raw and inp_raw["id_column"] is None:
         given["id_column"] = None  # here null is not the default: ids come from the text
     for key in ("id_column", "text_column"):
         if given.get(key) is not None and not _COLUMN.match(given[key]):
-            raise ConfigError(f"input.{key}", f"{given[key]!r} is not a plain column name")
+            raise ConfigError(f"{where}.{key}", f"{given[key]!r} is not a plain column name")
     if given.get("text_column", "text") == given.get("id_column", "id"):
-        raise ConfigError("input.text_column", "is input.id_column too: the id and the text "
-                          "are two columns of the source")
-    rule, last_by = _duplicate_rule(inp_raw.get("on_duplicate_id", "error"))
+        raise ConfigError(f"{where}.text_column", f"is {where}.id_column too: the id and the "
+                          "text are two columns of the source")
+    rule, last_by = _duplicate_rule(inp_raw.get("on_duplicate_id", "error"),
+                                    f"{where}.on_duplicate_id")
     fmt = given.get("format", "delta")
     if given.get("change_feed") and fmt != "delta":
-        raise ConfigError("input.change_feed", f"needs a Delta source, not {fmt}")
-    return InputConfig(_table_ref(inp_raw, "input"), on_duplicate_id=rule, last_by=last_by,
+        raise ConfigError(f"{where}.change_feed", f"needs a Delta source, not {fmt}")
+    return InputConfig(_table_ref(inp_raw, where), on_duplicate_id=rule, last_by=last_by,
                        **given)
+
+
+def parse_table_ref(raw: Any, where: str) -> TableRef:
+    """A `{path: ...}` or `{table: ...}` section (exactly one), validated."""
+    section = _mapping(raw, where)
+    _check_keys(section, ("path", "table"), where)
+    return _table_ref(section, where)
+
+
+def check_input_readable(inp: InputConfig, where: str) -> None:
+    """A local source path that does not exist, is unreadable, or (for
+    format delta) is not a Delta table: ConfigError naming `where`.path."""
+    try:
+        _check_input(inp)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.path", str(exc).split(": ", 1)[1]) from None
+
+
+def check_output_location(ref: TableRef, where: str) -> None:
+    """An output path that is a file, a non-empty non-Delta folder, or under
+    an unwritable folder: ConfigError naming `where`.path."""
+    _check_output(ref, where)
 
 
 def _outputs(top: Mapping[str, Any]) -> tuple[TableRef, TableRef]:
@@ -659,6 +688,13 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None,
                 **checks: bool) -> PipelineConfig:
     """Read a YAML file, apply overrides, validate. Relative paths in the file
     are taken relative to the current directory."""
+    return parse_config(apply_overrides(read_yaml(path), overrides or {}), **checks)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML configuration file as a mapping (a key given twice in one
+    mapping is refused). Raises ConfigError (field `config`) when the file is
+    missing, not YAML, or not a mapping."""
     import yaml
 
     file = Path(path)
@@ -668,7 +704,7 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None,
         raw = yaml.load(file.read_text(encoding="utf-8"), Loader=_unique_keys_loader())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError("config", f"{file} is not valid YAML: {_yaml_problem(exc)}") from None
-    return parse_config(apply_overrides(_mapping(raw, "config"), overrides or {}), **checks)
+    return _mapping(raw, "config")
 
 
 SETTINGS_START = "<!-- run settings: written by scripts/stage_table.py; do not edit -->"

@@ -191,7 +191,7 @@ def train_sft(
     """
     pairs = _checked_examples(examples)
     out = Path(config.output_dir)
-    resume = _resume_point(out / CHECKPOINTS_DIR)
+    resume = resume_point(out / CHECKPOINTS_DIR)
     tokenizer, tokenizer_dir = _student_tokenizer(pairs, config, tokenizer_corpus)
     work = out / WORK_DIR
     work.mkdir(parents=True, exist_ok=True)
@@ -242,9 +242,10 @@ def _checked_examples(examples: Sequence[tuple[str, str]]) -> list[tuple[str, st
     return [(p, c) for p, c in pairs]
 
 
-def _resume_point(folder: Path) -> str | None:
-    """The last complete checkpoint in `folder` (its trainer state is written
-    last), after removing newer ones a killed run left half-written."""
+def resume_point(folder: Path, marker: str = _TRAINER_STATE) -> str | None:
+    """The last complete checkpoint in `folder` (holding `marker`, a file
+    written last into a checkpoint: by default the trainer state), after
+    removing newer ones a killed run left half-written."""
     if not folder.is_dir():
         return None
     found = sorted(
@@ -252,7 +253,7 @@ def _resume_point(folder: Path) -> str | None:
          if p.is_dir() and (m := _CHECKPOINT.match(p.name))),
         reverse=True)
     for _, path in found:
-        if (path / _TRAINER_STATE).is_file():
+        if (path / marker).is_file() and (path / _TRAINER_STATE).is_file():
             return str(path)
         shutil.rmtree(path, ignore_errors=True)
     return None
@@ -316,18 +317,26 @@ def _write_examples(pairs: Sequence[tuple[str, str]], tokenizer: Any, max_tokens
 
 
 def _distributor(config: TrainConfig) -> Any:
+    return torch_distributor(config.num_processes, config.local_mode, config.use_gpu)
+
+
+def torch_distributor(num_processes: int, local_mode: bool, use_gpu: bool) -> Any:
+    """Spark's `TorchDistributor` for `num_processes` processes, on the
+    active session (a local one is started for `local_mode` when none is
+    active). Raises ValueError when barrier tasks are asked for without a
+    session."""
     from pyspark.ml.torch.distributor import TorchDistributor
     from pyspark.sql import SparkSession
 
     if SparkSession.getActiveSession() is None:
-        if not config.local_mode:
+        if not local_mode:
             raise ValueError("TrainConfig.local_mode=False runs the processes as Spark tasks "
                              "and needs an active Spark session")
         from prox_spark.session import get_spark
 
         get_spark("prox-spark-train")
-    return TorchDistributor(num_processes=config.num_processes, local_mode=config.local_mode,
-                            use_gpu=config.use_gpu)
+    return TorchDistributor(num_processes=num_processes, local_mode=local_mode,
+                            use_gpu=use_gpu)
 
 
 class _Examples:
