@@ -1,4 +1,4 @@
-"""`prox-spark run | plan | report | annotate | train | evaluate | ablate`: the command-line entry point.
+"""`prox-spark run | plan | report | annotate | train | evaluate | ablate`: the command line.
 
 Exit codes: 0 success, 1 the job failed (the cause is printed), 2 the
 configuration is wrong (nothing was written), 3 concurrent writers kept

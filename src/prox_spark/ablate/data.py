@@ -1,6 +1,6 @@
 """Each variant's training sample: read with the pipeline's readers, cleared
 of the reference documents, tokenized on the executors, and taken in id-hash
-order until exactly `tokens` tokens (packed, each document followed by EOS).
+order until exactly `tokens` tokens (packed: BOS, the document, EOS).
 
 The order is the SHA-256 of the document id, so the sample is the same on
 every run and does not depend on how the source is partitioned or sorted; a
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,7 +43,7 @@ TOKEN_DTYPE = np.uint32
 @dataclass(frozen=True)
 class VariantStats:
     """What a variant holds and what was taken: `documents` and `tokens`
-    available (EOS separators included), `skipped` records that are not
+    available (BOS and EOS included), `skipped` records that are not
     training text (error rows, empty text), `excluded` documents also in the
     reference set; `sampled_documents` and `sampled_tokens` (= the budget)
     taken; `epochs` = sampled / available tokens when repeated, else the share
@@ -151,9 +151,12 @@ def in_sample_order(docs: DataFrame) -> DataFrame:
     return docs.withColumn("_key", F.sha2(F.col("id"), 256)).orderBy("_key", "text")
 
 
-def tokenized(docs: DataFrame, tokenizer_json: str, eos_id: int) -> DataFrame:
-    """`docs` with `ids` (array<int>): the text's token ids without special
-    tokens, then EOS. Tokenized by a pandas UDF on the executors."""
+def tokenized(docs: DataFrame, tokenizer_json: str, eos_id: int,
+              bos_id: int | None = None) -> DataFrame:
+    """`docs` with `ids` (array<int>): BOS (when the tokenizer has one), the
+    text's token ids (special-token text read as text), then EOS: each
+    document as the proxies see it and as lm-eval scores text (after one BOS).
+    Tokenized by a pandas UDF on the executors."""
     from pyspark.sql import functions as F
     from pyspark.sql.functions import pandas_udf
 
@@ -164,7 +167,8 @@ def tokenized(docs: DataFrame, tokenizer_json: str, eos_id: int) -> DataFrame:
         tok = Tokenizer.from_str(tokenizer_json)
         tok.encode_special_tokens = True
         encoded = tok.encode_batch([t or "" for t in texts], add_special_tokens=False)
-        return pd.Series([[*e.ids, eos_id] for e in encoded])
+        head = [] if bos_id is None else [bos_id]
+        return pd.Series([[*head, *e.ids, eos_id] for e in encoded])
 
     return docs.withColumn("ids", prox_tokenize(F.col("text")))
 
@@ -225,10 +229,15 @@ def sample_variant(spark: SparkSession, config: AblateConfig, index: int, tokeni
     docs, flagged = variant_documents(spark, variant, where)
     docs = docs.repartition(config.partitions)
     kept = without_reference(docs, reference)
-    ids = tokenized(kept, tokenizer.backend_tokenizer.to_str(), tokenizer.eos_token_id)
-    ordered = in_sample_order(ids).select("ids")
-    array, used, _ = pack((r["ids"] for r in ordered.toLocalIterator()), config.tokens)
-    documents, available, skipped, excluded = count(docs, flagged, ids, reference)
+    ids = tokenized(kept, tokenizer.backend_tokenizer.to_str(), tokenizer.eos_token_id,
+                    tokenizer.bos_token_id)
+    ids = ids.persist()
+    try:
+        ordered = in_sample_order(ids).select("ids")
+        array, used, _ = pack((r["ids"] for r in ordered.toLocalIterator()), config.tokens)
+        documents, available, skipped, excluded = count(docs, flagged, ids, reference)
+    finally:
+        ids.unpersist()
     if documents == 0:
         raise ConfigError(where, f"variant {variant.name!r} holds no document with text "
                                  f"({skipped:,} records skipped, {excluded:,} also in the "
@@ -269,15 +278,3 @@ def reference_jsonl(reference: DataFrame, limit: int, path: Path) -> int:
             fh.write(json.dumps({"id": r["id"], "text": r["text"]}, ensure_ascii=False) + "\n")
     tmp.replace(path)
     return len(rows)
-
-
-def batches(iterable: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    """Lists of up to `size` items, in order."""
-    chunk: list[Any] = []
-    for item in iterable:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

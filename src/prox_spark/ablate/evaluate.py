@@ -16,12 +16,15 @@ mean of 1 / choices over its examples.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import socket
+import sys
+import tempfile
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,19 +127,47 @@ class Suite:
                       *((REFERENCE_TASK,) if reference_path is not None else ()))
 
     def score(self, model: Any, tokenizer: Any, max_length: int) -> list[Score]:
-        """Evaluate a loaded causal LM on every task of the suite."""
+        """Evaluate a loaded causal LM on every task of the suite (each
+        context after one BOS, as the proxies saw each document)."""
         from lm_eval import simple_evaluate
         from lm_eval.models.huggingface import HFLM
 
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=self.settings.batch_size,
                   device="cpu" if not _on_gpu(model) else str(model.device),
-                  max_length=max_length)
-        out = simple_evaluate(model=lm, tasks=list(self.configs), limit=self.settings.limit,
-                              bootstrap_iters=0, log_samples=True, task_manager=self.manager,
-                              verbosity="ERROR")
+                  max_length=max_length, add_bos_token=True)
+        with captured_stderr():
+            out = simple_evaluate(model=lm, tasks=list(self.configs), limit=self.settings.limit,
+                                  bootstrap_iters=0, log_samples=True, task_manager=self.manager,
+                                  verbosity="ERROR")
         if out is None:  # pragma: no cover - only for non-zero ranks of lm-eval's own DDP
             raise RuntimeError("lm-eval returned no results")
         return scores_from_samples(out["samples"], groups(out), self.names)
+
+
+@contextlib.contextmanager
+def captured_stderr() -> Iterator[None]:
+    """Keep what is written to file descriptor 2 (lm-eval's progress bars,
+    a `git describe` it runs for its environment record) off the console;
+    when the block raises, the last lines captured are logged at ERROR."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            sink.seek(0)
+            tail = sink.read().decode("utf-8", "replace").splitlines()[-20:]
+            if tail:
+                logging.getLogger(__name__).error("lm-eval's output before the failure:\n%s",
+                                                  "\n".join(tail))
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _on_gpu(model: Any) -> bool:

@@ -204,6 +204,7 @@ def proxy_process(job: ProxyJob) -> None:
     Rank 0 writes `done.json` at the end. Module-level, so it pickles."""
     import torch
     from transformers import AutoTokenizer, LlamaForCausalLM, Trainer, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback
 
     folder = Path(job.folder)
     tokenizer = AutoTokenizer.from_pretrained(job.tokenizer_dir)
@@ -237,6 +238,7 @@ def proxy_process(job: ProxyJob) -> None:
     trainer = Trainer(model=model, args=args, data_collator=_Collator(pad),
                       train_dataset=_Sequences(job.data_path, job.model.seq_len),
                       callbacks=[_callback(job, plan)])
+    trainer.remove_callback(PrinterCallback)  # a line per step; the run logs its points
     trainer.train(resume_from_checkpoint=resume_point(folder / CHECKPOINTS, POINT_FILE))
     if trainer.is_world_process_zero():
         (folder / DONE_FILE).write_text(json.dumps({"steps": trainer.state.global_step}),

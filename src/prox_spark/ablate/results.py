@@ -10,11 +10,16 @@ an older fingerprint stay in the table but are not this ablation's results.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from prox_spark.io.delta import delta_table, ensure_table, read_table, table_exists, \
-    with_conflict_retries
+from prox_spark.io.delta import (
+    delta_table,
+    ensure_table,
+    read_table,
+    table_exists,
+    with_conflict_retries,
+)
 from prox_spark.refs import TableRef
 
 if TYPE_CHECKING:
@@ -34,7 +39,7 @@ def write_rows(spark: SparkSession, ref: TableRef, rows: Sequence[Mapping[str, A
     if not rows:
         return
     ensure_table(spark, ref, RESULTS_SCHEMA)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     data = [{**row, "written_at": row.get("written_at") or now} for row in rows]
     frame = spark.createDataFrame(data, RESULTS_SCHEMA)
     condition = " AND ".join(f"t.{k} = s.{k}" for k in KEY)

@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import math
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -39,7 +40,7 @@ from prox_spark.ablate.data import (
     variant_documents,
     without_reference,
 )
-from prox_spark.ablate.evaluate import REFERENCE_TASK, Suite, require_lm_eval
+from prox_spark.ablate.evaluate import REFERENCE_TASK, Suite
 from prox_spark.ablate.proxy import (
     ProxyJob,
     points,
@@ -241,24 +242,17 @@ def _plan(config: AblateConfig, prepared: _Prepared, suite_names: Sequence[str],
         measured=measured is not None)
 
 
-def _suite_names(config: AblateConfig) -> tuple[str, ...]:
-    names = [*config.eval.tasks] if not config.eval.tasks_defaulted else []
-    names += [f.name for f in config.eval.task_files]
-    if config.eval.reference is not None:
-        names.append(REFERENCE_TASK)
-    return tuple(names)
-
-
 def plan_ablation(config: AblateConfig | str | Path,
                   spark: SparkSession | None = None) -> AblationPlan:
     """What `run_ablation` would train, writing nothing (a tokenizer trained
     for the plan lives in a temporary folder)."""
     config = _config(config)
+    suite = Suite(config.eval, "reference.jsonl" if config.eval.reference else None)
     spark = spark or _spark(config)
     rows = read_rows(spark, config.output)
     with tempfile.TemporaryDirectory(prefix="prox-ablate-plan-") as tmp:
         prepared = _Prepared(spark, config, Path(tmp))
-        return _plan(config, prepared, _suite_names(config), rows)
+        return _plan(config, prepared, suite.names, rows)
 
 
 def run_ablation(config: AblateConfig | str | Path,
@@ -268,16 +262,20 @@ def run_ablation(config: AblateConfig | str | Path,
     proxy's training or evaluation fails (finished proxies and written rows
     are kept: run again to resume)."""
     config = _config(config)
-    require_lm_eval()
-    spark = spark or _spark(config)
     work = Path(config.work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    prepared = _Prepared(spark, config, work)
-    reference_path = None
-    if prepared.reference is not None:
-        reference_path = str(work / "reference.jsonl")
-        reference_jsonl(prepared.reference, config.eval.limit, Path(reference_path))
+    reference_path = str(work / "reference.jsonl") if config.eval.reference else None
     suite = Suite(config.eval, reference_path)
+    spark = spark or _spark(config)
+    created = _first_missing(work)
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        prepared = _Prepared(spark, config, work)
+    except ConfigError:
+        if created is not None:  # a setting found wrong while reading: leave nothing behind
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+    if prepared.reference is not None and reference_path is not None:
+        reference_jsonl(prepared.reference, config.eval.limit, Path(reference_path))
     eval_key = _eval_key(config, suite, reference_path)
     proxies = _proxies(config, prepared, eval_key)
     rows = read_rows(spark, config.output, [p.fingerprint for p in proxies])
@@ -300,6 +298,16 @@ def run_ablation(config: AblateConfig | str | Path,
     summary.rows = read_rows(spark, config.output, [p.fingerprint for p in proxies])
     summary.report, summary.comparison = _report(config, summary)
     return summary
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of `path` that does not exist yet (None: all do)."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
 
 
 def _eval_key(config: AblateConfig, suite: Suite, reference_path: str | None) -> str:
@@ -364,7 +372,9 @@ def _train_and_score(spark: SparkSession, config: AblateConfig, prepared: _Prepa
     """Train the proxy (resuming), then score every checkpoint whose rows
     are missing; returns the checkpoints scored."""
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     started = time.perf_counter()
     log.info("proxy %s/seed %d: training %s tokens in %s", proxy.variant, proxy.seed,
              f"{config.tokens:,}", proxy.folder)
