@@ -4,6 +4,7 @@ clean twin and against itself refined by prox-spark's rule stages."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -180,19 +181,37 @@ def test_a_killed_ablation_resumes_to_the_uninterrupted_results(main_run, corpus
         assert row["value"] == pytest.approx(expected[tuple(row[k] for k in KEY)], rel=1e-4), row
 
 
-def test_plan_on_the_command_line_writes_nothing(main_run, corpus: Path) -> None:
+def test_plan_on_the_command_line_writes_nothing(main_run, corpus: Path, capsys) -> None:
+    from prox_spark import cli
+
     path = ablate_yaml(corpus, "planned", [source(corpus, "noisy"), source(corpus, "clean")],
                        [0, 1, 2], allow_repeat=True, tokens=100_000)
-    proc = subprocess.run([CLI, "ablate", str(path), "--plan"], cwd=corpus, text=True,
-                          capture_output=True, timeout=600,
-                          env={k: v for k, v in os.environ.items()
-                               if k != "PYSPARK_GATEWAY_PORT"})
-    assert proc.returncode == 0, proc.stderr
-    assert "2 variants x 3 seeds" in proc.stdout
-    assert "repeated" in proc.stdout and "epochs" in proc.stdout
-    assert "a stated default" in proc.stdout  # this results table has trained nothing yet
+    assert cli.main(["ablate", str(path), "--plan"]) == 0
+    out = capsys.readouterr().out
+    assert "2 variants x 3 seeds" in out
+    assert "repeated" in out and "epochs" in out
+    assert "a stated default" in out  # this results table has trained nothing yet
     assert not (corpus / "planned").exists()
     assert not (corpus / "planned_report.html").exists()
+
+
+def test_the_notebook_runs_the_ablation_and_shows_its_report(main_run, corpus: Path,
+                                                             spark) -> None:
+    """notebooks/ablate.py with the main run's settings: every proxy is
+    reused, and the report is displayed."""
+    from prox_spark.testing.databricks import run_notebook
+
+    _, _, path = main_run
+    section = yaml.safe_load(path.read_text())["ablate"]
+    ran = run_notebook(Path(__file__).resolve().parents[2] / "notebooks" / "ablate.py", spark,
+                       variants=json.dumps(section["variants"]),
+                       output=section["output"]["path"], work_dir="",
+                       tokens=str(section["tokens"]), seeds="0,1",
+                       model=json.dumps(section["model"]), train=json.dumps(section["train"]),
+                       eval=json.dumps(section["eval"]), tokenizer=section["tokenizer"],
+                       plan_only="false")
+    assert ran["summary"].trained == [] and len(ran["summary"].reused) == 6
+    assert ran["shown"][-1].startswith("<!DOCTYPE html>")
 
 
 @pytest.mark.parametrize("case", ["empty", "not_prox", "unknown_task", "short"])
@@ -204,8 +223,8 @@ def test_bad_variants_and_tasks_stop_with_one_line_and_write_nothing(corpus: Pat
     extra: dict[str, Any] = {}
     if case == "empty":
         (corpus / "empty.jsonl").write_text('{"id": "a", "text": ""}\n{"id": "b"}\n')
-        variants[1] = source(corpus, "empty")
-        expect = "ablate.variants[1]: variant 'empty' holds no document with text"
+        variants[0] = source(corpus, "empty")
+        expect = "ablate.variants[0]: variant 'empty' holds no document with text"
     elif case == "not_prox":
         spark.createDataFrame([("a", "x")], "id string, text string").write.format(
             "delta").mode("overwrite").save(str(corpus / "plain"))

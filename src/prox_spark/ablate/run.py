@@ -117,9 +117,9 @@ class AblationPlan:
                 f", {v.epochs:.1%} of what it holds"
             lines.append(
                 f"  {v.name}: {v.documents:,} documents, {v.tokens:,} tokens available "
-                f"({v.skipped:,} records without text skipped, {v.excluded:,} in the reference "
-                f"set excluded); sampled {v.sampled_documents:,} documents, "
-                f"{v.sampled_tokens:,} tokens{repeat}; "
+                f"({v.skipped:,} records not used: error rows, no text or not in the corpus; "
+                f"{v.excluded:,} in the reference set excluded); sampled "
+                f"{v.sampled_documents:,} documents, {v.sampled_tokens:,} tokens{repeat}; "
                 f"{self.flops_per_variant:.3g} training FLOPs")
         source = "measured on this cluster" if self.measured else \
             "a stated default for 2 CPU cores; no proxy trained here yet"
