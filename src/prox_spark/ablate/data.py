@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,7 +262,7 @@ def save_sample(array: np.ndarray, folder: Path, name: str) -> tuple[Path, str]:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}-{digest[:12]}.npy"
     if not path.is_file():
-        tmp = path.with_suffix(".tmp.npy")
+        tmp = folder / f".{path.stem}.{os.getpid()}.tmp.npy"
         np.save(tmp, array.astype(TOKEN_DTYPE))
         tmp.replace(path)
     return path, digest
@@ -272,7 +273,7 @@ def reference_jsonl(reference: DataFrame, limit: int, path: Path) -> int:
     JSONL lm-eval reads; returns how many."""
     rows = reference.orderBy("_key").select("id", "text").limit(limit).collect()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("w", encoding="utf-8") as fh:
         for r in rows:
             fh.write(json.dumps({"id": r["id"], "text": r["text"]}, ensure_ascii=False) + "\n")

@@ -200,9 +200,11 @@ def _results(rows: Sequence[Row], order: Sequence[str], meta: Mapping[str, Any])
     tables = "".join(_final_table(rows, order, p) for p in pairs)
     charts = "".join(_chart(rows, order, p) for p in [*pairs, TRAIN_LOSS])
     return (f'<h2>Final values</h2><p class="meta">Mean over seeds of each variant\'s last '
-            f"evaluation. The 95% interval of the difference adds the seed-to-seed variance and "
-            f"the example sampling variance (conservative); a difference whose interval holds 0 "
-            f"is within noise.</p>{tables or '<p>No final values yet.</p>'}"
+            f"evaluation. The 95% interval of the difference is taken seed by seed when the "
+            f"variants share their seeds (a seed fixes the init and the data order), else from "
+            f"both variants' spread over seeds, plus the sampling error over examples "
+            f"(conservative); a normal approximation, rough with two or three seeds. A "
+            f"difference whose interval holds 0 is within noise.</p>{tables or '<p>No final values yet.</p>'}"
             f"<h2>Tokens to match</h2>{_match_table(rows, order, meta)}"
             f'<h2>Curves</h2><p class="meta">Lines are the mean over seeds; the shaded band '
             f'spans the lowest to the highest seed.</p><div class="charts">{charts}</div>')

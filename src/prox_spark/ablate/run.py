@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -223,9 +224,12 @@ class _Prepared:
         if not (path / "tokenizer.json").is_file():
             log.info("training the shared BPE tokenizer (at most %s tokens) on %s documents",
                      f"{config.model.vocab_size:,}", f"{len(corpus):,}")
-            tmp = self.folder / f".tokenizer-{key}.tmp"
+            tmp = self.folder / f".tokenizer-{key}.{os.getpid()}.tmp"
             build_tokenizer(tmp, corpus, config.model.vocab_size)
-            tmp.replace(path) if not path.exists() else None
+            try:
+                tmp.replace(path)
+            except OSError:  # another run put the same tokenizer there first
+                shutil.rmtree(tmp, ignore_errors=True)
         return path
 
 
@@ -438,7 +442,10 @@ def _report(config: AblateConfig, summary: AblationSummary) -> tuple[str | None,
     meta = {
         "title": f"prox-spark ablation: {', '.join(variants)}",
         "output": str(config.output), "tokens": config.tokens, "seeds": list(config.seeds),
-        "model": asdict(config.model), "parameters": summary.plan.parameters,
+        "model": {**asdict(config.model), "vocab_size": summary.plan.vocab_size,
+                  "intermediate_size": config.model.intermediate_size
+                  or 4 * config.model.hidden_size},
+        "parameters": summary.plan.parameters,
         "epochs": {v.name: v.epochs for v in summary.plan.variants},
         "notes": _notes(summary.plan),
         "settings": {"train": asdict(config.train), "tokens": config.tokens,
