@@ -204,7 +204,8 @@ def _results(rows: Sequence[Row], order: Sequence[str], meta: Mapping[str, Any])
             f"variants share their seeds (a seed fixes the init and the data order), else from "
             f"both variants' spread over seeds, plus the sampling error over examples "
             f"(conservative); a normal approximation, rough with two or three seeds. A "
-            f"difference whose interval holds 0 is within noise.</p>{tables or '<p>No final values yet.</p>'}"
+            f"difference whose interval holds 0 is within noise.</p>"
+            f"{tables or '<p>No final values yet.</p>'}"
             f"<h2>Tokens to match</h2>{_match_table(rows, order, meta)}"
             f'<h2>Curves</h2><p class="meta">Lines are the mean over seeds; the shaded band '
             f'spans the lowest to the highest seed.</p><div class="charts">{charts}</div>')
