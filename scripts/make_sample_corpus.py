@@ -7,7 +7,8 @@ Web-like documents as crawls deliver them: articles wrapped in navigation
 bars, breadcrumbs, cookie notices, share buttons, link lists and footers;
 some spam and some near-empty pages. Written from templates, no real site.
 With `--reference N`: N clean articles of the same topics (no boilerplate,
-another seed), the held-out text `prox-spark ablate` measures bits per byte on.
+another seed, none of the fixed topic sentences the sample repeats verbatim),
+the held-out text `prox-spark ablate` measures bits per byte on.
 """
 
 from __future__ import annotations
@@ -100,8 +101,8 @@ TIMES = ["last winter", "in 1887", "after the flood", "during the fair", "every 
          "before dawn", "at the end of the war", "in early autumn", "for three years"]
 
 
-def sentence(rng: random.Random, topic: str) -> str:
-    if rng.random() < 0.3:
+def sentence(rng: random.Random, topic: str, topical: bool = True) -> str:
+    if rng.random() < 0.3 and topical:
         base = rng.choice(TOPICS[topic]).rstrip(".")
     else:
         base = " ".join([rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(OBJECTS),
@@ -117,9 +118,9 @@ def sentence(rng: random.Random, topic: str) -> str:
     return f"{base}."
 
 
-def article(rng: random.Random, topic: str) -> list[str]:
+def article(rng: random.Random, topic: str, topical: bool = True) -> list[str]:
     return [
-        " ".join(sentence(rng, topic) for _ in range(rng.randint(2, 3)))
+        " ".join(sentence(rng, topic, topical) for _ in range(rng.randint(2, 3)))
         for _ in range(rng.randint(2, 5))
     ]
 
@@ -164,7 +165,9 @@ def main() -> None:
         with out.open("w", encoding="utf-8") as fh:
             for i in range(args.reference):
                 topic = rng.choice(list(TOPICS))
-                text = "\n".join([f"{topic.title()}: notes and stories", *article(rng, topic)])
+                # No fixed topic sentence: those recur verbatim in the sample.
+                text = "\n".join([f"{topic.title()}: notes and stories",
+                                  *article(rng, topic, topical=False)])
                 fh.write(json.dumps({"id": f"ref-{i:04d}", "text": text}) + "\n")
         print(f"wrote {args.reference} reference articles to {out}")
         return

@@ -257,3 +257,25 @@ class _stderr_to:
 
     def __exit__(self, *exc: object) -> None:
         sys.stderr = self.saved
+
+
+def test_two_processes_under_torch_distributor_save_every_point(corpus: Path, spark) -> None:
+    """num_processes: 2 trains as two DDP processes (TorchDistributor, local
+    mode, gloo on CPU); rank 0 saves a checkpoint and its point at every
+    evaluation step, then done.json."""
+    import numpy as np
+
+    from prox_spark.ablate.config import ProxyModel, ProxyTraining
+    from prox_spark.ablate.proxy import ProxyJob, points, schedule, train_proxy
+
+    data = corpus / "ddp.npy"
+    np.save(data, np.random.default_rng(0).integers(3, 900, 8192, dtype=np.uint32))
+    model = ProxyModel(hidden_size=64, layers=1, heads=1, seq_len=128)
+    train = ProxyTraining(batch_size=4, num_processes=2, eval_every_tokens=4096)
+    folder = corpus / "ddp"
+    train_proxy(ProxyJob(str(folder), str(data), str(corpus / "tokenizer"), 8192, 0, model,
+                         train))
+    assert [(p["step"], p["tokens"]) for _, p in points(folder)] == \
+        schedule(8192, model, train) == [(4, 4096), (8, 8192)]
+    assert (folder / DONE_FILE).is_file()
+    assert all(p["loss"] is not None and p["train_seconds"] > 0 for _, p in points(folder))

@@ -44,9 +44,9 @@ def bpb_rows() -> list[dict[str, Any]]:
     for variant, (first, last) in values.items():
         for seed in (0, 1):
             out.append(row(variant, seed, 2000, "reference", "bits_per_byte", last[seed],
-                           stderr=0.01, final=True))
+                           stderr=0.001, final=True))
             out.append(row(variant, seed, 1000, "reference", "bits_per_byte", first[seed],
-                           stderr=0.01))
+                           stderr=0.001))
     return out
 
 
@@ -118,13 +118,13 @@ def test_compare_pairs_seeds_and_adds_sampling_variance() -> None:
     assert (base.variant, base.diff, base.within_noise, base.better) == ("base", None, None, None)
     assert base.mean == pytest.approx(1.01) and base.seeds == 2
     # Paired by seed: differences -0.10, -0.10 (variance 0) plus the sampling
-    # term mean(se_v^2 + se_b^2) = 0.0002, over n = 2 seeds.
-    half = 1.96 * math.sqrt((0 + 0.0002) / 2)
+    # term mean(se_v^2 + se_b^2) = 2e-6, over n = 2 seeds; Student's t, 1 df.
+    half = 12.706 * math.sqrt((0 + 2e-6) / 2)
     assert better.diff == pytest.approx(-0.1)
     assert (better.low, better.high) == (pytest.approx(-0.1 - half), pytest.approx(-0.1 + half))
     assert better.within_noise is False and better.better is True
     # same: differences 0.00, 0.01 (variance 0.00005); diff 0.005 is within noise.
-    half = 1.96 * math.sqrt((0.00005 + 0.0002) / 2)
+    half = 12.706 * math.sqrt((0.00005 + 2e-6) / 2)
     assert same.diff == pytest.approx(0.005)
     assert same.high == pytest.approx(0.005 + half)
     assert same.within_noise is True and same.better is False
@@ -132,12 +132,19 @@ def test_compare_pairs_seeds_and_adds_sampling_variance() -> None:
 
 def test_compare_without_shared_seeds_adds_both_variances() -> None:
     rows = [r for r in bpb_rows() if not (r["variant"] == "better" and r["seed"] == 1)]
-    rows.append({**row("better", 7, 2000, "reference", "bits_per_byte", 0.92, stderr=0.01,
+    rows.append({**row("better", 7, 2000, "reference", "bits_per_byte", 0.92, stderr=0.001,
                        final=True)})
     _, better, _ = compare(rows, VARIANTS, "reference", "bits_per_byte")
-    # Unpaired: each mean's variance s^2/n + mean(se^2)/n; both 0.0002/2 + 0.0001/2.
-    half = 1.96 * math.sqrt(0.00015 + 0.00015)
+    # Unpaired: each mean's variance s^2/n + mean(se^2)/n; both 0.0002/2 + 1e-6/2.
+    half = 12.706 * math.sqrt(2 * (0.0002 / 2 + 1e-6 / 2))
     assert (better.low, better.high) == (pytest.approx(-0.1 - half), pytest.approx(-0.1 + half))
+    assert better.within_noise is True  # two seeds that do not pair: too few to tell
+
+
+def test_student_t_quantiles() -> None:
+    from prox_spark.ablate.stats import t95
+
+    assert [t95(n - 1) for n in (1, 2, 3, 5, 40)] == [1.96, 12.706, 4.303, 2.776, 1.96]
 
 
 def test_compare_single_seed_without_stderr_has_a_zero_width_interval() -> None:
@@ -189,14 +196,15 @@ def page() -> str:
 def test_report_final_tables_say_better_worse_and_within_noise(page: str) -> None:
     bpb = _table(page, "final-reference-bits_per_byte")
     assert bpb["base"] == ["1.0100 (2 seeds)", "", "baseline"]
-    assert bpb["better"][1] == "-0.1000 [-0.1196, -0.0804]"
+    assert bpb["better"][1] == "-0.1000 [-0.1127, -0.0873]"
     assert bpb["better"][2] == "better"
-    assert bpb["same"][2] == "within noise"
+    assert bpb["same"][2].startswith("within noise")
+    assert "repeated 2.0 times" in bpb["same"][2] and "repeated" not in bpb["better"][2]
     aggregate = _table(page, "final-aggregate-centered_acc")
     # base at 2000: hella (0.5 - 0.25) / 0.75 = 1/3, arc (0.7 - 0.5) / 0.5 = 0.4.
     assert aggregate["base"][0] == f"{(1 / 3 + 0.4) / 2:.4f} (1 seed)"
     assert aggregate["better"][2] == "better"
-    assert aggregate["same"][2] == "within noise"
+    assert aggregate["same"][2].startswith("within noise")
     for table in ("final-hella-acc", "final-hella-acc_norm", "final-arc-acc", "final-arc-acc_norm"):
         assert _table(page, table)["better"][2] == "better"
     assert 'id="final-train-loss"' not in page

@@ -95,7 +95,9 @@ class Suite:
 
         self.settings = settings
         hub_tasks = list(settings.tasks)
+        self.skipped_tasks: tuple[str, ...] = ()
         if hub_tasks and settings.tasks_defaulted and not hub_reachable():
+            self.skipped_tasks = tuple(hub_tasks)
             logging.getLogger(__name__).warning(
                 "the Hugging Face hub cannot be reached: the default early-signal tasks (%s) "
                 "are not run; scoring %s only", ", ".join(hub_tasks),

@@ -86,21 +86,26 @@ def _verdict(comparison: Comparison, baseline: str) -> str:
     return "better" if comparison.better else "worse"
 
 
-def _final_row(comparison: Comparison, baseline: str) -> str:
+def _final_row(comparison: Comparison, baseline: str, epochs: float | None) -> str:
     seeds = f"{comparison.seeds} seed{'s' if comparison.seeds != 1 else ''}"
     diff = ""
     if comparison.diff is not None:
         diff = f"{comparison.diff:+.4f} [{comparison.low:+.4f}, {comparison.high:+.4f}]"
     verdict = _verdict(comparison, baseline)
+    repeated = (f' <span class="meta">(its sample repeated {epochs:.1f} times)</span>'
+                if epochs is not None and epochs > 1 else "")
     return (f"<tr><td>{escape(comparison.variant)}</td><td>{comparison.mean:.4f} ({seeds})</td>"
-            f'<td>{diff}</td><td class="verdict {verdict.replace(" ", "-")}">{verdict}</td></tr>')
+            f'<td>{diff}</td><td class="verdict {verdict.replace(" ", "-")}">{verdict}'
+            f"{repeated}</td></tr>")
 
 
-def _final_table(rows: Sequence[Row], order: Sequence[str], pair: Pair) -> str:
+def _final_table(rows: Sequence[Row], order: Sequence[str], pair: Pair,
+                 epochs: Mapping[str, float]) -> str:
     """One variant per row: final mean over seeds, difference to the baseline
-    with its 95% interval, verdict."""
+    with its 95% interval, verdict (with the epochs of a repeated sample)."""
     task, metric = pair
-    body = "".join(_final_row(c, order[0]) for c in compare(rows, order, task, metric))
+    body = "".join(_final_row(c, order[0], epochs.get(c.variant))
+                   for c in compare(rows, order, task, metric))
     return (f"<h3>{escape(task)} / {escape(metric)} <small>({_direction(metric)})</small></h3>"
             f'<table id="final-{escape(task)}-{escape(metric)}"><tr><th>variant</th>'
             f"<th>final mean (seeds)</th><th>difference to {escape(order[0])} [95% interval]</th>"
@@ -147,7 +152,9 @@ def _chart(rows: Sequence[Row], order: Sequence[str], pair: Pair) -> str:
               for v in order if v in lines}
     if not series:
         return ""
-    return line_chart(f"{task}: {metric} ({_direction(metric)})", series, y_label=metric,
+    title = (f"{task}: {metric} (on each variant's own sample: not comparable across variants)"
+             if task == "train" else f"{task}: {metric} ({_direction(metric)})")
+    return line_chart(title, series, y_label=metric,
                       chart_id=f"curve-{task}-{metric}")
 
 
@@ -197,14 +204,16 @@ def _head(rows: Sequence[Row], meta: Mapping[str, Any]) -> str:
 def _results(rows: Sequence[Row], order: Sequence[str], meta: Mapping[str, Any]) -> str:
     """The final values, tokens to match and curves sections."""
     pairs = _pairs(rows)
-    tables = "".join(_final_table(rows, order, p) for p in pairs)
+    epochs = _epochs(rows, meta)
+    tables = "".join(_final_table(rows, order, p, epochs) for p in pairs)
     charts = "".join(_chart(rows, order, p) for p in [*pairs, TRAIN_LOSS])
     return (f'<h2>Final values</h2><p class="meta">Mean over seeds of each variant\'s last '
             f"evaluation. The 95% interval of the difference is taken seed by seed when the "
             f"variants share their seeds (a seed fixes the init and the data order), else from "
-            f"both variants' spread over seeds, plus the sampling error over examples "
-            f"(conservative); a normal approximation, rough with two or three seeds. A "
-            f"difference whose interval holds 0 is within noise.</p>"
+            f"both variants' spread over seeds, plus the sampling error over examples, with "
+            f"Student's t for the seeds (12.7 for two seeds, so two seeds show only large "
+            f"differences). With one seed it holds the sampling error only: seed-to-seed "
+            f"noise is not in it. A difference whose interval holds 0 is within noise.</p>"
             f"{tables or '<p>No final values yet.</p>'}"
             f"<h2>Tokens to match</h2>{_match_table(rows, order, meta)}"
             f'<h2>Curves</h2><p class="meta">Lines are the mean over seeds; the shaded band '

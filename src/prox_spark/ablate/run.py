@@ -157,6 +157,8 @@ class AblationSummary:
 
 
 def _duration(hours: float) -> str:
+    if hours < 1 / 3600:
+        return "under a second"
     if hours < 1 / 60:
         return f"{hours * 3600:.0f} s"
     if hours < 1:
@@ -300,7 +302,7 @@ def run_ablation(config: AblateConfig | str | Path,
                 spark, config, prepared, suite, proxy, summary.plan.parameters, rows, expected)
             summary.trained.append(label)
     summary.rows = read_rows(spark, config.output, [p.fingerprint for p in proxies])
-    summary.report, summary.comparison = _report(config, summary)
+    summary.report, summary.comparison = _report(config, summary, suite.skipped_tasks)
     return summary
 
 
@@ -354,6 +356,18 @@ def _complete(rows: Sequence[Mapping[str, Any]], fingerprint: str,
 
 
 @contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+@contextmanager
 def _lock(folder: Path) -> Iterator[None]:
     """Hold the proxy's lock file (another run training it is waited for)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -396,7 +410,8 @@ def _train_and_score(spark: SparkSession, config: AblateConfig, prepared: _Prepa
         wanted = {k for k in expected if k[0] == point["tokens"]}
         if wanted <= have:
             continue
-        model = AutoModelForCausalLM.from_pretrained(str(checkpoint))
+        with _quiet_transformers():  # tied lm_head: "missing keys" is expected
+            model = AutoModelForCausalLM.from_pretrained(str(checkpoint))
         model.eval()
         scores = suite.score(model, prepared.tokenizer, config.model.seq_len)
         final = point["step"] == planned[-1][0]
@@ -422,11 +437,13 @@ def _train_and_score(spark: SparkSession, config: AblateConfig, prepared: _Prepa
     return scored
 
 
-def _report(config: AblateConfig, summary: AblationSummary) -> tuple[str | None, list[str]]:
+def _report(config: AblateConfig, summary: AblationSummary,
+            skipped: Sequence[str] = ()) -> tuple[str | None, list[str]]:
     from prox_spark.ablate import report, stats
 
     variants = [v.name for v in config.variants]
     rows = summary.rows + stats.aggregate_rows(summary.rows)
+    epochs = {v.name: v.epochs for v in summary.plan.variants}
     lines = []
     for task, metric in (("aggregate", "centered_acc"), (REFERENCE_TASK, "bits_per_byte")):
         if not any(r["task"] == task and r["metric"] == metric for r in rows):
@@ -437,8 +454,11 @@ def _report(config: AblateConfig, summary: AblationSummary) -> tuple[str | None,
             else:
                 verdict = "within noise" if c.within_noise else (
                     "better" if c.better else "worse")
+                repeated = (f" (its sample repeated {epochs[c.variant]:.1f} times)"
+                            if epochs.get(c.variant, 0) > 1 else "")
                 lines.append(f"{task} {metric}: {c.variant} {c.mean:.4f}, {c.diff:+.4f} vs the "
-                             f"baseline (95% interval {c.low:+.4f} to {c.high:+.4f}): {verdict}")
+                             f"baseline (95% interval {c.low:+.4f} to {c.high:+.4f}): {verdict}"
+                             f"{repeated}")
     meta = {
         "title": f"prox-spark ablation: {', '.join(variants)}",
         "output": str(config.output), "tokens": config.tokens, "seeds": list(config.seeds),
@@ -447,7 +467,7 @@ def _report(config: AblateConfig, summary: AblationSummary) -> tuple[str | None,
                   or 4 * config.model.hidden_size},
         "parameters": summary.plan.parameters,
         "epochs": {v.name: v.epochs for v in summary.plan.variants},
-        "notes": _notes(summary.plan),
+        "notes": _notes(summary.plan, skipped),
         "settings": {"train": asdict(config.train), "tokens": config.tokens,
                      "seeds": list(config.seeds), "eval_limit": config.eval.limit,
                      "tasks": list(summary.plan.tasks), "work_dir": config.work_dir},
@@ -456,13 +476,24 @@ def _report(config: AblateConfig, summary: AblationSummary) -> tuple[str | None,
     return str(path), lines
 
 
-def _notes(plan: AblationPlan) -> list[str]:
+def _notes(plan: AblationPlan, skipped: Sequence[str] = ()) -> list[str]:
+    seeds = len(plan.config.seeds)
     notes = [f"Each proxy has {plan.parameters:,} parameters and sees "
-             f"{plan.config.tokens:,} tokens; intervals combine the spread over "
-             f"{len(plan.config.seeds)} seed(s) with the sampling error over examples."]
+             f"{plan.config.tokens:,} tokens. " + (
+                 f"Intervals combine the spread over {seeds} seeds (Student's t) with the "
+                 "sampling error over examples." if seeds > 1 else
+                 "One seed: intervals hold the sampling error over examples only, not the "
+                 "seed-to-seed noise; run two or more seeds before trusting a difference.")]
+    repeated = [f"{v.name} ({v.epochs:.1f} times)" for v in plan.variants if v.epochs > 1]
+    if repeated:
+        notes.append("Repeated samples (allow_repeat): " + ", ".join(repeated) + ". A variant "
+                     "that saw its text many times is not compared on equal terms.")
     if plan.parameters < 100_000_000 or plan.config.tokens < 1_000_000_000:
         notes.append("At this size bits per byte on clean reference text separates a noisy "
                      "corpus from a clean one; benchmark accuracy stays near chance. The "
                      "ProX and FineWeb ablations use 0.3-1.8B-parameter proxies and 10-30B "
                      "tokens for accuracy differences of about 1-2 points.")
+    if skipped:
+        notes.append(f"Not run: the default early-signal tasks ({', '.join(skipped)}) need "
+                     "the Hugging Face hub, which could not be reached.")
     return notes

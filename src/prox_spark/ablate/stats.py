@@ -30,6 +30,24 @@ TRAIN_TASK = "train"
 OTHER_TASKS = frozenset({REFERENCE_TASK, TRAIN_TASK, AGGREGATE_TASK})
 LOWER_IS_BETTER = frozenset({"bits_per_byte", "loss"})
 Z95 = 1.96  # two-sided 95% quantile of the standard normal
+# Two-sided 95% quantiles of Student's t for 1-10 degrees of freedom (any
+# statistics table); from 30 on, the normal's 1.96 is within 3%.
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
+
+
+def t95(df: int) -> float:
+    """The two-sided 95% quantile of Student's t with `df` degrees of
+    freedom (seeds - 1); the normal's 1.96 for df <= 0 (no seed spread is
+    estimated: only the sampling error over examples is in the interval).
+
+    >>> t95(1), t95(0), t95(100)
+    (12.706, 1.96, 1.96)
+    """
+    if df <= 0:
+        return Z95
+    if df <= len(_T95):
+        return _T95[df - 1]
+    return 2.201 if df < 30 else Z95  # t at 11 df, the largest of 11-29
 
 
 @dataclass(frozen=True)
@@ -208,7 +226,9 @@ def _compared(variant: str, task: str, metric: str, finals: Sequence[Row],
     base_mean, base_variance = mean_and_variance(baseline_rows)
     diff = mean - base_mean
     paired = paired_variance(finals, baseline_rows)
-    half = Z95 * math.sqrt(paired if paired is not None else variance + base_variance)
+    seeds = min(len(finals), len(baseline_rows))
+    half = t95(seeds - 1) * math.sqrt(paired if paired is not None
+                                       else variance + base_variance)
     within = diff - half <= 0 <= diff + half
     good = diff > 0 if higher_is_better(metric) else diff < 0
     return Comparison(variant, task, metric, mean, len(finals), diff, diff - half, diff + half,
@@ -219,12 +239,14 @@ def compare(rows: Iterable[Row], variants: Sequence[str], task: str,
             metric: str) -> list[Comparison]:
     """Each variant's final mean for `task`/`metric` against the baseline
     (`variants[0]`), in `variants` order; a variant without final rows is left
-    out. The difference's 95% interval is diff +- 1.96 * sqrt(variance): by
-    seed (`paired_variance`) when both ran the same two or more seeds, else
-    var_v + var_b from `mean_and_variance` (seed-to-seed plus example sampling
-    variance: conservative). A normal approximation: with two or three seeds
-    the interval is a rough guide. Within noise when it contains 0; better
-    when the difference goes the good way and is not within noise."""
+    out. The difference's 95% interval is diff +- t * sqrt(variance): the
+    variance by seed (`paired_variance`) when both ran the same two or more
+    seeds, else var_v + var_b from `mean_and_variance`; t is Student's for
+    (fewest seeds - 1) degrees of freedom (12.7 for two seeds: two seeds
+    rarely show a difference beyond noise), the normal's 1.96 for one seed,
+    whose interval then holds the sampling error over examples only. Within
+    noise when it contains 0; better when the difference goes the good way
+    and is not within noise."""
     finals = _finals(rows, task, metric)
     base_name = variants[0] if variants else None
     baseline = finals.get(base_name) if base_name is not None else None
