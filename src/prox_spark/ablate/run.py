@@ -43,6 +43,7 @@ from prox_spark.ablate.data import (
 )
 from prox_spark.ablate.evaluate import REFERENCE_TASK, Suite
 from prox_spark.ablate.proxy import (
+    DONE_FILE,
     ProxyJob,
     points,
     schedule,
@@ -132,12 +133,14 @@ class AblationPlan:
 
 @dataclass
 class AblationSummary:
-    """What a run did: the plan, proxies trained and reused, rows written,
+    """What a run did: the plan, proxies trained, reused, or trained by an
+    earlier run and only scored now (`scored`), rows written,
     the final comparison lines and the report's path."""
 
     plan: AblationPlan
     trained: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
+    scored: list[str] = field(default_factory=list)
     evaluated_points: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list)
     report: str | None = None
@@ -146,8 +149,10 @@ class AblationSummary:
     def render(self) -> str:
         lines = [self.plan.render(),
                  f"proxies trained: {', '.join(self.trained) or 'none'}; reused (finished "
-                 f"before): {', '.join(self.reused) or 'none'}; checkpoints evaluated: "
-                 f"{self.evaluated_points}",
+                 f"before): {', '.join(self.reused) or 'none'}; "
+                 + (f"trained before, only scored now: {', '.join(self.scored)}; "
+                    if self.scored else "")
+                 + f"checkpoints evaluated: {self.evaluated_points}",
                  *self.comparison,
                  f"results table: {self.plan.config.output} ({len(self.rows)} rows of this "
                  "ablation)"]
@@ -219,7 +224,11 @@ class _Prepared:
         corpus: list[str] = []
         for index, variant in enumerate(config.variants):
             docs, _ = variant_documents(self.spark, variant, f"ablate.variants[{index}]")
-            corpus += texts_for_tokenizer(without_reference(docs, self.reference), chars)
+            texts = texts_for_tokenizer(without_reference(docs, self.reference), chars)
+            if not texts:  # found before the tokenizer is trained, not after
+                raise ConfigError(f"ablate.variants[{index}]", f"variant {variant.name!r} "
+                                  "holds no document with text (outside the reference set)")
+            corpus += texts
         key = _digest([config.model.vocab_size, hashlib.sha256(
             "\x00".join(corpus).encode("utf-8", "replace")).hexdigest()])[:12]
         path = self.folder / f"tokenizer-{key}"
@@ -298,9 +307,10 @@ def run_ablation(config: AblateConfig | str | Path,
             if _complete(rows, proxy.fingerprint, expected):
                 summary.reused.append(label)
                 continue
+            trained_before = (Path(proxy.folder) / DONE_FILE).is_file()
             summary.evaluated_points += _train_and_score(
                 spark, config, prepared, suite, proxy, summary.plan.parameters, rows, expected)
-            summary.trained.append(label)
+            (summary.scored if trained_before else summary.trained).append(label)
     summary.rows = read_rows(spark, config.output, [p.fingerprint for p in proxies])
     summary.report, summary.comparison = _report(config, summary, suite.skipped_tasks)
     return summary
