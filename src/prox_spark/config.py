@@ -169,7 +169,9 @@ def _declared(cls: type, section: Mapping[str, Any], where: str,
     return out
 
 
-def _mapping(value: Any, where: str) -> dict[str, Any]:
+def as_mapping(value: Any, where: str) -> dict[str, Any]:
+    """A YAML section as a dict (null: empty); ConfigError naming `where`
+    when it is not a mapping."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -282,14 +284,14 @@ def _model(raw: Any, where: str, new_tokens: int, prompt_tokens: int,
            check: bool) -> ModelConfig | None:
     if raw is None:
         return None
-    section = _mapping(raw, where)
+    section = as_mapping(raw, where)
     _check_keys(section, _DOC_MODEL_KEYS if where == "doc_model" else _MODEL_KEYS, where)
     name = section.get("model")
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"{where}.model", "a model directory or hub id is required")
     resources = None
     if section.get("resources") is not None:
-        res_raw = _mapping(section["resources"], f"{where}.resources")
+        res_raw = as_mapping(section["resources"], f"{where}.resources")
         _check_keys(res_raw, tuple(f.name for f in fields(TaskResources)),
                     f"{where}.resources")
         try:
@@ -364,7 +366,7 @@ def _stages(raw: Any, has_doc: bool, has_chunk: bool) -> tuple[StageConfig, ...]
             name, params = item, {}
         elif isinstance(item, Mapping) and len(item) == 1:
             name, params = next(iter(item.items()))
-            params = _mapping(params, f"{where}.{name}")
+            params = as_mapping(params, f"{where}.{name}")
         else:
             raise ConfigError(where, "expected a stage name or {name: {parameters}}")
         if not isinstance(name, str):
@@ -436,7 +438,7 @@ def _report(raw: Any) -> ReportConfig | None:
     """`report: false` turns the run report off; a mapping sets it up."""
     if raw is False:
         return None
-    section = _mapping(raw, "report")
+    section = as_mapping(raw, "report")
     _check_keys(section, tuple(f.name for f in fields(ReportConfig)), "report")
     given = _declared(ReportConfig, section, "report", ("sample", "seed", "path"))
     path = given.get("path")
@@ -478,7 +480,7 @@ def parse_input(raw: Any, where: str) -> InputConfig:
     """A section with the keys of `input:` (path or table, format, columns,
     duplicate rule), validated; `where` is its dotted name in messages (other
     commands read sources the way `input:` does, e.g. `ablate.variants[0].input`)."""
-    inp_raw = _mapping(raw, where)
+    inp_raw = as_mapping(raw, where)
     _check_keys(inp_raw, _INPUT_KEYS, where)
     given = _declared(InputConfig, inp_raw, where, ("format", "id_column", "text_column",
                                                    "cast_text", "change_feed",
@@ -502,7 +504,7 @@ def parse_input(raw: Any, where: str) -> InputConfig:
 
 def parse_table_ref(raw: Any, where: str) -> TableRef:
     """A `{path: ...}` or `{table: ...}` section (exactly one), validated."""
-    section = _mapping(raw, where)
+    section = as_mapping(raw, where)
     _check_keys(section, ("path", "table"), where)
     return _table_ref(section, where)
 
@@ -524,18 +526,18 @@ def check_output_location(ref: TableRef, where: str) -> None:
 
 def _outputs(top: Mapping[str, Any]) -> tuple[TableRef, TableRef]:
     """The refined table and the metrics table (default: beside it, `_metrics`)."""
-    out_raw = _mapping(top.get("output"), "output")
+    out_raw = as_mapping(top.get("output"), "output")
     _check_keys(out_raw, ("path", "table"), "output")
     output = _table_ref(out_raw, "output")
     if "metrics" in top:
-        met_raw = _mapping(top.get("metrics"), "metrics")
+        met_raw = as_mapping(top.get("metrics"), "metrics")
         _check_keys(met_raw, ("path", "table"), "metrics")
         return output, _table_ref(met_raw, "metrics")
     return output, output.sibling("_metrics")
 
 
 def _policy(top: Mapping[str, Any]) -> ChunkPolicy:
-    pol_raw = _mapping(top.get("policy"), "policy")
+    pol_raw = as_mapping(top.get("policy"), "policy")
     _check_keys(pol_raw, ("max_errors", "min_kept_ratio", "min_words"), "policy")
     try:
         return ChunkPolicy(**pol_raw)
@@ -545,11 +547,11 @@ def _policy(top: Mapping[str, Any]) -> ChunkPolicy:
 
 def _spark(top: Mapping[str, Any]) -> tuple[int, dict[str, str]]:
     """`spark.partitions` and `spark.conf` (discovery scripts made absolute)."""
-    spark_raw = _mapping(top.get("spark"), "spark")
+    spark_raw = as_mapping(top.get("spark"), "spark")
     _check_keys(spark_raw, ("partitions", "conf"), "spark")
     partitions = _declared(PipelineConfig, spark_raw, "spark", ("partitions",)).get(
         "partitions", 2)
-    conf = {str(k): str(v) for k, v in _mapping(spark_raw.get("conf"), "spark.conf").items()}
+    conf = {str(k): str(v) for k, v in as_mapping(spark_raw.get("conf"), "spark.conf").items()}
     for key, value in conf.items():
         if key.endswith(".discoveryScript") and not _URI.match(value):
             # Spark runs it from other working directories (executors').
@@ -560,7 +562,7 @@ def _spark(top: Mapping[str, Any]) -> tuple[int, dict[str, str]]:
 def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = True
                  ) -> PipelineConfig:
     """Validate a configuration mapping (as read from YAML)."""
-    top = _mapping(raw, "config")
+    top = as_mapping(raw, "config")
     _check_keys(top, TOP_KEYS, "")
     inp = _input(top)
     output, metrics = _outputs(top)
@@ -631,25 +633,25 @@ def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[s
     to `spark.conf`); None values are ignored."""
     raw = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in raw.items()}
     if overrides.get("input") is not None:
-        raw["input"] = {**_mapping(raw.get("input"), "input"), "path": overrides["input"]}
+        raw["input"] = {**as_mapping(raw.get("input"), "input"), "path": overrides["input"]}
         raw["input"].pop("table", None)
     if overrides.get("input_format") is not None:
-        raw["input"] = {**_mapping(raw.get("input"), "input"),
+        raw["input"] = {**as_mapping(raw.get("input"), "input"),
                         "format": overrides["input_format"]}
     if overrides.get("output") is not None:
         raw["output"] = {"path": overrides["output"]}
         raw.pop("metrics", None)
     for key in ("doc_model", "chunk_model"):
         if overrides.get(key) is not None:
-            raw[key] = {**_mapping(raw.get(key), key), "model": overrides[key]}
+            raw[key] = {**as_mapping(raw.get(key), key), "model": overrides[key]}
     for key in ("limit", "commit_every"):
         if overrides.get(key) is not None:
             raw[key] = overrides[key]
     if overrides.get("all"):
         raw.pop("cpu_sample", None)
     if overrides.get("spark_conf"):
-        spark = _mapping(raw.get("spark"), "spark")
-        raw["spark"] = {**spark, "conf": {**_mapping(spark.get("conf"), "spark.conf"),
+        spark = as_mapping(raw.get("spark"), "spark")
+        raw["spark"] = {**spark, "conf": {**as_mapping(spark.get("conf"), "spark.conf"),
                                           **overrides["spark_conf"]}}
     return raw
 
@@ -704,7 +706,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raw = yaml.load(file.read_text(encoding="utf-8"), Loader=_unique_keys_loader())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError("config", f"{file} is not valid YAML: {_yaml_problem(exc)}") from None
-    return _mapping(raw, "config")
+    return as_mapping(raw, "config")
 
 
 SETTINGS_START = "<!-- run settings: written by scripts/stage_table.py; do not edit -->"

@@ -23,6 +23,7 @@ from typing import Annotated, Any
 
 from prox_spark.config import (
     InputConfig,
+    as_mapping,
     check_input_readable,
     check_output_location,
     parse_input,
@@ -149,18 +150,10 @@ TOP_KEYS = ("output", "work_dir", "variants", "tokens", "seeds", "tokenizer", "a
             "model", "train", "eval", "partitions")
 
 
-def _mapping(value: Any, where: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(where, f"expected a mapping, got {type(value).__name__}")
-    return dict(value)
-
-
 def _fields_of(cls: type, raw: Any, where: str, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """The keys of `raw` that are fields of `cls`, each checked against its
     declared type and range; an unknown key is an error naming it."""
-    section = _mapping(raw, where)
+    section = as_mapping(raw, where)
     hints = typing.get_type_hints(cls, include_extras=True)
     names = [f.name for f in fields(cls) if f.name not in skip]
     out = {}
@@ -186,7 +179,7 @@ def _variants(raw: Any, check_paths: bool) -> tuple[Variant, ...]:
     out: list[Variant] = []
     for i, item in enumerate(raw):
         at = f"{where}[{i}]"
-        section = _mapping(item, at)
+        section = as_mapping(item, at)
         unknown = set(section) - {"name", "input", "table"}
         if unknown:
             raise ConfigError(f"{at}.{sorted(unknown)[0]}",
@@ -288,7 +281,7 @@ def _mc_problem(item: Any) -> str | None:
 
 def _eval(raw: Any, check_paths: bool) -> ProxyEval:
     where = "ablate.eval"
-    section = _mapping(raw, where)
+    section = as_mapping(raw, where)
     numbers = _fields_of(ProxyEval, {k: v for k, v in section.items()
                                      if k in ("limit", "batch_size")}, where)
     unknown = set(section) - {"reference", "tasks", "task_files", "limit", "batch_size"}
@@ -330,10 +323,10 @@ def _eval(raw: Any, check_paths: bool) -> ProxyEval:
 def parse_ablate(raw: Any, *, check_paths: bool = True,
                  spark_conf: Mapping[str, str] | None = None) -> AblateConfig:
     """Validate the `ablate:` section of a configuration mapping."""
-    top = _mapping(raw, "config")
+    top = as_mapping(raw, "config")
     if "ablate" not in top:
         raise ConfigError("ablate", "the configuration has no `ablate:` section")
-    section = _mapping(top["ablate"], "ablate")
+    section = as_mapping(top["ablate"], "ablate")
     unknown = set(section) - set(TOP_KEYS)
     if unknown:
         raise ConfigError(f"ablate.{sorted(unknown)[0]}",

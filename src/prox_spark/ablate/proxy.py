@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from prox_spark.ablate.config import ProxyModel, ProxyTraining, llama_config
-from prox_spark.distill.train import resume_point, torch_distributor
+from prox_spark.distill.train import PadCollator, resume_point, torch_distributor
 
 CHECKPOINTS = "checkpoints"
 POINT_FILE = "prox_point.json"
@@ -125,7 +125,7 @@ def strip_optimizer_states(folder: str | Path) -> None:
 
 class _Sequences:
     """The packed sample as `seq_len` sequences (the last may be shorter), a
-    map-style dataset for `Trainer`."""
+    map-style dataset for `Trainer`; every token is a label (pretraining)."""
 
     def __init__(self, path: str, seq_len: int) -> None:
         self.ids = np.load(path, mmap_mode="r")
@@ -135,28 +135,8 @@ class _Sequences:
         return -(-len(self.ids) // self.seq_len)
 
     def __getitem__(self, i: int) -> dict[str, list[int]]:
-        chunk = self.ids[i * self.seq_len:(i + 1) * self.seq_len]
-        return {"input_ids": [int(x) for x in chunk]}
-
-
-@dataclass(frozen=True)
-class _Collator:
-    """Right-pads a batch (`labels` -100 on padding); int64 tensors."""
-
-    pad_id: int
-
-    def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, Any]:
-        import torch
-
-        width = max(len(r["input_ids"]) for r in rows)
-        ids, labels, mask = [], [], []
-        for r in rows:
-            pad = width - len(r["input_ids"])
-            ids.append(r["input_ids"] + [self.pad_id] * pad)
-            labels.append(r["input_ids"] + [-100] * pad)
-            mask.append([1] * len(r["input_ids"]) + [0] * pad)
-        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels),
-                "attention_mask": torch.tensor(mask)}
+        chunk = [int(x) for x in self.ids[i * self.seq_len:(i + 1) * self.seq_len]]
+        return {"input_ids": chunk, "labels": chunk}
 
 
 def _callback(job: ProxyJob, plan: list[tuple[int, int]]) -> Any:
@@ -235,7 +215,7 @@ def proxy_process(job: ProxyJob) -> None:
         dataloader_num_workers=0,
         remove_unused_columns=False,
     )
-    trainer = Trainer(model=model, args=args, data_collator=_Collator(pad),
+    trainer = Trainer(model=model, args=args, data_collator=PadCollator(pad),
                       train_dataset=_Sequences(job.data_path, job.model.seq_len),
                       callbacks=[_callback(job, plan)])
     trainer.remove_callback(PrinterCallback)  # a line per step; the run logs its points
