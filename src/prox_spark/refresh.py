@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from prox_spark.config import InputConfig, PipelineConfig
 from prox_spark.errors import SourceError, first_line
-from prox_spark.io.delta import read_table, table_exists
+from prox_spark.io.delta import committed_metadata, read_table, table_exists
 from prox_spark.io.metrics import last_source_version, new_and_changed
 from prox_spark.io.sources import (
     ORDER,
@@ -26,6 +26,8 @@ from prox_spark.io.sources import (
     SOURCE_ERROR,
     Changes,
     has_change_feed,
+    id_type,
+    load_typed,
     read_changes,
     read_source,
     source_version,
@@ -101,6 +103,7 @@ class Plan:
     previous: DataFrame | None = None
     new: int = 0               # pending ids the refined table does not hold
     changed: int = 0           # pending ids whose text differs from the table's
+    id_type: str | None = None  # the source id column's type; commits record it
 
     @property
     def refreshed(self) -> int:
@@ -276,10 +279,13 @@ def plan(spark: SparkSession, config: PipelineConfig, fp: str) -> Plan:
     from pyspark.sql import functions as F
 
     read = _read(spark, config, fp)
+    current_type = _source_id_type(spark, config.input, read.version)
     source = resolve_duplicate_ids(read.raw, config.input).persist(StorageLevel.MEMORY_AND_DISK)
     counts = source.agg(
         F.count(F.lit(1)).alias("ids"), F.sum(F.col(COPIES) - 1).alias("extra"),
         F.sum((F.col(TEXTS) > 1).cast("long")).alias("conflicts")).collect()[0]
+    if not read.up_to_date:
+        _check_id_type(spark, config, read, source, current_type)
     pending, deleted = _pending(spark, config, fp, read, source)
     waiting = None
     if config.limit is not None:
@@ -300,7 +306,59 @@ def plan(spark: SparkSession, config: PipelineConfig, fp: str) -> Plan:
                 pending_count, pending_count if waiting is None else waiting, bounds,
                 int(counts.extra or 0), int(counts.conflicts or 0), deleted_count,
                 read.version, read.mode, None if read.whole_source else read.start,
-                previous, new, changed)
+                previous, new, changed, current_type)
+
+
+ID_TYPE = "id_type"  # the key of a commit's metadata that records the source id type
+
+
+def _source_id_type(spark: SparkSession, inp: InputConfig, version: int | None) -> str | None:
+    """The id column's type of a typed source (None for JSONL, whose ids are
+    typed per line, or without an id column). Reads the schema only."""
+    if inp.id_column is None or (inp.ref.table is None and inp.format == "jsonl"):
+        return None
+    return id_type(load_typed(spark, inp.ref, inp.format, version), inp.id_column)
+
+
+def recorded_id_type(spark: SparkSession, config: PipelineConfig) -> str | None:
+    """The source id type the refined table's latest commit that recorded one
+    was made from (None: no table, or written before ids were recorded)."""
+    for _, meta in reversed(committed_metadata(spark, config.output, -1)):
+        if isinstance(meta.get(ID_TYPE), str):
+            return str(meta[ID_TYPE])
+    return None
+
+
+def _check_id_type(spark: SparkSession, config: PipelineConfig, read: _Read,
+                   source: DataFrame, current: str | None) -> None:
+    """Refuse a run whose source id column changed type in a way that changes
+    stored ids (string "1.0" after bigint 1): it would delete those rows and
+    refine their documents again as new, the whole model bill, and every id
+    downstream would change. Integral floats are already the integer (see
+    `io.sources.canonical_id`), so int -> double -> int passes. Error rows
+    keyed by a hash of the whole record (`row:...`) are not ids of the source
+    and are left out. Raises `SourceError` naming the column."""
+    from pyspark.sql import functions as F
+
+    inp = config.input
+    if current is None or not table_exists(spark, config.output):
+        return
+    before = recorded_id_type(spark, config)
+    if before is None or before == current:
+        return
+    rows = source if read.whole_source else _snapshot(spark, inp, read)
+    lost = (read_table(spark, config.output).select("id")
+            .where(~F.col("id").startswith("row:"))
+            .join(rows.select("id"), "id", "left_anti"))
+    examples = [r.id for r in lost.limit(3).collect()]
+    if not examples:
+        return
+    raise SourceError("input.id_column", (
+        f"column {inp.id_column!r} of {inp.ref} changed type from {before} to {current} since "
+        f"the refined table was written, and stored ids are not in the source as {current} "
+        f"(e.g. {', '.join(repr(e) for e in examples)}): this run would delete those rows and "
+        f"refine their documents again under new ids. Cast the column in the source back to "
+        f"{before} (or rebuild the refined table on purpose); nothing was written"))
 
 
 def _previous(spark: SparkSession, config: PipelineConfig, pending: DataFrame,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,8 @@ def _id_of(value: Any) -> str | None:
         return None
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return str(int(value))  # 7.0 is the id 7, as in a typed source
     if isinstance(value, str) and value.strip():
         return value
     return None
@@ -141,6 +144,8 @@ def parse_line(raw: bytes | None, id_column: str | None, text_column: str, *,
             why = ("is missing" if id_column not in obj else
                    "is null" if value is None else
                    "is empty" if isinstance(value, str) else
+                   f"is the number {value!r}, not a string or integer"
+                   if isinstance(value, float) else
                    f"is a JSON {_json_kind(value)}, not a string or integer")
             error = error or f"record has no {id_column} ({id_column} {why})"
             ident = line_id(raw)

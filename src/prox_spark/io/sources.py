@@ -107,6 +107,51 @@ def _text_column(df: DataFrame, inp: InputConfig) -> tuple[Column, Column]:
         "(set input.cast_text: true to refine its string form)")
 
 
+def id_type(df: DataFrame, id_column: str | None) -> str | None:
+    """The Spark type of a typed source's id column (`bigint`, `double`,
+    `string`, ...), or None without one: what a commit records, so a later
+    run can tell that the column's type changed."""
+    if id_column is None or id_column not in df.columns:
+        return None
+    return str(df.schema[id_column].dataType.simpleString())
+
+
+def canonical_id(df: DataFrame, id_column: str, where: TableRef) -> Column:
+    """The id column as the string the refined table keys on, the same
+    whatever numeric type holds it: an integral float or decimal is the
+    integer (`1.0` and `1` are both "1"; a pandas integer column turns into
+    `double` once it holds a NaN), NaN and infinities are no id.
+
+    Raises `SourceError` (naming the column) when a floating or decimal id
+    is not integral (1.5): it cannot be one stable string, so the source
+    must cast it. Checking this scans the id column once.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DecimalType, DoubleType, FloatType
+
+    kind = df.schema[id_column].dataType
+    col = F.col(id_column)
+    if isinstance(kind, FloatType | DoubleType):
+        finite = ~F.isnan(col) & (F.abs(col) != F.lit(float("inf")))
+        whole = col.try_cast("decimal(38,0)")
+        fractional = finite & (col != F.floor(col))
+        # Beyond 38 digits (1e300) there is no integer string: no id.
+        canonical = F.when(finite, whole.cast("string"))
+    elif isinstance(kind, DecimalType) and kind.scale > 0:
+        whole = col.try_cast(f"decimal({kind.precision},0)")
+        fractional = col != whole
+        canonical = whole.cast("string")
+    else:
+        return col.cast("string")
+    bad = df.where(fractional).select(col.cast("string").alias("v")).first()
+    if bad is not None:
+        raise SourceError("input.id_column", (
+            f"column {id_column!r} of {where} is {kind.simpleString()} and holds the "
+            f"non-integral id {bad.v}: such an id has no stable string form. Cast the "
+            "column in the source (to bigint, or to string and keep it a string)"))
+    return canonical
+
+
 def normalize_typed(df: DataFrame, inp: InputConfig, where: TableRef) -> DataFrame:
     """A Parquet/Delta/catalog frame as `SOURCE_SCHEMA` (ids and texts checked per row)."""
     from pyspark.sql import functions as F
@@ -131,7 +176,7 @@ def normalize_typed(df: DataFrame, inp: InputConfig, where: TableRef) -> DataFra
         ident = F.when(error.isNull(), F.sha2(F.coalesce(text, F.lit("")), 256)).otherwise(row_id)
         id_error = F.lit(None).cast("string")
     else:
-        raw_id = F.col(inp.id_column).cast("string")
+        raw_id = canonical_id(df, inp.id_column, where)
         bad = raw_id.isNull() | (F.trim(raw_id) == "")
         garbled = ~F.is_valid_utf8(raw_id)
         ident = F.when(bad | garbled, row_id).otherwise(raw_id)
