@@ -3,20 +3,21 @@
 # stages (conf/starter.yaml) on a generated corpus, with the same three
 # commands a team uses for its own refiner:
 #   prox-spark annotate | train | evaluate conf/starter.yaml
-# Deterministic and cached under $PROX_SPARK_CACHE/starter-<key> (the key
-# hashes the config, the corpus generator and the code that decides the
-# model). Prints the model directory on stdout; progress goes to stderr.
+# Deterministic and cached under $PROX_SPARK_CACHE/starter-<key>. The key
+# hashes everything that can decide the model: the config, the corpus
+# generator, all of the package's code and the pinned versions, so a cached
+# starter is never one trained on other examples or by other code (the rule
+# `prox-spark train` keeps for its checkpoints). Prints the model directory on
+# stdout; progress goes to stderr.
 set -euo pipefail
 _here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [ -z "${PROX_SPARK_PYTHON:-}" ]; then
   . "$_here/scripts/setup.sh"
   set -euo pipefail
 fi
-# What decides the model: the config, the corpus, the labels, the prompts and
-# the training (not the reports or the evaluation, which only describe it).
-_key="$(cd "$_here" && cat conf/starter.yaml scripts/make_sample_corpus.py \
-          src/prox_spark/distill/{annotate,checks,config,jobs,teachers,tokenizer,train}.py \
-          src/prox_spark/generation/prompts.py src/prox_spark/rules/*.py \
+_key="$(cd "$_here" && { cat conf/starter.yaml scripts/make_sample_corpus.py setup.cfg \
+          env/overrides.txt env/cpu-engine.txt
+        find src/prox_spark -name '*.py' -print0 | LC_ALL=C sort -z | xargs -0 cat; } \
         | sha256sum | cut -c1-16)"
 _dir="$PROX_SPARK_CACHE/starter-$_key"
 if [ ! -f "$_dir/.complete" ]; then

@@ -24,6 +24,12 @@ class SourceError(ConfigError):
     by the reader."""
 
 
+class CheckpointMismatch(ConfigError):
+    """A model directory holds training checkpoints of other examples or
+    settings than the run asked for (resuming them would claim data the
+    weights never saw)."""
+
+
 class CommitConflict(RuntimeError):
     """Concurrent writers kept winning: the batch could not be committed."""
 

@@ -241,3 +241,38 @@ def test_bad_input_is_refused_up_front(tmp_path, pairs):
         TrainConfig(output_dir=str(out), warmup_ratio=1.0)
     with pytest.raises(ValueError, match="max_seq_tokens"):
         train_sft(pairs, TrainConfig(output_dir=str(out), **{**TINY, "max_seq_tokens": 8}))
+
+
+def test_checkpoints_of_other_examples_or_settings_are_refused(tmp_path, pairs):
+    """Issue 35, item 1: the same output_dir with new examples (a fresh
+    annotate) or new settings never resumes the old checkpoints silently."""
+    from safetensors.torch import load_file
+
+    from prox_spark.errors import CheckpointMismatch
+
+    prompts = [p for p, _ in pairs][:8]
+    settings = {"output_dir": str(tmp_path / "run"), **TINY, "max_steps": 4, "save_steps": 2,
+                "batch_size": 4, "seed": 2}
+    first = train_sft([(p, "drop_doc()") for p in prompts], TrainConfig(**settings))
+    assert first.steps == 4 and first.resumed_from is None
+    weights = load_file(str(tmp_path / "run" / "model.safetensors"))
+    keep = [(p, "keep_doc()") for p in prompts]
+    n = len(prompts)
+    with pytest.raises(CheckpointMismatch, match=rf"/run holds checkpoints trained on other "
+                       rf"examples \({n} then, {n} now") as err:
+        train_sft(keep, TrainConfig(**settings))
+    assert err.value.field == "distill.student.output_dir"
+    with pytest.raises(CheckpointMismatch, match=r"settings \(learning_rate: 0.001 -> 0.002\)"):
+        train_sft([(p, "drop_doc()") for p in prompts],
+                  TrainConfig(**{**settings, "learning_rate": 2e-3}))
+    assert load_file(str(tmp_path / "run" / "model.safetensors"))["lm_head.weight"].equal(
+        weights["lm_head.weight"])  # nothing was written by the refused calls
+
+    again = train_sft(keep, TrainConfig(**settings, overwrite=True))
+    assert again.resumed_from is None and again.steps == 4
+    card = json.loads((tmp_path / "run" / CARD_JSON).read_text())
+    assert card["resumed_from"] is None
+    assert not load_file(str(tmp_path / "run" / "model.safetensors"))["lm_head.weight"].equal(
+        weights["lm_head.weight"])
+    # Its own checkpoints now resume as before, overwrite or not.
+    assert train_sft(keep, TrainConfig(**settings)).resumed_from is not None

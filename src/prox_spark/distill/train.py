@@ -4,7 +4,8 @@ transformers' `Trainer` does the training (loss on the completion only); on
 one process, or as `num_processes` DDP processes under Spark's
 `TorchDistributor` (gloo on CPU, NCCL on GPU). Checkpoints land every
 `save_steps` in ``output_dir/checkpoints`` (the last two kept) and a rerun of
-the same call resumes from the last complete one. The final model directory
+the same call resumes from the last complete one; a call with other examples
+or settings refuses them (`CheckpointMismatch`) unless `overwrite`. The final model directory
 is what `DocRefiner` / `ChunkRefiner` and vLLM load as is: weights,
 tokenizer (BOS/EOS set, one BOS added on encode), generation config, and a
 model card (``README.md`` plus the machine-readable ``prox_card.json``).
@@ -15,6 +16,7 @@ Layout of `output_dir`::
     README.md, prox_card.json        the model card
     tokenizer/                       the from-scratch tokenizer (reused if present)
     checkpoints/checkpoint-N/        Trainer checkpoints
+    checkpoints/prox_fingerprint.json  what they were trained on (examples, settings)
     training/                        tokenized examples, rank 0's result
 
 Example::
@@ -25,7 +27,9 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
 import os
 import re
@@ -37,6 +41,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from prox_spark.distill.tokenizer import build_tokenizer
+from prox_spark.errors import CheckpointMismatch
 from prox_spark.params import Doc, Range, check_fields
 
 TOKENIZER_DIR = "tokenizer"
@@ -48,6 +53,8 @@ CARD_JSON = "prox_card.json"
 CPU_HEAD_DIMS = (64, 80)
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 _TRAINER_STATE = "trainer_state.json"  # written last into a checkpoint
+FINGERPRINT_FILE = "prox_fingerprint.json"  # in checkpoints/: what they were trained on
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,9 @@ class TrainConfig:
     local_mode: Annotated[bool, Doc(
         "TorchDistributor on the driver (false: barrier tasks on the executors)")] = True
     use_gpu: Annotated[bool, Doc("train on GPUs")] = False
+    overwrite: Annotated[bool, Doc(
+        "start afresh when output_dir holds checkpoints of other examples or settings "
+        "(false: that is an error)")] = False
 
     def __post_init__(self) -> None:
         try:
@@ -191,13 +201,14 @@ def train_sft(
     """
     pairs = _checked_examples(examples)
     out = Path(config.output_dir)
-    resume = resume_point(out / CHECKPOINTS_DIR)
     tokenizer, tokenizer_dir = _student_tokenizer(pairs, config, tokenizer_corpus)
     work = out / WORK_DIR
     work.mkdir(parents=True, exist_ok=True)
     data_path, kept, skipped = _write_examples(pairs, tokenizer, config.max_seq_tokens, work)
     if not kept:
         raise ValueError(f"no example fits TrainConfig.max_seq_tokens={config.max_seq_tokens}")
+    resume = _resumable(out / CHECKPOINTS_DIR, training_fingerprint(data_path, config, kept),
+                        config)
     result_path = work / "result.json"
     result_path.unlink(missing_ok=True)
     job = _Job(config, str(tokenizer_dir), str(data_path), str(result_path), resume)
@@ -240,6 +251,76 @@ def _checked_examples(examples: Sequence[tuple[str, str]]) -> list[tuple[str, st
         if not pair[1].strip():
             raise ValueError(f"examples[{i}] has an empty completion")
     return [(p, c) for p, c in pairs]
+
+
+# Settings that change neither the examples seen nor the weights reached.
+_NOT_TRAINING = ("output_dir", "save_steps", "local_mode", "overwrite")
+
+
+def training_fingerprint(data_path: Path, config: TrainConfig, examples: int
+                         ) -> dict[str, Any]:
+    """What a checkpoint was trained on: the SHA-256 of the tokenized examples
+    (ids and prompt lengths, so a new tokenizer counts too) and every
+    setting that changes the result (all of `TrainConfig` but where it is
+    written, how often it is saved, and where the processes run)."""
+    digest = hashlib.sha256(data_path.read_bytes()).hexdigest()
+    settings = {f.name: getattr(config, f.name) for f in fields(config)
+                if f.name not in _NOT_TRAINING}
+    return {"examples": digest, "example_count": examples, "settings": settings}
+
+
+def _resumable(folder: Path, fingerprint: dict[str, Any], config: TrainConfig) -> str | None:
+    """The checkpoint to resume: the last complete one, when it was trained on
+    exactly these examples and settings. Records the fingerprint for the
+    checkpoints this run writes.
+
+    Raises `CheckpointMismatch` (naming `output_dir` and what differs) for
+    checkpoints of other examples or settings, unless `config.overwrite`,
+    which removes them and starts afresh.
+    """
+    resume = resume_point(folder)
+    record = folder / FINGERPRINT_FILE
+    if resume is not None:
+        try:
+            before = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            before = None
+        differs = _differences(before, fingerprint)
+        if differs and not config.overwrite:
+            raise CheckpointMismatch(
+                "distill.student.output_dir",
+                f"{config.output_dir} holds checkpoints trained on other {differs}; resuming "
+                "them would keep weights that never saw these examples. Use another "
+                "output_dir, or set distill.student.overwrite: true (TrainConfig.overwrite) "
+                "to start afresh")
+        if differs:
+            log.warning("%s: checkpoints of other %s removed (overwrite: true); training "
+                        "afresh", config.output_dir, differs)
+            shutil.rmtree(folder)
+            resume = None
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = record.with_suffix(".tmp")
+    tmp.write_text(json.dumps(fingerprint, indent=2, sort_keys=True, default=str),
+                   encoding="utf-8")
+    tmp.replace(record)
+    return resume
+
+
+def _differences(before: Any, now: dict[str, Any]) -> str:
+    """What differs between two fingerprints, in words ("" when nothing)."""
+    if not isinstance(before, dict):
+        return "or unrecorded examples and settings (written before checkpoints were " \
+               "fingerprinted)"
+    parts = []
+    if before.get("examples") != now["examples"]:
+        parts.append(f"examples ({before.get('example_count', '?')} then, "
+                     f"{now['example_count']} now, different content)")
+    old = before.get("settings") or {}
+    changed = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in now["settings"].items()
+               if json.dumps(old.get(k), default=str) != json.dumps(v, default=str)]
+    if changed:
+        parts.append(f"settings ({'; '.join(changed)})")
+    return " and ".join(parts)
 
 
 def resume_point(folder: Path, marker: str = _TRAINER_STATE) -> str | None:
