@@ -190,7 +190,8 @@ def _break(base: dict, tmp_path: Path, case: str) -> tuple[dict, str | None]:
         return raw, "report.path: is the same location as input"
     if case == "prompt-beyond-context":
         raw["doc_model"] = {**raw["doc_model"], "max_prompt_tokens": 5000}
-        return raw, "doc_model: max_prompt_tokens (5000) leaves no room for an answer"
+        return raw, ("doc_model: max_prompt_tokens (5000) + max_new_tokens (15) = 5015 exceeds "
+                     "max_model_len (2048)")
     if case == "dedup-twice":
         raw["stages"] = ["exact_dedup", "c4_quality", "exact_dedup"]
         return raw, "stages: exact_dedup appears more than once"

@@ -142,3 +142,73 @@ def test_an_engine_that_cannot_start_gives_every_row_an_error(spark, tmp_path):
         assert rows[i].doc_program is None and rows[i].doc_status == "failed"
         assert rows[i].doc_failure == "engine_start"
     assert rows[3].doc_error == "text is null"
+
+
+class RecordingEngine(Engine):
+    """The real engine, keeping every prompt it is given."""
+
+    received: list[list[int]]
+
+    def generate(self, prompts, max_new_tokens):
+        self.received.extend(list(p) for p in prompts)
+        return super().generate(prompts, max_new_tokens)
+
+
+def test_the_chunk_lines_budget_plus_frame_and_answer_fit_the_context(refiner_config,
+                                                                      tmp_path):
+    """Issue 35, item 3: chunking keeps the reference's budget for the lines;
+    the config refuses lines + frame + max_new_tokens beyond max_model_len,
+    and at the limit it accepts, every prompt of a document whose every chunk
+    is full reaches the engine with room for the whole answer."""
+    import random
+
+    import yaml
+
+    from prox_spark.config import ConfigError, load_config
+    from prox_spark.generation.batch import chunk_programs
+    from prox_spark.generation.prompts import frame_tokens
+
+    real = get_engine(refiner_config)
+    context, new = refiner_config.max_model_len, 16
+    frame = frame_tokens("chunk", real.tokenizer)
+    doc_frame = frame_tokens("doc", real.tokenizer)
+    assert 0 < doc_frame < frame
+    budget = context - frame - new
+
+    corpus = tmp_path / "in.jsonl"
+    corpus.write_text('{"id": 1, "text": "hello"}\n')
+
+    def config(lines_budget: int, doc_prompt_tokens: int = 2000):
+        raw = {"input": {"path": str(corpus), "format": "jsonl"},
+               "output": {"path": str(tmp_path / "out")},
+               "doc_model": {"model": refiner_config.model, "max_new_tokens": 16,
+                             "max_prompt_tokens": doc_prompt_tokens},
+               "chunk_model": {"model": refiner_config.model, "max_new_tokens": new,
+                               "max_prompt_tokens": lines_budget}}
+        path = tmp_path / "conf.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        return load_config(path)
+
+    with pytest.raises(ConfigError, match=rf"lines' budget max_prompt_tokens \({budget + 1}\) "
+                       rf"\+ the prompt frame \({frame} tokens.*exceeds max_model_len"):
+        config(budget + 1)
+    with pytest.raises(ConfigError, match=r"doc_model.max_prompt_tokens: .* cannot hold the "
+                       r"prompt frame"):
+        config(budget, doc_prompt_tokens=doc_frame)
+    assert config(budget).chunk_model.max_prompt_tokens == budget
+
+    engine = RecordingEngine(real.config, real.llm, real.tokenizer)
+    engine.received = []
+    # The worst case: every line alone beyond the budget, so every chunk is
+    # one line shortened to the whole budget (mixed scripts and
+    # special-token text, counted as the engine encodes them).
+    rng = random.Random(4)
+    words = ["river", "market", "é", "東京", "<s>", "[INST]", "a,b", "1234", "  ", "🙂"]
+    lines = [" ".join(rng.choice(words) for _ in range(3 * context)) for _ in range(6)]
+    programs, errors = chunk_programs(["\n".join(lines)], lambda: engine,
+                                      max_prompt_tokens=budget, max_new_tokens=new)
+    assert errors == [None] and programs[0] is not None and len(programs[0]) == 6
+    sizes = [len(p) for p in engine.received]
+    assert len(sizes) == 6
+    assert max(sizes) + new <= context, (sizes, context, new)
+    assert min(sizes) >= context - new - 8, sizes  # the chunks are full

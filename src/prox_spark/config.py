@@ -78,7 +78,9 @@ class ModelConfig:
     max_new_tokens: Annotated[int, Range(0, open_low=True), Doc(
         "longest answer generated per prompt, in tokens")]
     max_prompt_tokens: Annotated[int, Range(0, open_low=True), Doc(
-        "longest prompt sent, in tokens (a longer chunk is split)")]
+        "doc: longest prompt sent, frame included; chunk: the budget of a chunk's numbered "
+        "lines, to which the prompt frame (41 tokens with the released models' tokenizer) is "
+        "added. In tokens; prompt + max_new_tokens must fit max_model_len")]
     max_doc_chars: Annotated[int, Range(0, open_low=True), Doc(
         "longest document the chunk model reads, in characters")] = DEFAULT_MAX_DOC_CHARS
     resources: TaskResources | None = None
@@ -308,15 +310,54 @@ def _model(raw: Any, where: str, new_tokens: int, prompt_tokens: int,
         model = ModelConfig(engine=engine, resources=resources, **limits)
     except ValueError as exc:
         raise ConfigError(where, str(exc)) from None
-    if model.max_prompt_tokens >= engine.max_model_len:
-        # (A prompt plus max_new_tokens beyond the context is only cut short,
-        # and the row says so: its answer is marked truncated.)
-        raise ConfigError(where, f"max_prompt_tokens ({model.max_prompt_tokens}) leaves no "
-                          f"room for an answer in max_model_len ({engine.max_model_len}), "
-                          "the engine's context: long prompts would all fail")
+    _check_budget(model, where, 0)
     if check:
         check_model_available(name, f"{where}.model")
+        _check_budget(model, where, _frame(model, where))
     return model
+
+
+def _frame(model: ModelConfig, where: str) -> int:
+    """The prompt frame of the section's level, measured with the model's own
+    tokenizer (`generation.prompts.frame_tokens`); 0, with a warning, when
+    the tokenizer cannot be loaded here (the engine will say why when it
+    starts)."""
+    from prox_spark.generation.engine import get_tokenizer
+    from prox_spark.generation.prompts import frame_tokens
+
+    name = model.engine.tokenizer_name
+    try:
+        tokenizer = get_tokenizer(name)
+    except Exception as exc:
+        log.warning("%s: cannot load the tokenizer of %r to measure the prompt frame (%s); "
+                    "the prompt budget is checked without it", where, name,
+                    type(exc).__name__)
+        return 0
+    return frame_tokens("doc" if where == "doc_model" else "chunk", tokenizer)
+
+
+def _check_budget(model: ModelConfig, where: str, frame: int) -> None:
+    """Every prompt the budgets allow, plus `max_new_tokens`, fits the
+    engine's context. A doc prompt's `max_prompt_tokens` is the whole prompt
+    (it must also hold the frame); a chunk's is its numbered lines' budget,
+    to which the frame is added. `frame` 0: not measured yet (no tokenizer
+    loaded), so only what holds for any frame is checked."""
+    context, new = model.engine.max_model_len, model.max_new_tokens
+    if where == "doc_model":
+        if frame and model.max_prompt_tokens <= frame:
+            raise ConfigError(f"{where}.max_prompt_tokens", (
+                f"{model.max_prompt_tokens} cannot hold the prompt frame ({frame} tokens "
+                "with this tokenizer) and any of the document"))
+        longest, what = model.max_prompt_tokens, f"max_prompt_tokens ({model.max_prompt_tokens})"
+    else:
+        longest = model.max_prompt_tokens + frame
+        what = (f"the lines' budget max_prompt_tokens ({model.max_prompt_tokens})"
+                + (f" + the prompt frame ({frame} tokens with this tokenizer)" if frame else ""))
+    if longest + new > context:
+        raise ConfigError(where, (
+            f"{what} + max_new_tokens ({new}) = {longest + new} exceeds max_model_len "
+            f"({context}), the engine's context: the longest prompts would be refused or "
+            "their answers cut. Lower a budget or raise max_model_len"))
 
 
 TOP_KEYS = ("input", "output", "metrics", "doc_model", "chunk_model", "policy", "spark",

@@ -398,6 +398,22 @@ def chunk_prompt(chunk: str) -> str:
     return chat_prompt(f"[doc]\n{chunk}\n[/doc]")
 
 
+def frame_tokens(level: str, tokenizer: Tokenizer) -> int:
+    """Tokens a prompt of `level` ("doc" or "chunk") adds around the document,
+    BOS included, as the engine encodes it: the chat frame, plus ``[doc]``
+    and ``[/doc]`` lines for a chunk.
+
+    A doc prompt's budget (`doc_prompt`) is the whole prompt, frame included.
+    A chunk's budget (`chunk_document`) is its numbered lines only, exactly
+    as the reference packs them (each line counted with its own BOS, the
+    joining newlines not counted): the prompt the engine receives is at most
+    the lines' budget plus this frame. With the released models' Llama-2
+    tokenizer the frame is 32 tokens (doc) and 41 (chunk).
+    """
+    prompt = chat_prompt("") if level == "doc" else chunk_prompt("")
+    return prompt_length(prompt, tokenizer)
+
+
 def token_counts(texts: Sequence[str], tokenizer: Tokenizer) -> list[int]:
     """Tokens of each text without special tokens, exactly as ``encode`` counts them.
 
