@@ -5,12 +5,15 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from conftest import engine_events
 from prox_spark.config import load_config
+from prox_spark.dry_run import dry_run
 from prox_spark.io.delta import read_table
 from prox_spark.pipeline import run_pipeline
 from refiner_cases import (
@@ -38,7 +41,8 @@ def model_dir(trained_model) -> str:
     return str(trained_model(pairs(), steps=400))
 
 
-def _run(spark, model_dir, tmp: Path, records: list[dict], chunk_new_tokens: int) -> dict:
+def _run(spark, model_dir, tmp: Path, records: list[dict], chunk_new_tokens: int,
+         policy: dict | None = None, plan: list | None = None) -> dict:
     engine = {"model": model_dir, "dtype": "float32", "kv_cache_gib": 0.25,
               "enforce_eager": True, "max_num_seqs": 32}
     tmp.mkdir(parents=True, exist_ok=True)
@@ -48,13 +52,17 @@ def _run(spark, model_dir, tmp: Path, records: list[dict], chunk_new_tokens: int
            "output": {"path": str(tmp / "refined")}, "report": False,
            "doc_model": {**engine, "max_new_tokens": 16},
            "chunk_model": {**engine, "max_new_tokens": chunk_new_tokens},
-           "policy": {"max_errors": 0, "min_words": 30},
+           "policy": policy or {"max_errors": 0, "min_words": 30},
            "stages": ["prox_doc", "prox_chunk", "exact_dedup"],
            "spark": {"partitions": 1}}
     path = tmp / "job.yaml"
     path.write_text(yaml.safe_dump(raw))
     config = load_config(path)
-    run_pipeline(config, spark)
+    if plan is not None:
+        plan.append(dry_run(config, spark))
+    summary = run_pipeline(config, spark)
+    if plan is not None:
+        plan.append(summary)
     return {r.id: r for r in read_table(spark, config.output).collect()}
 
 
@@ -83,3 +91,32 @@ def test_a_cut_program_is_known_and_counted(spark, model_dir, tmp_path: Path):
     dup = table["good"] if table["good"].status == "dropped" else table["good2"]
     # Dropped by a stage after the models: nothing of it counts after.
     assert (dup.words_after, dup.tokens_after) == (0, 0) and dup.tokens_before > 0
+
+
+def test_a_cut_answer_is_reused_and_stays_cut(spark, model_dir, tmp_path: Path):
+    """Issue 35, item 5: greedy decoding would cut the same answer again, so a
+    policy change asks the models nothing for a row whose answer was cut; the
+    row stays marked truncated, its cut still counts, the plan says so."""
+    records = [{"id": "ads", "text": ADS}, {"id": "good", "text": GOOD}]
+    first = _run(spark, model_dir, tmp_path, records, 12)
+    assert first["ads"].truncated is True and first["ads"].chunk_truncated[0] is True
+    assert first["good"].truncated is False and first["good"].doc_truncated is False
+
+    since = time.time()
+    steps: list = []
+    again = _run(spark, model_dir, tmp_path, records, 12,
+                 policy={"max_errors": 5, "min_words": 1}, plan=steps)
+    plan, summary = steps
+    assert not engine_events("generate", since)  # no model was asked anything
+    planned = {s.stage: s for s in plan.stages}
+    assert (planned["prox_doc"].recompute, planned["prox_doc"].reuse) == (0, 2)
+    assert (planned["prox_chunk"].recompute_at_most, planned["prox_chunk"].reuse) == (0, 2)
+    assert (summary.doc_reused, summary.chunk_reused) == (2, 2)
+    ads = again["ads"]
+    assert ads.chunk_programs == first["ads"].chunk_programs
+    assert ads.truncated is True and ads.chunk_truncated == first["ads"].chunk_truncated
+    assert ads.errors == first["ads"].errors >= 1
+    assert "prox_chunk" in ads.reused
+    # Under the looser policy the cut program now applies, and says it was cut.
+    assert ads.status == "edited"
+    assert any("cut" in m for m in ads.program_errors)

@@ -97,6 +97,9 @@ REFINED_TYPES = {
     # stored output this row reused instead of calling the model again.
     STAGE_FINGERPRINTS: "map<string,string>", STAGE_INPUTS: "map<string,string>",
     REUSED: "array<string>",
+    # Which stored answer was cut at the token limit (the doc program; each
+    # chunk program), so a reused cut answer stays counted as cut.
+    DOC_TRUNCATED: "boolean", CHUNK_TRUNCATED: "array<boolean>",
 }
 REFINED_SCHEMA = ddl(REFINED_TYPES)
 REFINED_COLUMNS = tuple(REFINED_TYPES)

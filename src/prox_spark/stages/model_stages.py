@@ -58,7 +58,7 @@ from prox_spark.stages.apply import ProgramApplier, doc_statuses
 from prox_spark.stages.base import BuildContext, Stage
 from prox_spark.stages.model_map import append_columns, map_batches, task_info
 from prox_spark.stages.model_usage import usage_accumulator
-from prox_spark.stages.reuse import REUSE
+from prox_spark.stages.reuse import REUSE, REUSE_CUT
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -228,15 +228,28 @@ def _take_stored(batch: pa.RecordBatch, stage: str, skipped: list[bool], prep: P
     or blank: nothing to ask)."""
     taken: list[bool | None] = []
     texts = batch.column(TEXT).to_pylist()
+    name = REUSE_CUT[stage]
+    cuts = batch.column(name).to_pylist() if name in batch.schema.names \
+        else [None] * batch.num_rows
     for i, value in enumerate(_stored(batch, stage)):
         if skipped[i] or clean_text(texts[i])[0] is None:
             taken.append(None)
             continue
         if value is not None:
             programs[i], errors[i], prep.failures[i] = value, None, None
-            prep.truncated[i] = False if stage == "prox_doc" else [False] * len(value)
+            prep.truncated[i] = _stored_cut(cuts[i], stage, len(value))
         taken.append(value is not None)
     return taken
+
+
+def _stored_cut(cut: Any, stage: str, programs: int) -> Any:
+    """The stored output's cut at the token limit, as the interpreter takes
+    it: one bool for the doc program, one per chunk program (unknown: not
+    cut, the rule for rows stored before cuts were)."""
+    if stage == "prox_doc":
+        return bool(cut)
+    flags = [bool(c) for c in (cut or [])]
+    return (flags + [False] * programs)[:programs]
 
 
 def _bind(stage: str) -> tuple[list[str], Exception | None]:

@@ -9,9 +9,13 @@ text hashes the same takes its stored programs instead of calling the
 model; the interpreter re-applies them. So a policy change makes no model
 call, and a chunk-model change runs only the chunk model.
 
-Stored output is reused only when it is a complete answer: a doc program
-that exists on a row whose answers were not cut at the token limit, chunk
-programs of a row that did not fail.
+Stored output is reused when it is an answer: a doc program that exists,
+chunk programs of a row that did not fail. An answer cut at the token limit
+is reused too (greedy decoding with the same model, settings and input would
+cut it again), with its cut: the stored `doc_truncated` / `chunk_truncated`
+flags go back to the interpreter, so the row stays marked `truncated` and
+its cut counts as an error as before. Rows written before those flags were
+stored, and cut somewhere, are asked again (which answer was cut is unknown).
 
     >>> REUSE["prox_doc"], INPUT["prox_chunk"]
     ('_reuse_prox_doc', '_input_prox_chunk')
@@ -25,8 +29,10 @@ from prox_spark.program.results import FAILED
 from prox_spark.schema import (
     CHUNK_PROGRAMS,
     CHUNK_REUSED,
+    CHUNK_TRUNCATED,
     DOC_PROGRAM,
     DOC_REUSED,
+    DOC_TRUNCATED,
     REUSED,
     STAGE_FINGERPRINTS,
     STAGE_INPUTS,
@@ -40,15 +46,20 @@ if TYPE_CHECKING:
 
 MODEL_OUTPUT = {"prox_doc": DOC_PROGRAM, "prox_chunk": CHUNK_PROGRAMS}
 REUSED_FLAG = {"prox_doc": DOC_REUSED, "prox_chunk": CHUNK_REUSED}
+CUT_FLAG = {"prox_doc": DOC_TRUNCATED, "prox_chunk": CHUNK_TRUNCATED}
 # Working columns: the stored output a model stage may take (null: call the
 # model), and the hash of the text the stage received.
 REUSE = {stage: f"_reuse_{stage}" for stage in MODEL_OUTPUT}
 INPUT = {stage: f"_input_{stage}" for stage in MODEL_OUTPUT}
+# Whether the stored output a stage takes was cut at the token limit.
+REUSE_CUT = {stage: f"_reuse_cut_{stage}" for stage in MODEL_OUTPUT}
+_STORED_CUT = {stage: f"_stored_cut_{stage}" for stage in MODEL_OUTPUT}
 _STORED = {stage: f"_stored_{stage}" for stage in MODEL_OUTPUT}
 _STORED_FP = {stage: f"_stored_fp_{stage}" for stage in MODEL_OUTPUT}
 _STORED_INPUT = {stage: f"_stored_input_{stage}" for stage in MODEL_OUTPUT}
 
-__all__ = ["INPUT", "REUSE", "finish_reuse", "stored_outputs", "text_hash", "with_reuse"]
+__all__ = ["INPUT", "REUSE", "REUSE_CUT", "finish_reuse", "stored_outputs", "text_hash",
+           "with_reuse"]
 
 
 def text_hash(column: str = TEXT) -> Column:
@@ -66,13 +77,18 @@ def stored_outputs(table: DataFrame) -> DataFrame | None:
 
     if STAGE_FINGERPRINTS not in table.columns or STAGE_INPUTS not in table.columns:
         return None
-    complete = ~F.coalesce(F.col(TRUNCATED), F.lit(False))
+    uncut = ~F.coalesce(F.col(TRUNCATED), F.lit(False))
     picks = []
     for stage, output in MODEL_OUTPUT.items():
-        usable = complete & F.col(output).isNotNull()
+        flag = CUT_FLAG[stage]
+        cut = F.col(flag) if flag in table.columns else F.lit(None)
+        usable = F.col(output).isNotNull() & (cut.isNotNull() | uncut)
         if stage == "prox_chunk":
             usable = usable & (F.col(STATUS) != F.lit(FAILED))
         picks += [F.when(usable, F.col(output)).alias(_STORED[stage]),
+                  F.when(usable, cut).cast(
+                      "boolean" if stage == "prox_doc" else "array<boolean>"
+                  ).alias(_STORED_CUT[stage]),
                   F.col(STAGE_FINGERPRINTS)[stage].alias(_STORED_FP[stage]),
                   F.col(STAGE_INPUTS)[stage].alias(_STORED_INPUT[stage])]
     return table.select("id", *picks)
@@ -90,16 +106,20 @@ def with_reuse(df: DataFrame, stored: DataFrame | None, stages: tuple[str, ...],
         out = out.withColumn(INPUT[stage], text_hash())
     if stored is None:
         for stage in stages:
-            out = out.withColumn(REUSE[stage], F.lit(None).cast(
-                "string" if stage == "prox_doc" else "array<string>"))
+            doc = stage == "prox_doc"
+            out = (out.withColumn(REUSE[stage], F.lit(None).cast(
+                "string" if doc else "array<string>"))
+                .withColumn(REUSE_CUT[stage], F.lit(None).cast(
+                    "boolean" if doc else "array<boolean>")))
         return out
-    columns = [c for stage in stages for c in (_STORED[stage], _STORED_FP[stage],
-                                                _STORED_INPUT[stage])]
+    columns = [c for stage in stages for c in (_STORED[stage], _STORED_CUT[stage],
+                                                _STORED_FP[stage], _STORED_INPUT[stage])]
     out = out.join(stored.select("id", *columns), "id", "left")
     for stage in stages:
         same = ((F.col(_STORED_FP[stage]) == F.lit(fingerprints[stage]))
                 & (F.col(_STORED_INPUT[stage]) == F.col(INPUT[stage])))
-        out = out.withColumn(REUSE[stage], F.when(same, F.col(_STORED[stage])))
+        out = (out.withColumn(REUSE[stage], F.when(same, F.col(_STORED[stage])))
+               .withColumn(REUSE_CUT[stage], F.when(same, F.col(_STORED_CUT[stage]))))
     return out.drop(*columns)
 
 
@@ -121,7 +141,8 @@ def finish_reuse(df: DataFrame, fingerprints: dict[str, str]) -> DataFrame:
              for s in MODEL_OUTPUT if REUSED_FLAG[s] in df.columns]
     reused = F.filter(F.array(*flags), lambda x: x.isNotNull()) if flags \
         else F.array().cast("array<string>")
-    working = [c for s in MODEL_OUTPUT for c in (INPUT[s], REUSE[s]) if c in df.columns]
+    working = [c for s in MODEL_OUTPUT for c in (INPUT[s], REUSE[s], REUSE_CUT[s])
+               if c in df.columns]
     return (df.withColumn(STAGE_FINGERPRINTS, F.create_map(*pairs) if pairs else F.lit(None))
             .withColumn(STAGE_INPUTS, entries)
             .withColumn(REUSED, reused)
