@@ -230,3 +230,31 @@ def test_llm_teacher_keeps_exactly_the_valid_labels(
         lines, _ = execute_on_chunk(chunk_lines(chunks["keep_chunk"]), keep.completion)
         assert "\n".join(lines) == keep.teacher_output.strip()
         assert not odd.valid and odd.reason.startswith("rewrite adds text")
+
+
+def test_a_skewed_teacher_is_balanced_by_default_and_says_so(spark: Any) -> None:
+    """Issue 34: 90% drops among the train doc examples are balanced to half
+    by default (the eval split keeps the teacher's share); an explicit
+    drop_share is kept; under 80% nothing changes."""
+    from prox_spark.distill.annotate import balance_examples
+
+    def examples(drops: int, keeps: int) -> Any:
+        rows = [(f"d{i}", "doc", "drop_doc()", True, None, "train") for i in range(drops)]
+        rows += [(f"k{i}", "doc", "keep_doc()", True, None, "train") for i in range(keeps)]
+        rows += [(f"e{i}", "doc", "drop_doc()", True, None, "eval") for i in range(9)]
+        return spark.createDataFrame(rows, "id string, task string, completion string, "
+                                           "valid boolean, reason string, split string")
+
+    def valid(df: Any, split: str = "train") -> dict[str, int]:
+        got = df.where(f"valid and split = '{split}'").groupBy("completion").count().collect()
+        return {r["completion"]: r["count"] for r in got}
+
+    out, note = balance_examples(examples(90, 10), None)
+    assert valid(out) == {"drop_doc()": 10, "keep_doc()": 10}
+    assert valid(out, "eval") == {"drop_doc()": 9}
+    assert note is not None and "drop_doc() for 90%" in note and "balanced to 50%" in note
+    assert out.where("not valid").first().reason.startswith("class balance")
+    out, note = balance_examples(examples(90, 10), 0.8)
+    assert valid(out) == {"drop_doc()": 40, "keep_doc()": 10} and note is None
+    out, note = balance_examples(examples(75, 25), None)
+    assert valid(out) == {"drop_doc()": 75, "keep_doc()": 25} and note is None

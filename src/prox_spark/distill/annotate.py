@@ -310,6 +310,35 @@ def _dedup_examples(df: DataFrame) -> DataFrame:
               .drop("_rank", "_first"))
 
 
+AUTO_BALANCE_ABOVE = 0.8  # a majority doc decision above this share is balanced
+AUTO_DROP_SHARE = 0.5
+
+
+def balance_examples(df: DataFrame, drop_share: float | None) -> tuple[DataFrame, str | None]:
+    """The examples with the train split's doc classes balanced, and a note
+    saying so. `drop_share` set: as asked. None (the default): balanced to
+    `AUTO_DROP_SHARE` when the teacher's majority decision exceeds
+    `AUTO_BALANCE_ABOVE` of the valid train doc examples, since a student
+    trained on 90% drops learns to answer only `drop_doc()` (issue 34)."""
+    from pyspark.sql import functions as F
+
+    if drop_share is not None:
+        return _balance(df, drop_share).localCheckpoint(), None
+    train_docs = (F.col("task") == "doc") & F.col("valid") & (F.col("split") == "train")
+    counts = {r["completion"]: r["count"] for r in
+              df.where(train_docs).groupBy("completion").count().collect()}
+    drops, keeps = counts.get("drop_doc()", 0), counts.get("keep_doc()", 0)
+    if not drops or not keeps or max(drops, keeps) / (drops + keeps) <= AUTO_BALANCE_ABOVE:
+        return df, None
+    label = "drop_doc()" if drops > keeps else "keep_doc()"
+    note = (f"the teacher answered {label} for {max(drops, keeps) / (drops + keeps):.0%} of the "
+            f"train split's doc examples: balanced to {AUTO_DROP_SHARE:.0%} drops (distill."
+            f"drop_share: null balances above {AUTO_BALANCE_ABOVE:.0%}; set it to keep another "
+            "share); the eval split keeps the teacher's own")
+    log.info(note)
+    return _balance(df, AUTO_DROP_SHARE).localCheckpoint(), note
+
+
 def _balance(df: DataFrame, drop_share: float) -> DataFrame:
     """Down-sample the majority doc label of the train split so that drops
     are `drop_share` of its valid doc examples (the eval split keeps the
@@ -327,7 +356,8 @@ def _balance(df: DataFrame, drop_share: float) -> DataFrame:
         label, quota = "drop_doc()", round(drop_share / (1 - drop_share) * keeps)
     else:
         label, quota = "keep_doc()", round((1 - drop_share) / drop_share * drops)
-    w = Window.partitionBy("completion").orderBy(F.sha2(F.col("id"), 256))
+    # Numbered among the train split's valid doc examples only.
+    w = Window.partitionBy(train_docs, "completion").orderBy(F.sha2(F.col("id"), 256))
     over = train_docs & (F.col("completion") == label) & (F.row_number().over(w) > quota)
     df = df.withColumn("_over", over)
     return (df.withColumn("valid", F.when(F.col("_over"), F.lit(False)).otherwise(F.col("valid")))
@@ -447,13 +477,12 @@ def annotate(config: PipelineConfig, spark: SparkSession | None = None) -> Annot
     if distill.dedup_examples:
         examples = _dedup_examples(examples)
     examples = examples.localCheckpoint()
-    if distill.drop_share is not None:
-        examples = _balance(examples, distill.drop_share).localCheckpoint()
+    examples, balanced = balance_examples(examples, distill.drop_share)
     overwrite_table(examples.select(*SFT_FIELDS), distill.sft_table)
     docs.unpersist()
     written = read_table(spark, distill.sft_table)
     per_task, labels, discards, splits = summarize(written)
-    notes = []
+    notes = [balanced] if balanced else []
     if left_out:
         notes.append(f"{left_out:,} of {records:,} input records not labelled: unreadable "
                      "(malformed, no id, no text), repeated, or an id with several texts")

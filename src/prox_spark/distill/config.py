@@ -10,7 +10,8 @@ will be run with, so an example's prompt is exactly what the refiner reads.
       sample: {size: 2000, seed: 0}       # documents drawn from the input
       eval_fraction: 0.1                  # by a stable hash of the document id
       teacher: {kind: rules}              # rules | llm | table
-      drop_share: null                    # class balance of doc examples (0-1)
+      drop_share: null                    # share of drops among train doc examples (0-1);
+                                          # null: 0.5 when the teacher's majority > 80%
       sft_table: {path: output/sft}       # the SFT Delta table annotate writes
       student:
         output_dir: output/refiner        # the model directory train writes
