@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from prox_spark.distill.evaluate import Evaluation, evaluate_student, student_outputs
+from prox_spark.distill.evaluate import evaluate_student, student_outputs
 from prox_spark.distill.scores import ChunkScores, DocScores
 from prox_spark.generation.engine import EngineConfig
 from prox_spark.generation.prompts import chat_prompt, chunk_prompt, doc_prompt, number_line
@@ -98,19 +98,35 @@ def test_the_student_scores_as_worked_out_by_hand(spark, student, sft_table):
     # precision = 1 / (1 + 1) = 1/2; recall = 1 / (1 + 2) = 1/3
     # F1 = 2 * (1/2)(1/3) / (1/2 + 1/3) = (1/3) / (5/6) = 2/5
     # accuracy = (TP + TN) / n = 2/5; parse rate = 3/5 (d1, d2, d3)
-    assert evaluation.doc == DocScores(n=5, precision=0.5, recall=pytest.approx(1 / 3),
-                                       f1=pytest.approx(0.4), parse_rate=0.6, accuracy=0.4)
+    # keep: teacher d3, d4; student d2, d4, d5; both d4 -> 1/3, 1/2, F1 2 * 1 / (3 + 2) = 2/5
+    d = evaluation.doc
+    assert d == DocScores(n=5, precision=0.5, recall=pytest.approx(1 / 3), f1=pytest.approx(0.4),
+                          keep_precision=pytest.approx(1 / 3), keep_recall=0.5,
+                          keep_f1=pytest.approx(0.4), drops=3, keeps=2, parse_rate=0.6,
+                          accuracy=0.4, failures=d.failures)
+    # The trivial student always answers the commoner decision, drop_doc() (3 of 5):
+    # drop precision 3/5, recall 1, F1 2 * 3 / (5 + 3) = 3/4; keep F1 0.
+    assert evaluation.majority == "drop_doc()"
+    assert (evaluation.doc_trivial.f1, evaluation.doc_trivial.keep_f1) == (0.75, 0.0)
     # chunk removed lines: teacher {37, 38} + {12, 13} = 4, student {37, 38, 39} + {0} = 4
     # (c3 is cut off: nothing), hits {37, 38} = 2 -> precision = recall = F1 = 2/4.
     # normalize: teacher {" Click here", "Share this"}, student {" Click here"}:
     # precision 1, recall 1/2, F1 = 2 * 1 * (1/2) / (3/2) = 2/3.
     # exact match: c4 only = 1/4; parse rate: c1, c2, c4 = 3/4.
-    assert evaluation.chunk == ChunkScores(n=4, line_precision=0.5, line_recall=0.5,
-                                           line_f1=0.5, normalize_f1=pytest.approx(2 / 3),
-                                           exact_match=0.25, parse_rate=0.75)
-    assert evaluation == Evaluation(evaluation.doc, evaluation.chunk, student.model, 9)
-    summary = evaluation.summary()
-    assert "F1 0.400 (paper 0.826)" in summary and "F1 0.500 (paper 0.752)" in summary
+    c = evaluation.chunk
+    assert c == ChunkScores(n=4, line_precision=0.5, line_recall=0.5, line_f1=0.5,
+                            normalize_precision=1.0, normalize_recall=0.5,
+                            normalize_f1=pytest.approx(2 / 3), lines_removed=4,
+                            normalizations=2, exact_match=0.25, parse_rate=0.75,
+                            failures=c.failures)
+    # remove everything: 4 of the 15 chunk lines -> F1 2 * 4 / (15 + 4) = 8/19.
+    assert evaluation.remove_everything.line_f1 == pytest.approx(8 / 19)
+    assert evaluation.remove_nothing.line_f1 == 0.0
+    assert (evaluation.model, evaluation.examples) == (student.model, 9)
+    assert evaluation.verdict() == (
+        "Verdict: beats the trivial students on chunk (removed-lines F1 0.500 vs 0.421 for "
+        "remove everything) but not on doc (drop F1 0.400 vs 0.750, keep F1 0.400 vs 0.000 "
+        "for always drop_doc())")
 
 
 def test_each_row_keeps_its_answer_or_why_it_has_none(student, sft_table):
@@ -122,6 +138,19 @@ def test_each_row_keeps_its_answer_or_why_it_has_none(student, sft_table):
         assert (rows[i].student_output, rows[i].student_error) == (answer, None)
     assert rows["d5"].student_output is None
     assert "exceeds the context of 512" in rows["d5"].student_error
+    assert not any(r.student_truncated for r in rows.values())
+
+
+def test_answers_cut_at_the_token_limit_are_marked_and_counted(spark, student, sft_table):
+    rows = {r.id: r for r in student_outputs(sft_table, student, chunk_max_new_tokens=3)
+            .collect()}
+    c1 = next(answer for i, _, _, _, answer in CASES if i == "c1")
+    assert rows["c1"].student_truncated and c1.startswith(rows["c1"].student_output)
+    assert not rows["d1"].student_truncated
+    evaluation = evaluate_student(spark, sft_table, student, chunk_max_new_tokens=3)
+    cut = sum(bool(rows[i].student_truncated) for i in ("c1", "c2", "c3", "c4"))
+    assert evaluation.chunk.truncated == cut >= 1
+    assert evaluation.chunk.parse_rate <= (4 - cut) / 4
 
 
 def test_no_eval_rows_is_a_clear_error(spark, student, sft_table):

@@ -6,9 +6,10 @@ teacher on the table's `eval` split.
     >>> result = train(config)  # doctest: +SKIP
     >>> print(evaluate(config).render())  # doctest: +SKIP
 
-The paper's 0.3B refiners reach F1 82.6 (doc) and 75.2 (chunk) against their
-teacher's held-out labels (`prox-programs.md` section 5); `evaluate` prints
-the same figures for a student so the two can be compared.
+`evaluate` prints each level's figures beside those of the trivial students
+(doc: always the commoner decision; chunk: remove nothing, remove everything)
+and a verdict; the paper's 0.3B refiners' F1 82.6 (doc drops) and 75.2 (chunk
+removed lines, `prox-programs.md` section 5) stand beside the same measures.
 """
 
 from __future__ import annotations
@@ -101,22 +102,23 @@ def _teacher_name(config: PipelineConfig) -> str:
 
 @dataclass(frozen=True)
 class EvaluateResult:
-    """A student's figures against its teacher, beside the paper's."""
+    """A student's figures against its teacher, beside the trivial students'
+    and, for the same measures, the paper's."""
 
     evaluation: Evaluation
     sft_table_version: int | None
 
     def render(self) -> str:
         return (f"{self.evaluation.summary()}\n(SFT table version {self.sft_table_version}; "
-                "F1 against the teacher's eval-split labels, as the paper reports it)")
+                "scores against the teacher's eval-split labels)")
 
     def figures(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
+        """The model card's evaluation: the tables (None for n/a), the
+        verdict, the warnings, and every score as plain values."""
         e = self.evaluation
         return {"eval_examples": e.examples, "sft_table_version": self.sft_table_version,
-                "doc": None if e.doc is None else asdict(e.doc),
-                "chunk": None if e.chunk is None else asdict(e.chunk)}
+                "model": e.model, "tables": e.tables(), "verdict": e.verdict(),
+                "warnings": e.warnings(), "scores": e.to_dict()}
 
 
 def evaluate(config: PipelineConfig, spark: SparkSession | None = None,
@@ -149,7 +151,7 @@ def evaluate(config: PipelineConfig, spark: SparkSession | None = None,
     engine = EngineConfig(model=target, dtype="float32",
                           kv_cache_gib=base.engine.kv_cache_gib if base else None,
                           enforce_eager=True)
-    evaluation = evaluate_student(spark, df, engine)
+    evaluation = evaluate_student(spark, df, engine, policy=config.policy)
     result = EvaluateResult(evaluation, version)
     try:
         update_model_card(target, result.figures())

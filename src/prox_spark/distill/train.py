@@ -587,8 +587,10 @@ def write_model_card(model_dir: str | Path, info: Mapping[str, Any]) -> Path:
 def update_model_card(model_dir: str | Path, evaluation: Mapping[str, Any]) -> Path:
     """Add (or replace) the evaluation section of an existing model card.
 
-    `evaluation`: e.g. ``{"doc": DocScores(...) or {"f1": 0.83, ...},
-    "chunk": {...}, "model": ..., "examples": ...}``; dataclasses are read as
+    `evaluation`: what `EvaluateResult.figures` returns (``tables``: title,
+    columns, rows with None for "n/a"; ``verdict``; ``warnings``), rendered
+    as those tables, or any other mapping such as ``{"doc": {"f1": 0.83},
+    "examples": 12}``, listed metric by metric; dataclasses are read as
     mappings. The other facts of ``prox_card.json`` are kept.
     """
     path = Path(model_dir) / CARD_JSON
@@ -652,20 +654,7 @@ def _render_card(model_dir: Path, card: Mapping[str, Any]) -> str:
         lines += ["", "## Training loss", "", "| step | loss |", "|---:|---:|"]
         lines += [f"| {int(s)} | {float(v):.4f} |" for s, v in _sample(losses, 12)]
     lines += ["", "## Evaluation against the teacher (eval split)", ""]
-    evaluation = card.get("evaluation")
-    if isinstance(evaluation, dict) and evaluation:
-        for task, scores in evaluation.items():
-            if isinstance(scores, dict):
-                lines += ["", f"### {task}", "", "| metric | value |", "|---|---:|"]
-                lines += [f"| {k.replace('_', ' ')} | {_fmt(v)} |" for k, v in scores.items()]
-                lines.append("")
-            elif scores is not None:
-                lines.append(f"- {task.replace('_', ' ')}: {_fmt(scores)}")
-        lines.append("")
-        lines.append("For comparison, the paper's 0.3B refiners reach F1 0.826 (doc) and "
-                     "0.752 (chunk) against their teacher.")
-    else:
-        lines.append("Not evaluated yet: `prox-spark evaluate` adds the figures here.")
+    lines += _evaluation_lines(card.get("evaluation"))
     lines += ["", "## Use", "", "```python",
               "from prox_spark.generation.engine import EngineConfig",
               "from prox_spark.stages import ChunkRefiner, DocRefiner",
@@ -674,6 +663,41 @@ def _render_card(model_dir: Path, card: Mapping[str, Any]) -> str:
               "refined = df.transform(DocRefiner(engine)).transform(ChunkRefiner(engine))",
               "```", ""]
     return "\n".join(lines)
+
+
+def _evaluation_lines(evaluation: Any) -> list[str]:
+    """The card's evaluation section: the tables `prox-spark evaluate` wrote
+    (a missing measure is "n/a"), its warnings and verdict; any other
+    mapping is listed metric by metric."""
+    if not isinstance(evaluation, dict) or not evaluation:
+        return ["Not evaluated yet: `prox-spark evaluate` adds the figures here."]
+    if isinstance(evaluation.get("tables"), list):
+        lines = []
+        for table in evaluation["tables"]:
+            columns = table["columns"]
+            lines += [f"### {table['title']}", "", "| " + " | ".join(columns) + " |",
+                      "|---" + "|---:" * (len(columns) - 1) + "|"]
+            lines += ["| " + " | ".join([str(row[0]), *(_figure(v) for v in row[1:])]) + " |"
+                      for row in table["rows"]]
+            lines.append("")
+        lines += [f"> {w}" for w in evaluation.get("warnings") or []]
+        lines += ["", f"**{evaluation.get('verdict', '')}**", "",
+                  "The paper column is the ProX paper's 0.3B refiners, shown only beside "
+                  "the same measure."]
+        return lines
+    lines = []
+    for task, scores in evaluation.items():
+        if isinstance(scores, dict):
+            lines += ["", f"### {task}", "", "| metric | value |", "|---|---:|"]
+            lines += [f"| {k.replace('_', ' ')} | {_figure(v)} |" for k, v in scores.items()]
+            lines.append("")
+        else:
+            lines.append(f"- {task.replace('_', ' ')}: {_figure(scores)}")
+    return lines
+
+
+def _figure(value: Any) -> str:
+    return "n/a" if value is None else _fmt(value)
 
 
 def _sample(points: Sequence[Sequence[Any]], limit: int) -> list[Sequence[Any]]:
