@@ -94,23 +94,36 @@ def test_table_teacher_reads_stored_programs(spark: Any, tmp_path: Path,
     refined = []
     for i, doc_id in enumerate(ids):
         if i % 3 == 0:
-            refined.append((doc_id, "drop_doc()", None, "dropped"))
+            refined.append((doc_id, "drop_doc()", None, "dropped", "doc_model", False))
         else:
             # A released-model-like chunk program: the first line, and one
             # range past the end (clipped into the chunk, as the reference does).
             refined.append((doc_id, "keep_doc()", ["remove_lines(line_start=0, line_end=0)"],
-                            "edited"))
+                            "edited", None, False))
+    # Rows whose programs did not apply cleanly teach nothing.
+    bad = {ids[1]: ("reverted", None, False), ids[2]: ("edited", None, True),
+           ids[4]: ("failed", "failed:engine", False),
+           ids[3]: ("dropped", "gopher_quality", False)}
+    refined = [(d, p, c, *bad[d]) if d in bad else (d, p, c, s, r, t)
+               for d, p, c, s, r, t in refined]
     table = str(tmp_path / "released")
-    (spark.createDataFrame(refined, "id string, doc_program string, "
-                                    "chunk_programs array<string>, status string")
+    (spark.createDataFrame(refined, "id string, doc_program string, chunk_programs "
+                                    "array<string>, status string, drop_reason string, "
+                                    "truncated boolean")
      .write.format("delta").save(table))
     config = _config(tmp_path, SAMPLE, {"kind": "table", "table": {"path": table}},
                      str(tiny_model), sample={"size": None})
-    annotate(config, spark)
+    summary = annotate(config, spark)
     rows = _rows(spark, tmp_path)
     doc_rows = {r.id: r for r in rows if r.task == "doc"}
-    assert set(doc_rows) == set(ids)
+    assert not {r.id for r in rows} & set(bad)
+    assert set(doc_rows) == set(ids) - set(bad)
+    assert ("table teacher skipped 4 rows whose programs did not apply cleanly: "
+            "dropped by gopher_quality 1, status failed 1, status reverted 1, "
+            "truncated program 1") in summary.notes
     for i, doc_id in enumerate(ids):
+        if doc_id in bad:
+            continue
         want = "drop_doc()" if i % 3 == 0 else "keep_doc()"
         r = doc_rows[doc_id]
         assert r.completion == want or r.reason.startswith("duplicate example")
@@ -258,3 +271,113 @@ def test_a_skewed_teacher_is_balanced_by_default_and_says_so(spark: Any) -> None
     assert valid(out) == {"drop_doc()": 40, "keep_doc()": 10} and note is None
     out, note = balance_examples(examples(75, 25), None)
     assert valid(out) == {"drop_doc()": 75, "keep_doc()": 25} and note is None
+
+
+# --- refusals: nothing written ---------------------------------------------
+
+
+def _cjk_texts(count: int = 40) -> list[str]:
+    """Documents of 1,090 distinct CJK and Hangul characters, most of them in
+    150 recurring words (so merges pay off), the rest rare."""
+    import random
+
+    rng = random.Random(0)
+    chars = [chr(0x4E00 + i) for i in range(1200)] + [chr(0xAC00 + i) for i in range(500)]
+    words = ["".join(rng.choice(chars[:300]) for _ in range(rng.randint(2, 3)))
+             for _ in range(150)]
+
+    def line() -> str:
+        return "".join(rng.choice(words) if rng.random() < 0.8 else rng.choice(chars)
+                       for _ in range(30)) + "。"
+
+    return ["\n".join(line() for _ in range(6)) for _ in range(count)]
+
+
+def _jsonl(path: Path, texts: list[str]) -> Path:
+    path.write_text("".join(json.dumps({"id": f"d{i:03d}", "text": t}) + "\n"
+                            for i, t in enumerate(texts)))
+    return path
+
+
+def _scratch(tmp: Path, vocab_size: int) -> dict[str, Any]:
+    return {"output_dir": str(tmp / "student"), "base_model": None, "hidden_size": 128,
+            "heads": 2, "vocab_size": vocab_size}
+
+
+def test_tokenizer_learns_merges_on_a_cjk_sample(tmp_path: Path) -> None:
+    from prox_spark.distill.tokenizer import build_tokenizer, chars_per_token
+
+    texts = _cjk_texts()
+    path = build_tokenizer(tmp_path / "tok", texts, vocab_size=1000)
+    # 1,090 distinct characters in 1,000 tokens: characters alone would be
+    # one token each; the commonest keep tokens, merges join them.
+    assert chars_per_token(path, texts) > 1.5
+    tok = get_tokenizer(str(path))
+    text = texts[0] + "\n" + chr(0x4E00 + 1199) + " ok"  # a rare character: bytes
+    ids = tok(text)["input_ids"]
+    assert ids[0] == tok.bos_token_id and tok.decode(ids, skip_special_tokens=True) == text
+
+
+def test_a_tokenizer_too_small_for_the_sample_is_refused(spark: Any, tmp_path: Path) -> None:
+    source = _jsonl(tmp_path / "cjk.jsonl", _cjk_texts())
+    config = _config(tmp_path, source, {"kind": "rules"}, None, tasks=["doc"],
+                     student=_scratch(tmp_path, 320))
+    with pytest.raises(ConfigError, match=r"^distill\.student\.vocab_size: .* 0\.\d\d "
+                                          r"characters per token .* raise vocab_size"):
+        annotate(config, spark)
+    assert not (tmp_path / "student").exists() and not (tmp_path / "sft").exists()
+    config = _config(tmp_path, source, {"kind": "rules"}, None, tasks=["doc"],
+                     student=_scratch(tmp_path, 4000))
+    summary = annotate(config, spark)
+    assert summary.documents == 40 and (tmp_path / "student" / "tokenizer").is_dir()
+
+
+def test_a_sample_without_text_is_refused(spark: Any, tmp_path: Path) -> None:
+    source = _jsonl(tmp_path / "empty.jsonl", ["", " ", "\n\n", ""])
+    config = _config(tmp_path, source, {"kind": "rules"}, None, student=_scratch(tmp_path, 400))
+    with pytest.raises(ConfigError, match=r"^input: every one of the \d sampled documents"):
+        annotate(config, spark)
+    assert not (tmp_path / "student").exists() and not (tmp_path / "sft").exists()
+
+
+def test_a_teacher_model_that_cannot_load_exits_2(tmp_path: Path, capsys: Any) -> None:
+    import yaml
+
+    from prox_spark.cli import main
+
+    (tmp_path / "no-weights").mkdir()
+    (tmp_path / "no-weights" / "config.json").write_text("{}")
+    for model, why in [(tmp_path / "missing", "does not exist"),
+                       (tmp_path / "no-weights", "holds no weights")]:
+        raw = {"input": {"path": str(SAMPLE), "format": "jsonl"},
+               "output": {"path": str(tmp_path / "refined")}, "stages": RULES,
+               "distill": {"teacher": {"kind": "llm", "model": str(model)},
+                           "sft_table": {"path": str(tmp_path / "sft")},
+                           "student": {"output_dir": str(tmp_path / "student")}}}
+        path = tmp_path / "annotate.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        assert main(["annotate", str(path)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "distill.teacher.model" in err[0] and why in err[0], err
+        assert not (tmp_path / "sft").exists() and not (tmp_path / "student").exists()
+
+
+@pytest.mark.vllm
+def test_a_run_whose_every_answer_is_discarded_writes_nothing(
+        spark: Any, tmp_path: Path, tiny_model: Path) -> None:
+    from prox_spark.io.delta import table_version
+    from prox_spark.refs import TableRef
+
+    source = _jsonl(tmp_path / "docs.jsonl", [KEEP_TEXT, ODD_TEXT, DROP_TEXT])
+    rules = _config(tmp_path, source, {"kind": "rules"}, str(tiny_model), tasks=["doc"])
+    annotate(rules, spark)
+    before = table_version(spark, TableRef(path=str(tmp_path / "sft")))
+    # A random model answers no scoring prompt with scores.
+    config = _config(tmp_path, source,
+                     {"kind": "llm", "model": str(tiny_model), "kv_cache_gib": 0.25,
+                      "enforce_eager": True, "max_model_len": 2048, "doc_max_new_tokens": 8},
+                     str(tiny_model), tasks=["doc"])
+    with pytest.raises(ConfigError, match=r"^distill\.teacher: all 3 examples were discarded, "
+                                          r"nothing written; commonest reasons: doc: "):
+        annotate(config, spark)
+    assert table_version(spark, TableRef(path=str(tmp_path / "sft"))) == before

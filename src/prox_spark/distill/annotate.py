@@ -277,20 +277,59 @@ def _documents(spark: SparkSession, config: PipelineConfig) -> tuple[DataFrame, 
     return docs, total
 
 
+_TABLE_COLUMNS = ("id", "doc_program", "chunk_programs", "status", "drop_reason")
+_TRUNCATION_COLUMNS = ("truncated", "doc_truncated", "chunk_truncated")
+
+
 def _with_table_programs(spark: SparkSession, docs: DataFrame, teacher: TeacherConfig
-                         ) -> DataFrame:
+                         ) -> tuple[DataFrame, list[str]]:
+    """`docs` joined with the programs of the refined table, only the rows
+    whose programs applied cleanly (`_skip_reason`), and a note counting the
+    skipped rows per reason (also logged)."""
+    from pyspark.sql import functions as F
+
     from prox_spark.io.delta import read_table, table_exists
 
     assert teacher.table is not None
     if not table_exists(spark, teacher.table):
         raise ConfigError("distill.teacher.table", f"{teacher.table} is not a Delta table")
     refined = read_table(spark, teacher.table)
-    missing = {"id", "doc_program", "chunk_programs", "status"} - set(refined.columns)
+    missing = set(_TABLE_COLUMNS) - set(refined.columns)
     if missing:
         raise ConfigError("distill.teacher.table", f"{teacher.table} lacks the column(s) "
                           f"{', '.join(sorted(missing))} of a refined table")
-    programs = refined.select("id", "doc_program", "chunk_programs", "status")
-    return docs.join(programs, "id", "inner")
+    cut = [F.coalesce(F.col(c), F.lit(False)) for c in _TRUNCATION_COLUMNS
+           if c in refined.columns]
+    programs = refined.select(*_TABLE_COLUMNS, _skip_reason(cut).alias("_skip"))
+    joined = docs.join(programs, "id", "inner").drop("drop_reason")
+    skipped = {r["_skip"]: r["count"] for r in
+               joined.where(F.col("_skip").isNotNull()).groupBy("_skip").count().collect()}
+    notes = []
+    if skipped:
+        counts = sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0]))
+        notes.append(f"table teacher skipped {sum(skipped.values()):,} rows whose programs did "
+                     "not apply cleanly: " + ", ".join(f"{r} {n:,}" for r, n in counts))
+        log.info(notes[0])
+    return joined.where(F.col("_skip").isNull()).drop("_skip"), notes
+
+
+def _skip_reason(truncated: list[Any]) -> Any:
+    """Why a refined row is no lesson (null: it is one). A lesson is a row
+    kept, edited, or dropped by the doc model, whose stored answers were not
+    cut at the token limit; `reverted` (too many refused calls), `failed`,
+    dropped by a rule or dedup stage, or cut rows teach what went wrong."""
+    from pyspark.sql import functions as F
+
+    status, reason = F.col("status"), F.col("drop_reason")
+    cut = F.greatest(*truncated) if len(truncated) > 1 else (
+        truncated[0] if truncated else F.lit(False))
+    by_model = F.coalesce(reason == "doc_model", F.lit(False))
+    return (F.when(status.isNull(), F.lit("no status"))
+             .when((status == "dropped") & ~by_model,
+                   F.concat(F.lit("dropped by "), F.coalesce(reason, F.lit("an unknown stage"))))
+             .when(~status.isin("kept", "edited", "dropped"), F.concat(F.lit("status "), status))
+             .when(cut, F.lit("truncated program"))
+             .otherwise(F.lit(None)))
 
 
 def _dedup_examples(df: DataFrame) -> DataFrame:
@@ -397,13 +436,23 @@ def _distill(config: PipelineConfig) -> DistillConfig:
     return config.distill
 
 
+MIN_CHARS_PER_TOKEN = 2.0
+
+
 def _student_tokenizer(docs: DataFrame, config: DistillConfig) -> None:
     """From scratch, the student's tokenizer is trained on the sampled
     documents first (once per output directory), so every prompt is
-    measured with the tokenizer the student will have."""
+    measured with the tokenizer the student will have.
+
+    Raises ConfigError naming `distill.student.vocab_size`, leaving nothing
+    on disk, when the trained tokenizer averages fewer than
+    `MIN_CHARS_PER_TOKEN` characters per token on the sample: prompts would
+    hold a fraction of the text they hold in production."""
+    import shutil
+    import tempfile
     from pathlib import Path
 
-    from prox_spark.distill.tokenizer import build_tokenizer
+    from prox_spark.distill.tokenizer import build_tokenizer, chars_per_token
 
     if config.student.base_model is not None:
         return
@@ -411,9 +460,27 @@ def _student_tokenizer(docs: DataFrame, config: DistillConfig) -> None:
     if (path / "tokenizer.json").is_file():
         return
     texts = [r["text"] for r in docs.select("text").collect()]
-    build_tokenizer(path, texts, vocab_size=config.student.vocab_size)
-    log.info("trained the student's tokenizer (%d tokens) on %d documents: %s",
-             config.student.vocab_size, len(texts), path)
+    vocab = config.student.vocab_size
+    with tempfile.TemporaryDirectory(prefix="prox-tokenizer-") as tmp:
+        build_tokenizer(tmp, texts, vocab_size=vocab)
+        ratio = chars_per_token(tmp, texts)
+        if ratio < MIN_CHARS_PER_TOKEN:
+            distinct = len(set().union(*map(set, texts)))
+            raise ConfigError("distill.student.vocab_size", (
+                f"a tokenizer of {vocab:,} tokens averages {ratio:.2f} characters per token "
+                f"on the sample ({distinct:,} distinct characters), under "
+                f"{MIN_CHARS_PER_TOKEN:g}; raise vocab_size (e.g. to {_suggest(vocab, distinct):,})"
+                " or start from a base_model"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(tmp, path)
+    log.info("trained the student's tokenizer (at most %d tokens, %.1f characters per token) "
+             "on %d documents: %s", vocab, ratio, len(texts), path)
+
+
+def _suggest(vocab: int, distinct: int) -> int:
+    """A vocabulary size worth trying: room for every distinct character
+    twice over (one token each, as many merges), at least twice `vocab`."""
+    return -(-max(2 * vocab, 256 + 2 * distinct) // 1000) * 1000
 
 
 def summarize(df: DataFrame) -> tuple[dict[str, dict[str, int]], dict[str, int],
@@ -448,44 +515,37 @@ def annotate(config: PipelineConfig, spark: SparkSession | None = None) -> Annot
     """Label a sample of `config.input` with the configured teacher and
     write the SFT Delta table (overwritten: the table is one annotation).
 
-    Raises ConfigError for a config without `distill:`, a rules teacher
-    without rule stages, a table teacher whose table is missing."""
+    Raises ConfigError (nothing written) for a config without `distill:`, a
+    rules teacher without rule stages, an llm teacher whose model cannot be
+    loaded, a table teacher whose table is missing, a sample without text,
+    a from-scratch tokenizer too small for the sample, and a run in which
+    every example was discarded."""
+    from prox_spark.distill.llm_teacher import check_teacher_model
     from prox_spark.io.delta import overwrite_table, read_table, table_version
     from prox_spark.session import get_spark
 
     distill = _distill(config)
     job = label_job(config)
+    if job.teacher.kind == "llm":
+        check_teacher_model(job.teacher)
     started = time.monotonic()
     local_conf = {"spark.sql.shuffle.partitions": str(config.partitions),
                   "spark.ui.showConsoleProgress": "false", **config.spark_conf}
     spark = spark or get_spark("prox-spark-annotate", conf=local_conf)
-    readable, records = _documents(spark, config)
-    docs = _sample(readable, distill).cache()
-    count = docs.count()
-    left_out = records - readable.count()
-    if count == 0:
-        raise ConfigError("input", f"{config.input.ref} holds no readable document to label")
-    _student_tokenizer(docs, distill)
+    sample, count, notes = _sampled_documents(spark, config)
+    _student_tokenizer(sample, distill)
+    docs = sample
     if job.teacher.kind == "table":
-        docs = _with_table_programs(spark, docs, job.teacher)
-    docs = docs.repartition(max(config.partitions, 1))
-
-    def task(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        yield from label_batches(job, frames)
-
-    examples = docs.mapInPandas(task, SFT_SCHEMA)
-    if distill.dedup_examples:
-        examples = _dedup_examples(examples)
-    examples = examples.localCheckpoint()
-    examples, balanced = balance_examples(examples, distill.drop_share)
+        docs, skipped = _with_table_programs(spark, sample, job.teacher)
+        notes += skipped
+    examples, balanced = _examples(docs.repartition(max(config.partitions, 1)), job, distill)
+    if balanced:
+        notes.append(balanced)
+    per_task, labels, discards, splits = summarize(examples)
+    sample.unpersist()
+    _refuse_all_discarded(per_task, discards, examples)
     overwrite_table(examples.select(*SFT_FIELDS), distill.sft_table)
-    docs.unpersist()
     written = read_table(spark, distill.sft_table)
-    per_task, labels, discards, splits = summarize(written)
-    notes = [balanced] if balanced else []
-    if left_out:
-        notes.append(f"{left_out:,} of {records:,} input records not labelled: unreadable "
-                     "(malformed, no id, no text), repeated, or an id with several texts")
     for task_name in distill.tasks:
         if not per_task.get(task_name, {}).get("valid"):
             notes.append(f"no valid {task_name} example: train refuses this task")
@@ -494,6 +554,68 @@ def annotate(config: PipelineConfig, spark: SparkSession | None = None) -> Annot
         table=str(distill.sft_table), version=table_version(spark, distill.sft_table),
         seconds=time.monotonic() - started, notes=tuple(notes))
     return _with_report(spark, written, summary, distill)
+
+
+def _sampled_documents(spark: SparkSession, config: PipelineConfig
+                       ) -> tuple[DataFrame, int, list[str]]:
+    """The sample (cached), its size and a note on the records left out.
+
+    Raises ConfigError naming `input` when the sample holds no document or
+    no document with a non-blank text (nothing to label or train on)."""
+    from pyspark.sql import functions as F
+
+    distill = _distill(config)
+    readable, records = _documents(spark, config)
+    docs = _sample(readable, distill).cache()
+    count = docs.count()
+    left_out = records - readable.count()
+    if count == 0:
+        raise ConfigError("input", f"{config.input.ref} holds no readable document to label")
+    if docs.where(F.col("text").rlike(r"\S")).limit(1).count() == 0:
+        docs.unpersist()
+        raise ConfigError("input", f"every one of the {count:,} sampled documents of "
+                          f"{config.input.ref} has an empty text: nothing to label")
+    notes = []
+    if left_out:
+        notes.append(f"{left_out:,} of {records:,} input records not labelled: unreadable "
+                     "(malformed, no id, no text), repeated, or an id with several texts")
+    return docs, count, notes
+
+
+def _examples(docs: DataFrame, job: LabelJob, distill: DistillConfig
+              ) -> tuple[DataFrame, str | None]:
+    """The SFT rows of `docs`, deduplicated and balanced as configured
+    (checkpointed: the teacher runs once), and a note when balancing was
+    the default's."""
+
+    def task(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        yield from label_batches(job, frames)
+
+    examples = docs.mapInPandas(task, SFT_SCHEMA)
+    if distill.dedup_examples:
+        examples = _dedup_examples(examples)
+    examples = examples.localCheckpoint()
+    return balance_examples(examples, distill.drop_share)
+
+
+def _refuse_all_discarded(per_task: Mapping[str, Mapping[str, int]],
+                          discards: Mapping[str, int], examples: DataFrame) -> None:
+    """ConfigError naming `distill.teacher` when no example is valid: a
+    table of discards only would make `train` fail later and hide why."""
+    from pyspark.sql import functions as F
+
+    if any(c.get("valid") for c in per_task.values()):
+        return
+    total = sum(discards.values())
+    if not total:
+        raise ConfigError("distill.teacher", "the teacher gave no example for the sample "
+                          "(no document it has a label for); nothing written")
+    common = sorted(discards.items(), key=lambda kv: -kv[1])[:3]
+    first = examples.where(F.col("reason").isNotNull()).select("reason").first()
+    example = " ".join(str(first["reason"]).split())[:200] if first else ""
+    raise ConfigError("distill.teacher", (
+        f"all {total:,} examples were discarded, nothing written; commonest reasons: "
+        + "; ".join(f"{r} ({n:,})" for r, n in common) + (f"; e.g. {example}" if example else "")))
 
 
 def _with_report(spark: SparkSession, written: DataFrame, summary: AnnotateSummary,

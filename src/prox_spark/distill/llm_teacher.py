@@ -4,20 +4,54 @@ or rewrites for the chunks of the documents it kept.
 The teacher runs through the project's executor-local engines (`get_engine`:
 one cached engine per Python worker, bound to the task's GPUs, its memory
 share from the config), so a teacher that cannot start or a prompt it
-cannot answer is a row with a reason, never a failed task. Its prompts are
+cannot answer is a row with a reason, never a failed task. A model that
+cannot be loaded at all is refused before any work (`check_teacher_model`),
+and `annotate` refuses a run whose every answer was discarded. Its prompts are
 wrapped in the teacher's own chat template when its tokenizer has one, else
 in the Llama-2 chat format the refiners use.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from prox_spark.errors import ConfigError, first_line
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from prox_spark.distill.annotate import LabelJob
+    from prox_spark.distill.config import TeacherConfig
     from prox_spark.generation.engine import Engine, Generation
+
+# Files one of which a loadable model directory holds (its weights).
+_WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.gguf")
+
+
+def check_teacher_model(teacher: TeacherConfig) -> None:
+    """Raise ConfigError naming `distill.teacher.model` when the model cannot
+    be loaded: a local path (one that exists, or starts with `/`, `.` or
+    `~`, or is not of the hub's `owner/name` form) must be a directory with
+    `config.json` and weights; a hub id must resolve (offline: be cached).
+    Checked before anything is read, so a wrong path costs no engine start."""
+    from transformers import AutoConfig
+
+    model = str(teacher.model)
+    path = Path(model).expanduser()
+    local = path.exists() or model.startswith(("/", ".", "~")) or model.count("/") != 1
+    where = "distill.teacher.model"
+    if local and not path.is_dir():
+        raise ConfigError(where, f"{model} does not exist" if not path.exists()
+                          else f"{model} is a file, not a model directory")
+    if local and not (path / "config.json").is_file():
+        raise ConfigError(where, f"{model} is not a model directory (no config.json)")
+    if local and not any(any(path.glob(p)) for p in _WEIGHTS):
+        raise ConfigError(where, f"{model} holds no weights ({', '.join(_WEIGHTS)})")
+    try:
+        AutoConfig.from_pretrained(str(path) if local else model)
+    except Exception as exc:
+        raise ConfigError(where, f"{model} cannot be loaded: {first_line(exc, 200)}") from None
 
 
 def teacher_prompt(user: str, tokenizer: Any) -> str:

@@ -12,7 +12,8 @@ from scratch (`distill.train`) and for the tiny test models.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 SPECIAL_TOKENS = ("<unk>", "<s>", "</s>")
@@ -29,6 +30,37 @@ _BASE_CORPUS = (
 )
 
 
+# At most this share of the learnt tokens are single characters, so the
+# rest is left for merges however many distinct characters a corpus has.
+_ALPHABET_SHARE = 0.75
+# Characters seen fewer times are left to byte fallback when the alphabet is limited.
+_MIN_CHAR_COUNT = 2
+
+
+def _alphabet(texts: Sequence[str], learnt: int) -> list[str] | None:
+    """The characters that get a token of their own, or None for all of them.
+
+    All when they fit in `_ALPHABET_SHARE` of the `learnt` tokens. Otherwise
+    the characters of `_BASE_CORPUS` (the chat frame and program language)
+    plus the commonest others seen at least `_MIN_CHAR_COUNT` times, up to
+    that share; the rest are encoded as bytes. Spaces count as ``▁``."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(text)
+    counts["\u2581"] += counts.pop(" ", 0)
+    cap = int(learnt * _ALPHABET_SHARE)
+    if len(counts) <= cap:
+        return None
+    base = set("".join(_BASE_CORPUS).replace(" ", "\u2581"))
+    kept = sorted(base)
+    for char, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        if len(kept) >= cap or n < _MIN_CHAR_COUNT:
+            break
+        if char not in base:
+            kept.append(char)
+    return kept
+
+
 def build_tokenizer(path: str | Path, corpus: Iterable[str] = (), vocab_size: int = 512) -> Path:
     """Train a SentencePiece-style BPE tokenizer shaped like Llama-2's and save it.
 
@@ -40,6 +72,9 @@ def build_tokenizer(path: str | Path, corpus: Iterable[str] = (), vocab_size: in
 
     `vocab_size` is an upper bound (a small corpus yields fewer merges); the
     vocabulary holds at least the 3 specials, 256 bytes and 64 learnt tokens.
+    A corpus with more distinct characters than 3/4 of the learnt tokens
+    (CJK, Hangul) keeps only its commonest characters (`_alphabet`) and
+    leaves the rest to byte fallback, so at least 1/4 is left for merges.
     Returns `path`, holding the files `AutoTokenizer.from_pretrained` reads.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -49,11 +84,12 @@ def build_tokenizer(path: str | Path, corpus: Iterable[str] = (), vocab_size: in
     texts = [*_BASE_CORPUS, *corpus]
     learner = Tokenizer(models.BPE(unk_token="<unk>"))
     learner.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="first", split=True)
+    learnt = max(vocab_size - 256, 64)
+    alphabet = _alphabet(texts, learnt - len(SPECIAL_TOKENS))
+    limits = {} if alphabet is None else {"initial_alphabet": alphabet,
+                                          "limit_alphabet": len(alphabet)}
     trainer = trainers.BpeTrainer(
-        vocab_size=max(vocab_size - 256, 64),
-        special_tokens=list(SPECIAL_TOKENS),
-        show_progress=False,
-    )
+        vocab_size=learnt, special_tokens=list(SPECIAL_TOKENS), show_progress=False, **limits)
     learner.train_from_iterator(texts, trainer=trainer)
     learnt = json.loads(learner.to_str())["model"]
     vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
@@ -86,3 +122,15 @@ def build_tokenizer(path: str | Path, corpus: Iterable[str] = (), vocab_size: in
     )
     fast.save_pretrained(str(path))
     return path
+
+
+def chars_per_token(path: str | Path, texts: Sequence[str]) -> float:
+    """Characters of `texts` per token of the tokenizer saved at `path`
+    (specials not counted): how much text a token carries. About 4 for
+    English with Llama-2's tokenizer; near 1 for a tokenizer that fell back
+    to characters, below 1 when it encodes characters as bytes."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(Path(path) / "tokenizer.json"))
+    tokens = sum(len(e.ids) for e in tok.encode_batch(list(texts), add_special_tokens=False))
+    return sum(map(len, texts)) / max(tokens, 1)
