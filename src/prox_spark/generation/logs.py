@@ -79,7 +79,8 @@ def route_vllm_logs() -> None:
     if verbose():
         return
     os.environ.setdefault("VLLM_LOGGING_CONFIG_PATH", str(VLLM_LOGGING_CONFIG))
-    if os.environ["VLLM_LOGGING_CONFIG_PATH"] == str(VLLM_LOGGING_CONFIG):
+    applied = any(isinstance(h, EngineLogHandler) for h in logging.getLogger("vllm").handlers)
+    if os.environ["VLLM_LOGGING_CONFIG_PATH"] == str(VLLM_LOGGING_CONFIG) and not applied:
         logging.config.dictConfig(json.loads(VLLM_LOGGING_CONFIG.read_text(encoding="utf-8")))
 
 
