@@ -15,6 +15,8 @@ if [ -z "${PROX_SPARK_PYTHON:-}" ]; then
   . "$_here/scripts/setup.sh"
   set -euo pipefail
 fi
+# This checkout's `prox-spark`, also when PATH holds another checkout's.
+_cli="$_here/bin/prox-spark"
 _key="$(cd "$_here" && { cat conf/starter.yaml scripts/make_sample_corpus.py setup.cfg \
           env/overrides.txt env/cpu-engine.txt
         find src/prox_spark -name '*.py' -print0 | LC_ALL=C sort -z | xargs -0 cat; } \
@@ -27,9 +29,9 @@ if [ ! -f "$_dir/.complete" ]; then
   (
     cd "$_dir"
     python "$_here/scripts/make_sample_corpus.py" --docs 1000 --seed 7 --out corpus.jsonl >&2
-    prox-spark annotate "$_here/conf/starter.yaml" >&2
-    prox-spark train "$_here/conf/starter.yaml" >&2
-    prox-spark evaluate "$_here/conf/starter.yaml" > evaluation.txt
+    "$_cli" annotate "$_here/conf/starter.yaml" >&2
+    "$_cli" train "$_here/conf/starter.yaml" >&2
+    "$_cli" evaluate "$_here/conf/starter.yaml" > evaluation.txt
   )
   touch "$_dir/.complete"
   printf '[starter] built; its evaluation: %s\n' "$_dir/evaluation.txt" >&2

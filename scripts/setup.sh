@@ -4,7 +4,12 @@
 #     the test tools, cached outside the clone and keyed by the pinned versions;
 #   - Delta's jars from Maven Central, cached the same way.
 # Source it (`. scripts/setup.sh`): it exports PROX_SPARK_PYTHON,
-# PROX_SPARK_JARS_DIR and PATH for the commands that follow. Sourcing it
+# PROX_SPARK_JARS_DIR, PATH and PYTHONPATH for the commands that follow.
+# The cached environment holds the dependencies only, never prox-spark
+# itself: it is shared by every checkout on the machine, so each checkout's
+# code comes from its own src/ (PYTHONPATH) and its own bin/prox-spark
+# (first on PATH), and a shell that sourced this script runs this checkout's
+# code whichever checkout sourced its copy last. Sourcing it
 # leaves the caller's shell options (set -e/-u/-o pipefail) as they were and
 # never exits the caller's shell: a failed step is reported and the script
 # returns its status.
@@ -23,7 +28,15 @@ _prox_spark_restore_opts() {
   case "$_prox_spark_opts" in *u*) set -u ;; esac
   if [ "$_prox_spark_pipefail" = 1 ]; then set -o pipefail; fi
   unset _prox_spark_opts _prox_spark_pipefail
-  unset -f _prox_spark_restore_opts _prox_spark_build
+  unset -f _prox_spark_restore_opts _prox_spark_build _prox_spark_without
+}
+
+# $1, a colon-separated list (PATH, PYTHONPATH), without the entry $2.
+_prox_spark_without() {
+  local list=":$1:"
+  while [[ "$list" == *":$2:"* ]]; do list="${list//":$2:"/:}"; done
+  list="${list#:}"
+  printf '%s' "${list%:}"
 }
 
 # Everything that can fail runs in a subshell with strict options and prints
@@ -64,9 +77,12 @@ _prox_spark_build() (
       >&2 2>/dev/null || true
     touch "$_venv/.complete"
   fi
-  # Point the cached environment at this clone (cheap; the cache may have been
-  # built from another checkout).
-  "$_uv" pip install -q --python "$_venv/bin/python" --no-deps -e "$_here" >&2
+  # Dependencies only: an installed prox-spark (this build's `-e .[dev]`, or
+  # one an older setup.sh put there for another checkout) would be whichever
+  # checkout installed it last, for every checkout. The glob keeps this cheap.
+  if compgen -G "$_venv/lib/python*/site-packages/prox_spark-*.dist-info" >/dev/null; then
+    "$_uv" pip uninstall -q --python "$_venv/bin/python" prox-spark >&2
+  fi
 
   _jkey="$(sha256sum "$_here/env/delta-pom.xml" | cut -c1-16)"
   _jars="$PROX_SPARK_CACHE/jars-$_jkey"
@@ -87,16 +103,34 @@ if [ "$_prox_spark_status" -ne 0 ]; then
   printf '[setup] failed (exit %s); the environment is not set up\n' "$_prox_spark_status" >&2
 else
   _prox_spark_venv="${_prox_spark_dirs%%$'\n'*}"
+  _prox_spark_here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  # What an earlier sourcing (of this or another checkout) put in front goes
+  # first, so another checkout's src/ or bin/ is never left ahead of ours.
+  _prox_spark_path="$PATH"
+  _prox_spark_pythonpath="${PYTHONPATH:-}"
+  for _prox_spark_old in "${PROX_SPARK_CHECKOUT:-}" "$_prox_spark_here"; do
+    [ -n "$_prox_spark_old" ] || continue
+    _prox_spark_path="$(_prox_spark_without "$_prox_spark_path" "$_prox_spark_old/bin")"
+    _prox_spark_pythonpath="$(_prox_spark_without "$_prox_spark_pythonpath" \
+      "$_prox_spark_old/src")"
+  done
+  for _prox_spark_old in "${PROX_SPARK_PYTHON:-}" "$_prox_spark_venv/bin/python"; do
+    [ -n "$_prox_spark_old" ] || continue
+    _prox_spark_path="$(_prox_spark_without "$_prox_spark_path" "${_prox_spark_old%/*}")"
+  done
+  export PROX_SPARK_CHECKOUT="$_prox_spark_here"
   export PROX_SPARK_PYTHON="$_prox_spark_venv/bin/python"
   export PROX_SPARK_JARS_DIR="${_prox_spark_dirs#*$'\n'}"
-  export PATH="$_prox_spark_venv/bin:$PATH"
+  export PATH="$_prox_spark_here/bin:$_prox_spark_venv/bin${_prox_spark_path:+:$_prox_spark_path}"
+  export PYTHONPATH="$_prox_spark_here/src${_prox_spark_pythonpath:+:$_prox_spark_pythonpath}"
   export PYSPARK_PYTHON="$_prox_spark_venv/bin/python"
   export PYSPARK_DRIVER_PYTHON="$_prox_spark_venv/bin/python"
   # vLLM on CPU: keep the engine core in the calling process (Spark workers).
   export VLLM_ENABLE_V1_MULTIPROCESSING="${VLLM_ENABLE_V1_MULTIPROCESSING:-0}"
   export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
 fi
-unset _prox_spark_dirs _prox_spark_venv
+unset _prox_spark_dirs _prox_spark_venv _prox_spark_here _prox_spark_path _prox_spark_pythonpath \
+  _prox_spark_old
 _prox_spark_restore_opts
 # `return` when sourced, `exit` when run as a script; the status variable
 # goes too.

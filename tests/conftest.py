@@ -5,11 +5,25 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = str(ROOT / "src")
+# This checkout's code, in this process and in every process the tests start
+# (the CLI, Spark's Python workers): the shared environment holds no
+# prox-spark, and PYTHONPATH may still name another checkout.
+if sys.path[0] != SRC:
+    sys.path.insert(0, SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [SRC, *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != SRC)])
+os.environ.setdefault("PROX_SPARK_PYTHON", sys.executable)
+# The `prox-spark` command of this checkout (what `scripts/setup.sh` puts on PATH).
+CLI = str(ROOT / "bin" / "prox-spark")
 
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -21,7 +35,7 @@ os.environ.setdefault("PROX_SPARK_ENGINE_LOG",
                       os.path.join(tempfile.mkdtemp(prefix="prox-engine-log-"), "engine.jsonl"))
 
 CACHE = Path(os.environ.get("PROX_SPARK_CACHE", Path.home() / ".cache" / "prox-spark"))
-LLAMA2_TOKENIZER = Path(__file__).resolve().parents[2] / "shared" / "llama2-tokenizer"
+LLAMA2_TOKENIZER = ROOT.parent / "shared" / "llama2-tokenizer"
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from conftest import CLI
 from prox_spark import __version__
 from prox_spark.cli import main
 
@@ -20,7 +20,6 @@ PROSE = "\n".join(
     f"The river number {i} runs past the market and the old mill, with boats that carry "
     "bread to the town." for i in range(6)
 )
-CLI = Path(sys.executable).with_name("prox-spark")
 
 
 def rules_config(tmp: Path) -> Path:
@@ -54,7 +53,7 @@ def test_limit_and_all_together_are_refused_naming_both(tmp_path, capsys):
 
 
 def _cli(args: list[str], tmp: Path) -> tuple[subprocess.CompletedProcess[str], list[str]]:
-    """Run the console script with its own temporary directory; return the
+    """Run the checkout's `prox-spark` with its own temporary directory; return the
     result and what it left in that directory."""
     temp = tmp / "temp"
     temp.mkdir(exist_ok=True)

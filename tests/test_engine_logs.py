@@ -1,7 +1,8 @@
-"""vLLM's INFO lines stay off the console, in the engine log, unless asked
-for (issue 17). Runs vLLM's real logging set-up in a fresh interpreter: the
-same path an engine takes (`route_vllm_logs`, then vLLM's logging set-up as
-`vllm.LLM` runs it), without building an engine."""
+"""vLLM's INFO and WARNING lines stay off the console, in the engine log,
+unless asked for (issues 17 and 35); its errors reach the console. Runs
+vLLM's real logging set-up in a fresh interpreter: the same path an engine
+takes (`route_library_output`, then vLLM's logging set-up as `vllm.LLM` runs
+it), without building an engine."""
 
 from __future__ import annotations
 
@@ -15,15 +16,16 @@ import pytest
 
 SCRIPT = """
 import logging
-from prox_spark.generation.engine import route_vllm_logs
-route_vllm_logs()
+from prox_spark.generation.logs import route_library_output
+route_library_output()
 # What `vllm.LLM(...)` does first when it builds an engine.
 from vllm.config.logging import LoggingConfig
 from vllm.logger import configure_logging_if_needed
 configure_logging_if_needed(LoggingConfig())
 log = logging.getLogger("vllm.engine.test")
 log.info("Initializing an engine with config: model=tiny")
-log.warning("a warning the user must see")
+log.warning("libtcmalloc is not found in LD_PRELOAD")
+log.error("an error the user must see")
 """
 
 
@@ -44,11 +46,13 @@ def test_vllm_info_goes_to_the_engine_log_not_the_console(tmp_path):
     done, events = _run(tmp_path)
     console = done.stdout + done.stderr
     assert "Initializing an engine" not in console
-    assert "a warning the user must see" in done.stderr
+    assert "LD_PRELOAD" not in console
+    assert "an error the user must see" in done.stderr
     logged = [e for e in events if e["event"] == "vllm_log"]
     assert {"level": "INFO", "logger": "vllm.engine.test",
             "message": "Initializing an engine with config: model=tiny"}.items() <= \
         next(e for e in logged if "Initializing" in e["message"]).items()
+    assert any(e["level"] == "WARNING" and "LD_PRELOAD" in e["message"] for e in logged)
 
 
 @pytest.mark.vllm

@@ -13,12 +13,13 @@ import itertools
 import json
 import os
 import subprocess
-import sys
 import uuid
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
+
+from conftest import CLI
 
 pytestmark = [pytest.mark.spark, pytest.mark.vllm]
 
@@ -67,7 +68,7 @@ def cluster_run(spark, tiny_model, tmp_path_factory):
     env = {**os.environ, "PROX_SPARK_ENGINE_LOG": str(log),
            "PROX_SPARK_FAKE_GPU_KEY": uuid.uuid4().hex}
     env.pop("PYSPARK_GATEWAY_PORT", None)
-    cmd = [str(Path(sys.executable).with_name("prox-spark")), "run", "conf/local_cluster.yaml",
+    cmd = [CLI, "run", "conf/local_cluster.yaml",
            "--input", source, "--input-format", "delta", "--output", str(tmp / "refined"),
            "--doc-model", str(tiny_model), "--chunk-model", str(tiny_model),
            "--commit-every", str(DOCS // 2),

@@ -1,5 +1,5 @@
 """The refinement job end to end: JSONL in, refined Delta table out, idempotent;
-the program applier; the console script and jobs/refine.py."""
+the program applier; the `prox-spark` command and jobs/refine.py."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import CLI
 from prox_spark.config import load_config
 from prox_spark.io.delta import TableRef, read_table, table_version
 from prox_spark.pipeline import run_pipeline
@@ -178,7 +179,7 @@ def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
-# The `prox-spark` console script runs the main job on a cluster in
+# The `prox-spark` command runs the main job on a cluster in
 # tests/test_gpu_cluster.py; here the spark-submit job file.
 @pytest.mark.parametrize("entry", ["spark-job"])
 def test_entry_points_run_the_pipeline(entry, model_dir, tmp_path):
@@ -187,7 +188,7 @@ def test_entry_points_run_the_pipeline(entry, model_dir, tmp_path):
     out = tmp_path / "cli-out"
     overrides = ["--doc-model", model_dir, "--chunk-model", model_dir, "--output", str(out)]
     if entry == "console":
-        cmd = [str(Path(sys.executable).with_name("prox-spark")), "run", str(config), *overrides]
+        cmd = [CLI, "run", str(config), *overrides]
     else:
         cmd = [sys.executable, str(ROOT / "jobs" / "refine.py"), str(config), *overrides]
     done = run_cli(cmd, tmp_path)

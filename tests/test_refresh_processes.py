@@ -7,12 +7,12 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from conftest import CLI
 from prox_spark.config import load_config
 from prox_spark.pipeline import run_pipeline
 from refresh_helpers import doc, table, write_config, write_jsonl
@@ -21,7 +21,6 @@ pytestmark = pytest.mark.spark
 DOCS = 20
 EVERY = 7  # 21 documents (one a duplicate) in 3 batches
 LEASE = 30  # seconds a dead run's claim on a batch blocks it
-CLI = str(Path(sys.executable).with_name("prox-spark"))
 
 
 def start(config: Path, cwd: Path) -> subprocess.Popen:

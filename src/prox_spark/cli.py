@@ -59,9 +59,6 @@ def build_parser() -> argparse.ArgumentParser:
     amount.add_argument("--all", action="store_true",
                         help="refine every pending document even without a GPU (see "
                              "cpu_sample)")
-    run.add_argument("--verbose", action="store_true",
-                     help="show vLLM's INFO lines on the console (default: only in the engine "
-                          "log, PROX_SPARK_ENGINE_LOG)")
     _spark_conf_option(run, "; adds to spark.conf")
     plan = _job_options(sub.add_parser(
         "plan", help="what `run` would do (documents, model answers vs stored output reused, "
@@ -102,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print what would be trained (documents, tokens, parameters, "
                              "FLOPs, time), writing nothing")
     _spark_conf_option(ablate)
+    for cmd in sub.choices.values():
+        cmd.add_argument("--verbose", action="store_true",
+                         help="show what vLLM, torch, transformers and Spark say while they set "
+                              "up and work (default: only their errors; the rest goes to the "
+                              "engine log, PROX_SPARK_ENGINE_LOG)")
     return parser
 
 
@@ -245,6 +247,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    from prox_spark.generation.logs import VERBOSE_ENV, route_library_output
+
+    if args.verbose:
+        # Read in this process and in the processes it starts (the local
+        # session's Python workers, training processes), which inherit it.
+        os.environ[VERBOSE_ENV] = "1"
+    route_library_output()
     logging.basicConfig(level=logging.INFO, format="[prox-spark] %(message)s", stream=sys.stderr)
     # py4j's connection chatter (and its tracebacks when Ctrl-C cuts a call)
     # is not the run's; its failures reach us as exceptions.
@@ -257,10 +266,6 @@ def _main(argv: Sequence[str] | None) -> int:
         return plan_main(args)
     if args.command == "ablate":
         return ablate_main(args)
-    if args.verbose:
-        # Read by prox_spark.generation.engine in this process and in the local
-        # session's Python workers, which inherit the environment.
-        os.environ["PROX_SPARK_VERBOSE"] = "1"
     overrides = {
         "input": args.input, "input_format": args.input_format, "output": args.output,
         "doc_model": args.doc_model, "chunk_model": args.chunk_model, "limit": args.limit,

@@ -29,6 +29,8 @@ CACHE_ENV = "PROX_SPARK_CACHE"
 
 
 LOCAL_WAREHOUSE = "spark-warehouse"
+# Errors only on the console from the JVM's start (see the file).
+QUIET_LOG4J = Path(__file__).with_name("log4j2.properties")
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 
@@ -93,6 +95,8 @@ def session_workdir() -> Path:
 
 def local_conf(jars: list[Path], workdir: Path, cores: int) -> dict[str, str]:
     """The settings of a quiet, fast local session with Delta."""
+    from prox_spark.generation.logs import verbose
+
     return {
         "spark.master": f"local[{cores}]",
         "spark.jars": ",".join(str(j) for j in jars),
@@ -106,7 +110,9 @@ def local_conf(jars: list[Path], workdir: Path, cores: int) -> dict[str, str]:
         "spark.driver.host": "127.0.0.1",
         "spark.driver.memory": "4g",
         "spark.sql.warehouse.dir": str(workdir / "warehouse"),
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={workdir / 'derby'}",
+        "spark.driver.extraJavaOptions": " ".join(
+            [f"-Dderby.system.home={workdir / 'derby'}"]
+            + ([] if verbose() else [f"-Dlog4j2.configurationFile={QUIET_LOG4J}"])),
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.python.worker.reuse": "true",
         # Batch claims are renewed by Spark jobs in a pool of their own

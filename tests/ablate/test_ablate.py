@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from conftest import CLI
 from prox_spark.ablate import load_ablate_config, plan_ablation, run_ablation
 from prox_spark.ablate.proxy import DONE_FILE, POINT_FILE
 from prox_spark.ablate.results import KEY
@@ -30,7 +31,6 @@ from prox_spark.testing.ablation_corpus import (
 )
 
 pytestmark = pytest.mark.spark
-CLI = str(Path(sys.executable).with_name("prox-spark"))
 SETTINGS: dict[str, Any] = {
     "tokens": 40_000,
     "model": {"hidden_size": 64, "layers": 2, "heads": 2, "seq_len": 128},

@@ -33,6 +33,7 @@ import numpy as np
 
 from prox_spark.ablate.config import ProxyModel, ProxyTraining, llama_config
 from prox_spark.distill.train import PadCollator, resume_point, torch_distributor
+from prox_spark.generation.logs import route_library_output
 
 CHECKPOINTS = "checkpoints"
 POINT_FILE = "prox_point.json"
@@ -182,6 +183,7 @@ def _callback(job: ProxyJob, plan: list[tuple[int, int]]) -> Any:
 def proxy_process(job: ProxyJob) -> None:
     """Train in this process (one of `num_processes` under TorchDistributor).
     Rank 0 writes `done.json` at the end. Module-level, so it pickles."""
+    route_library_output()
     import torch
     from transformers import AutoTokenizer, LlamaForCausalLM, Trainer, TrainingArguments
     from transformers.trainer_callback import PrinterCallback

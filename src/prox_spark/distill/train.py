@@ -42,6 +42,7 @@ from typing import Annotated, Any
 
 from prox_spark.distill.tokenizer import build_tokenizer
 from prox_spark.errors import CheckpointMismatch
+from prox_spark.generation.logs import record_event, route_library_output, verbose
 from prox_spark.params import Doc, Range, check_fields
 
 TOKENIZER_DIR = "tokenizer"
@@ -483,6 +484,35 @@ def _build_model(config: TrainConfig, tokenizer: Any) -> Any:
     return LlamaForCausalLM(llama)
 
 
+log = logging.getLogger(__name__)
+PROGRESS_LINES = 4
+
+
+def _progress() -> Any:
+    """A `TrainerCallback` in place of Trainer's printed log dicts (one line
+    per logging step): each log entry (loss, learning rate, tokens seen) goes
+    to the engine log as a `train_log` event, and rank 0 logs a progress line
+    at each quarter of the steps."""
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.shown = 0
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None,
+                   **kw: Any) -> None:
+            if not state.is_world_process_zero or not logs:
+                return
+            record_event("train_log", step=state.global_step, **logs)
+            due = state.global_step * PROGRESS_LINES // max(state.max_steps, 1)
+            if "loss" in logs and due > self.shown and state.global_step < state.max_steps:
+                self.shown = due
+                log.info("trained %d of %d steps, loss %.4f", state.global_step, state.max_steps,
+                         float(logs["loss"]))
+
+    return Progress()
+
+
 def train_process(job: _Job) -> dict[str, Any] | None:
     """Train in this process (one of `num_processes` under TorchDistributor,
     which provides the torch.distributed environment `Trainer` picks up).
@@ -491,8 +521,13 @@ def train_process(job: _Job) -> dict[str, Any] | None:
     its result JSON to `job.result_path`, which it also returns; other ranks
     return None. Module-level, so TorchDistributor can pickle it.
     """
+    route_library_output()
     from transformers import AutoTokenizer, GenerationConfig, Trainer, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback
+    from transformers.utils import logging as hf_logging
 
+    if not verbose():
+        hf_logging.disable_progress_bar()  # "Writing model shards" at every save
     config = job.config
     out = Path(config.output_dir)
     tokenizer = AutoTokenizer.from_pretrained(job.tokenizer_dir)
@@ -526,7 +561,9 @@ def train_process(job: _Job) -> dict[str, Any] | None:
         remove_unused_columns=False,
     )
     trainer = Trainer(model=model, args=args, data_collator=PadCollator(pad),
-                      train_dataset=_Examples(job.data_path), processing_class=tokenizer)
+                      train_dataset=_Examples(job.data_path), processing_class=tokenizer,
+                      callbacks=[_progress()])
+    trainer.remove_callback(PrinterCallback)  # disable_tqdm makes Trainer print its logs
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=job.resume_from)
     seconds = time.perf_counter() - started

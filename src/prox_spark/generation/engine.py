@@ -10,14 +10,13 @@ notebook or script would be pickled with the UDF and lost on every task.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from prox_spark.generation.logs import record_event, route_library_output, verbose
 from prox_spark.params import Doc, Range, check_fields
 
 DOC_MAX_NEW_TOKENS = 15
@@ -145,52 +144,6 @@ def bind_task_gpus() -> list[str]:
     return list(addresses)
 
 
-def record_event(kind: str, **fields: Any) -> None:
-    """Append one JSON line to the file named by PROX_SPARK_ENGINE_LOG, if set:
-    which process built which engine on which GPU, and which task ran where.
-    An operations aid (and what the cluster tests read); never raises."""
-    path = os.environ.get("PROX_SPARK_ENGINE_LOG")
-    if not path:
-        return
-    import json
-
-    try:
-        line = json.dumps({"event": kind, "pid": os.getpid(), "time": time.time(),
-                           "cwd": os.getcwd(), "pool": os.environ.get("PROX_SPARK_ENGINE_POOL"),
-                           "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-                           **fields}, default=str)
-        with open(path, "a", encoding="utf-8") as out:
-            out.write(line + "\n")
-    except OSError:
-        pass
-
-
-VERBOSE_ENV = "PROX_SPARK_VERBOSE"
-VLLM_LOGGING_CONFIG = Path(__file__).with_name("vllm_logging.json")
-
-
-class EngineLogHandler(logging.Handler):
-    """vLLM's log records (config dumps, load times) as `vllm_log` events of
-    the engine log (PROX_SPARK_ENGINE_LOG); dropped when no log is set."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        record_event("vllm_log", level=record.levelname, logger=record.name,
-                     message=record.getMessage())
-
-
-def route_vllm_logs() -> None:
-    """Keep vLLM's INFO lines off the console, in the engine log, unless
-    PROX_SPARK_VERBOSE=1 (`prox-spark run --verbose`) asks for them.
-
-    Uses vLLM's own hook, VLLM_LOGGING_CONFIG_PATH (a `logging.dictConfig`
-    file that `vllm.LLM` applies when it builds an engine), set only when
-    the user has not set one; vLLM's warnings and errors still reach stderr.
-    """
-    if os.environ.get(VERBOSE_ENV) == "1":
-        return
-    os.environ.setdefault("VLLM_LOGGING_CONFIG_PATH", str(VLLM_LOGGING_CONFIG))
-
-
 def _on_cpu() -> bool:
     from vllm.platforms import current_platform
 
@@ -211,7 +164,7 @@ class Engine:
         # workers have no `__main__` guard for vLLM's spawned process. Set
         # here, when an engine is built, not when this module is imported.
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-        route_vllm_logs()
+        route_library_output()
         from vllm import LLM
 
         addresses = bind_task_gpus()
@@ -225,6 +178,7 @@ class Engine:
             "enforce_eager": config.enforce_eager,
             "seed": config.seed,
             "gpu_memory_utilization": config.gpu_memory_utilization or 0.9,
+            "use_tqdm_on_load": verbose(),
         }
         kv_gib = config.kv_cache_gib
         if kv_gib is None and _on_cpu():
