@@ -18,6 +18,7 @@ from prox_spark.distill.tokenizer import build_tokenizer
 from prox_spark.distill.train import (
     CARD_JSON,
     CHECKPOINTS_DIR,
+    FINGERPRINT_FILE,
     TrainConfig,
     example_ids,
     train_sft,
@@ -90,7 +91,7 @@ def test_from_scratch_learns_and_writes_a_loadable_model_dir(trained, pairs):
     gen = GenerationConfig.from_pretrained(model_dir)
     assert (gen.bos_token_id, gen.eos_token_id) == (tok.bos_token_id, tok.eos_token_id)
     checkpoints = sorted(p.name for p in (model_dir / CHECKPOINTS_DIR).iterdir())
-    assert checkpoints == ["checkpoint-160", "checkpoint-80"]
+    assert checkpoints == ["checkpoint-160", "checkpoint-80", FINGERPRINT_FILE]
 
 
 def test_examples_are_tokenized_as_the_engine_sends_them(trained, pairs):
@@ -155,7 +156,7 @@ def test_two_processes_under_torch_distributor(spark, tmp_path, pairs):
     assert card["processes"] == 2  # rank 0 saw a world of two gloo processes
     assert result.train_tokens > 0
     assert sorted(p.name for p in (tmp_path / "ddp" / CHECKPOINTS_DIR).iterdir()) == [
-        "checkpoint-2", "checkpoint-4"]
+        "checkpoint-2", "checkpoint-4", FINGERPRINT_FILE]
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "ddp")
     assert model.config.num_hidden_layers == 2
 
