@@ -31,7 +31,9 @@ def test_refine_then_inspect_notebooks_run_end_to_end(spark, trained_model, tmp_
                               for i, t in (("spam", SPAM), ("good", GOOD), ("noisy", NOISY))))
     out = str(tmp_path / "refined")
     engine = {"dtype": "float32", "kv_cache_gib": 0.25, "enforce_eager": True,
-              "max_num_seqs": 32, "max_new_tokens": 64}
+              "max_num_seqs": 32, "max_new_tokens": 64,
+              # One setting for both models: prompt + answer within the context.
+              "max_prompt_tokens": 1800}
     ran = run_notebook(ROOT / "notebooks" / "refine_corpus.py", spark, input=str(source),
                        input_format="jsonl", output=out, doc_model=model, chunk_model=model,
                        gpus_per_task=0, engine=json.dumps(engine))
