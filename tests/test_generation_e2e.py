@@ -173,7 +173,7 @@ def test_the_chunk_lines_budget_plus_frame_and_answer_fit_the_context(refiner_co
     frame = frame_tokens("chunk", real.tokenizer)
     doc_frame = frame_tokens("doc", real.tokenizer)
     assert 0 < doc_frame < frame
-    budget = context - frame - new
+    budget = context - frame - 1 - new  # 1: the seam after "[doc]\n"
 
     corpus = tmp_path / "in.jsonl"
     corpus.write_text('{"id": 1, "text": "hello"}\n')

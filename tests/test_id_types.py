@@ -93,3 +93,15 @@ def test_jsonl_integral_float_ids_are_the_integer():
     assert parse_line(b'{"id": 7.0, "text": "a"}', "id", "text").id == "7"
     half = parse_line(b'{"id": 7.5, "text": "a"}', "id", "text")
     assert half.text is None and "7.5" in half.error
+
+
+def test_a_float_id_beyond_38_digits_is_no_id_not_a_fraction(spark, tmp_path):
+    source, out = tmp_path / "src", tmp_path / "refined"
+    _write(spark, source, "parquet", [1.0, 1e300], "id double, text string")
+    summary = run_pipeline(load_config(write_config(tmp_path, source, fmt="parquet",
+                                                    output=out)), spark)
+    rows = table(spark, out)
+    assert summary.refined == 2 and "1" in rows
+    (big,) = [r for i, r in rows.items() if i.startswith("row:")]
+    assert "record has no id" in big.error
+    assert parse_line(b'{"id": 1e300, "text": "a"}', "id", "text").text is None

@@ -350,9 +350,12 @@ def _check_budget(model: ModelConfig, where: str, frame: int) -> None:
                 "with this tokenizer) and any of the document"))
         longest, what = model.max_prompt_tokens, f"max_prompt_tokens ({model.max_prompt_tokens})"
     else:
-        longest = model.max_prompt_tokens + frame
+        # A line shortened to the whole budget can take one token more after
+        # "[doc]\n" than counted alone (the seam), hence the 1.
+        longest = model.max_prompt_tokens + frame + (1 if frame else 0)
         what = (f"the lines' budget max_prompt_tokens ({model.max_prompt_tokens})"
-                + (f" + the prompt frame ({frame} tokens with this tokenizer)" if frame else ""))
+                + (f" + the prompt frame ({frame} tokens with this tokenizer, plus 1 at the "
+                   "seam)" if frame else ""))
     if longest + new > context:
         raise ConfigError(where, (
             f"{what} + max_new_tokens ({new}) = {longest + new} exceeds max_model_len "

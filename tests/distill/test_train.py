@@ -275,8 +275,13 @@ def test_checkpoints_of_other_examples_or_settings_are_refused(tmp_path, pairs):
     assert card["resumed_from"] is None
     assert not load_file(str(tmp_path / "run" / "model.safetensors"))["lm_head.weight"].equal(
         weights["lm_head.weight"])
-    # Its own checkpoints now resume as before, overwrite or not.
-    assert train_sft(keep, TrainConfig(**settings)).resumed_from is not None
+    # Its own checkpoints now resume as before, overwrite or not; a finished
+    # training run again trains nothing more.
+    trained = load_file(str(tmp_path / "run" / "model.safetensors"))["lm_head.weight"]
+    rerun = train_sft(keep, TrainConfig(**settings))
+    assert rerun.resumed_from is not None and rerun.steps == 4
+    assert load_file(str(tmp_path / "run" / "model.safetensors"))["lm_head.weight"].equal(trained)
+    assert not (tmp_path / "run" / CHECKPOINTS_DIR / "checkpoint-5").exists()
 
 
 def test_a_pretrained_base_is_fine_tuned_into_a_refiner(tmp_path, pairs):

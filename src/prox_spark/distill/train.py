@@ -205,21 +205,20 @@ def train_sft(
     tokenizer, tokenizer_dir = _student_tokenizer(pairs, config, tokenizer_corpus)
     work = out / WORK_DIR
     work.mkdir(parents=True, exist_ok=True)
-    data_path, kept, skipped = _write_examples(pairs, tokenizer, config.max_seq_tokens, work)
-    if not kept:
-        raise ValueError(f"no example fits TrainConfig.max_seq_tokens={config.max_seq_tokens}")
-    resume = _resumable(out / CHECKPOINTS_DIR, training_fingerprint(data_path, config, kept),
-                        config)
-    result_path = work / "result.json"
-    result_path.unlink(missing_ok=True)
-    job = _Job(config, str(tokenizer_dir), str(data_path), str(result_path), resume)
-    if config.num_processes == 1:
-        train_process(job)
-    else:
-        _distributor(config).run(train_process, job)
-    if not result_path.is_file():
-        raise RuntimeError(f"training finished without rank 0's result in {result_path}")
-    raw = json.loads(result_path.read_text(encoding="utf-8"))
+    fresh, kept, skipped = _write_examples(pairs, tokenizer, config.max_seq_tokens, work)
+    try:
+        if not kept:
+            raise ValueError(
+                f"no example fits TrainConfig.max_seq_tokens={config.max_seq_tokens}")
+        resume = _resumable(out / CHECKPOINTS_DIR, training_fingerprint(fresh, config, kept),
+                            config)
+    except ValueError:
+        fresh.unlink(missing_ok=True)  # a refused call leaves the directory as it was
+        raise
+    data_path = fresh.replace(work / "examples.jsonl")
+    raw = _finished(resume, config, out)
+    if raw is None:
+        raw = _train(config, tokenizer_dir, data_path, work, resume)
     result = TrainResult(
         model_dir=str(out), steps=raw["steps"],
         losses=tuple((int(s), float(v)) for s, v in raw["losses"]),
@@ -239,6 +238,44 @@ def train_sft(
         "config": {f.name: getattr(config, f.name) for f in fields(config)},
     })
     return result
+
+
+def _train(config: TrainConfig, tokenizer_dir: Path, data_path: Path, work: Path,
+           resume: str | None) -> dict[str, Any]:
+    """Run the training processes; rank 0's result (see `train_process`)."""
+    result_path = work / "result.json"
+    result_path.unlink(missing_ok=True)
+    job = _Job(config, str(tokenizer_dir), str(data_path), str(result_path), resume)
+    if config.num_processes == 1:
+        train_process(job)
+    else:
+        _distributor(config).run(train_process, job)
+    if not result_path.is_file():
+        raise RuntimeError(f"training finished without rank 0's result in {result_path}")
+    return dict(json.loads(result_path.read_text(encoding="utf-8")))
+
+
+def _finished(resume: str | None, config: TrainConfig, out: Path) -> dict[str, Any] | None:
+    """The result of a training already complete, or None: `resume` holds the
+    last step (`max_steps`) and `out` its saved model. A rerun then trains
+    nothing (Trainer, resumed at its last step, would take one more)."""
+    if resume is None or config.epochs is not None or not (out / "config.json").is_file():
+        return None
+    state = json.loads((Path(resume) / _TRAINER_STATE).read_text(encoding="utf-8"))
+    if int(state.get("global_step", 0)) < config.max_steps:
+        return None
+    arch = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    return {
+        "steps": int(state["global_step"]),
+        "losses": [[e["step"], e["loss"]] for e in state.get("log_history", [])
+                   if "loss" in e and math.isfinite(e["loss"])],
+        "train_tokens": int(state.get("num_input_tokens_seen") or 0),
+        "seconds": 0.0,
+        "world_size": config.num_processes,
+        "architecture": {k: arch.get(k) for k in (
+            "model_type", "hidden_size", "num_hidden_layers", "num_attention_heads",
+            "num_key_value_heads", "intermediate_size", "vocab_size")},
+    }
 
 
 def _checked_examples(examples: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -385,7 +422,7 @@ def example_ids(prompt: str, completion: str, tokenizer: Any) -> tuple[list[int]
 
 def _write_examples(pairs: Sequence[tuple[str, str]], tokenizer: Any, max_tokens: int,
                     work: Path) -> tuple[Path, int, int]:
-    path = work / "examples.jsonl"
+    path = work / "examples.jsonl.new"  # examples.jsonl once the call is accepted
     kept = skipped = 0
     with path.open("w", encoding="utf-8") as fh:
         for prompt, completion in pairs:

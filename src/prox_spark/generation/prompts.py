@@ -407,7 +407,8 @@ def frame_tokens(level: str, tokenizer: Tokenizer) -> int:
     A chunk's budget (`chunk_document`) is its numbered lines only, exactly
     as the reference packs them (each line counted with its own BOS, the
     joining newlines not counted): the prompt the engine receives is at most
-    the lines' budget plus this frame. With the released models' Llama-2
+    the lines' budget plus this frame, plus one token where a line shortened to
+    the whole budget meets ``[doc]\n``. With the released models' Llama-2
     tokenizer the frame is 32 tokens (doc) and 41 (chunk).
     """
     prompt = chat_prompt("") if level == "doc" else chunk_prompt("")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,8 +46,8 @@ def _id_of(value: Any) -> str | None:
         return None
     if isinstance(value, int):
         return str(value)
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return str(int(value))  # 7.0 is the id 7, as in a typed source
+    if isinstance(value, float) and abs(value) < 1e38 and value.is_integer():
+        return str(int(value))  # 7.0 is the id 7, as in a typed source (38 digits at most)
     if isinstance(value, str) and value.strip():
         return value
     return None

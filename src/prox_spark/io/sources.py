@@ -134,7 +134,7 @@ def canonical_id(df: DataFrame, id_column: str, where: TableRef) -> Column:
     if isinstance(kind, FloatType | DoubleType):
         finite = ~F.isnan(col) & (F.abs(col) != F.lit(float("inf")))
         whole = col.try_cast("decimal(38,0)")
-        fractional = finite & (col != F.floor(col))
+        fractional = finite & ((col % 1) != 0)  # floor() of a double is a bigint: overflows
         # Beyond 38 digits (1e300) there is no integer string: no id.
         canonical = F.when(finite, whole.cast("string"))
     elif isinstance(kind, DecimalType) and kind.scale > 0:
