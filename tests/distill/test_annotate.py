@@ -106,10 +106,13 @@ def test_table_teacher_reads_stored_programs(spark: Any, tmp_path: Path,
            ids[3]: ("dropped", "gopher_quality", False)}
     refined = [(d, p, c, *bad[d]) if d in bad else (d, p, c, s, r, t)
                for d, p, c, s, r, t in refined]
+    # The per-stage cut flags a refined table stores (one per chunk program).
+    refined = [(*row, False, [row[-1]] if row[2] else None) for row in refined]
     table = str(tmp_path / "released")
     (spark.createDataFrame(refined, "id string, doc_program string, chunk_programs "
                                     "array<string>, status string, drop_reason string, "
-                                    "truncated boolean")
+                                    "truncated boolean, doc_truncated boolean, "
+                                    "chunk_truncated array<boolean>")
      .write.format("delta").save(table))
     config = _config(tmp_path, SAMPLE, {"kind": "table", "table": {"path": table}},
                      str(tiny_model), sample={"size": None})

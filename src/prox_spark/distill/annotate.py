@@ -298,7 +298,7 @@ def _with_table_programs(spark: SparkSession, docs: DataFrame, teacher: TeacherC
     if missing:
         raise ConfigError("distill.teacher.table", f"{teacher.table} lacks the column(s) "
                           f"{', '.join(sorted(missing))} of a refined table")
-    cut = [F.coalesce(F.col(c), F.lit(False)) for c in _TRUNCATION_COLUMNS
+    cut = [F.coalesce(_any_true(refined, c), F.lit(False)) for c in _TRUNCATION_COLUMNS
            if c in refined.columns]
     programs = refined.select(*_TABLE_COLUMNS, _skip_reason(cut).alias("_skip"))
     joined = docs.join(programs, "id", "inner").drop("drop_reason")
@@ -311,6 +311,17 @@ def _with_table_programs(spark: SparkSession, docs: DataFrame, teacher: TeacherC
                      "not apply cleanly: " + ", ".join(f"{r} {n:,}" for r, n in counts))
         log.info(notes[0])
     return joined.where(F.col("_skip").isNull()).drop("_skip"), notes
+
+
+def _any_true(df: DataFrame, column: str) -> Any:
+    """A truncation column as one boolean (`chunk_truncated` holds one per
+    chunk program)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import ArrayType
+
+    if isinstance(df.schema[column].dataType, ArrayType):
+        return F.exists(F.col(column), lambda x: F.coalesce(x, F.lit(False)))
+    return F.col(column)
 
 
 def _skip_reason(truncated: list[Any]) -> Any:
