@@ -49,7 +49,7 @@ from prox_spark.io.metrics import (
 )
 from prox_spark.program import FAILED
 from prox_spark.progress import progress
-from prox_spark.refresh import ID_TYPE, Plan, plan
+from prox_spark.refresh import Plan, plan
 from prox_spark.resources import has_gpus
 from prox_spark.schema import ATTEMPTS, REFINED_SCHEMA, SOURCE_ERROR, STATUS, TEXT
 from prox_spark.stages import Stage
@@ -179,12 +179,6 @@ def _eta(done: int, total: int, seconds: float) -> str:
     return f"{int(left // 60)}m{int(left % 60):02d}s" if left >= 60 else f"{left:.0f}s"
 
 
-def _with_id_type(meta: dict[str, Any], work: Plan) -> dict[str, Any]:
-    """A commit's metadata with the source id type it was made from, which
-    the next run compares its source with (`refresh.recorded_id_type`)."""
-    return meta if work.id_type is None else {**meta, ID_TYPE: work.id_type}
-
-
 def _delete_gone(spark: SparkSession, config: PipelineConfig, work: Plan, run_id: str,
                  fp: str) -> int:
     """Delete the refined rows whose documents left the source; returns how
@@ -201,7 +195,7 @@ def _delete_gone(spark: SparkSession, config: PipelineConfig, work: Plan, run_id
         count = ids.count()
         if count:
             delete_ids(spark, config.output, ids,
-                       metadata=_with_id_type(delete_metadata(run_id, fp, count), work))
+                       metadata=delete_metadata(run_id, fp, count, work.id_type))
         return int(count)
 
     return with_conflict_retries(delete, retries=config.commit_retries,
@@ -479,8 +473,8 @@ def _commit_refined(spark: SparkSession, config: PipelineConfig, work: Plan, run
             now_stats = replace(batch_stats(todo, work.previous), **ready.usage)
             if now_stats.refined == 0:
                 return now_stats
-        meta = _with_id_type(batch_metadata(run_id, k + 1, n, fp, now_stats,
-                                            time.monotonic() - ready.started), work)
+        meta = batch_metadata(run_id, k + 1, n, fp, now_stats,
+                              time.monotonic() - ready.started, work.id_type)
         log.info("batch %d of %d: writing %d documents", k + 1, n, now_stats.refined)
         merge_batch(spark, todo, config.output, app_id=f"prox-spark:{run_id}",
                     txn_version=commit_number, metadata=meta, id_range=_range(work, k))

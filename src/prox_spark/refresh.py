@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from prox_spark.config import InputConfig, PipelineConfig
 from prox_spark.errors import SourceError, first_line
 from prox_spark.io.delta import committed_metadata, read_table, table_exists
-from prox_spark.io.metrics import last_source_version, new_and_changed
+from prox_spark.io.metrics import ID_TYPE, last_source_version, new_and_changed
 from prox_spark.io.sources import (
     ORDER,
     SORT_NUM,
@@ -307,9 +307,6 @@ def plan(spark: SparkSession, config: PipelineConfig, fp: str) -> Plan:
                 int(counts.extra or 0), int(counts.conflicts or 0), deleted_count,
                 read.version, read.mode, None if read.whole_source else read.start,
                 previous, new, changed, current_type)
-
-
-ID_TYPE = "id_type"  # the key of a commit's metadata that records the source id type
 
 
 def _source_id_type(spark: SparkSession, inp: InputConfig, version: int | None) -> str | None:

@@ -370,14 +370,10 @@ def balance_examples(df: DataFrame, drop_share: float | None) -> tuple[DataFrame
     `AUTO_DROP_SHARE` when the teacher's majority decision exceeds
     `AUTO_BALANCE_ABOVE` of the valid train doc examples, since a student
     trained on 90% drops learns to answer only `drop_doc()` (issue 34)."""
-    from pyspark.sql import functions as F
 
     if drop_share is not None:
         return _balance(df, drop_share).localCheckpoint(), None
-    train_docs = (F.col("task") == "doc") & F.col("valid") & (F.col("split") == "train")
-    counts = {r["completion"]: r["count"] for r in
-              df.where(train_docs).groupBy("completion").count().collect()}
-    drops, keeps = counts.get("drop_doc()", 0), counts.get("keep_doc()", 0)
+    drops, keeps = _train_doc_counts(df)
     if not drops or not keeps or max(drops, keeps) / (drops + keeps) <= AUTO_BALANCE_ABOVE:
         return df, None
     label = "drop_doc()" if drops > keeps else "keep_doc()"
@@ -389,6 +385,19 @@ def balance_examples(df: DataFrame, drop_share: float | None) -> tuple[DataFrame
     return _balance(df, AUTO_DROP_SHARE).localCheckpoint(), note
 
 
+def _train_doc(df: DataFrame) -> Any:
+    from pyspark.sql import functions as F
+
+    return (F.col("task") == "doc") & F.col("valid") & (F.col("split") == "train")
+
+
+def _train_doc_counts(df: DataFrame) -> tuple[int, int]:
+    """(drops, keeps) among the train split's valid doc examples."""
+    counts = {r["completion"]: r["count"] for r in
+              df.where(_train_doc(df)).groupBy("completion").count().collect()}
+    return counts.get("drop_doc()", 0), counts.get("keep_doc()", 0)
+
+
 def _balance(df: DataFrame, drop_share: float) -> DataFrame:
     """Down-sample the majority doc label of the train split so that drops
     are `drop_share` of its valid doc examples (the eval split keeps the
@@ -396,10 +405,8 @@ def _balance(df: DataFrame, drop_share: float) -> DataFrame:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    train_docs = (F.col("task") == "doc") & F.col("valid") & (F.col("split") == "train")
-    counts = {r["completion"]: r["count"] for r in
-              df.where(train_docs).groupBy("completion").count().collect()}
-    drops, keeps = counts.get("drop_doc()", 0), counts.get("keep_doc()", 0)
+    train_docs = _train_doc(df)
+    drops, keeps = _train_doc_counts(df)
     if not drops or not keeps:
         return df
     if drops / (drops + keeps) > drop_share:

@@ -280,19 +280,31 @@ def _utc(value: str) -> datetime:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
+# The key of a commit's metadata recording the source id column's type, which
+# the next run compares its source with (`refresh.recorded_id_type`).
+ID_TYPE = "id_type"
+
+
+def _id_type(id_type: str | None) -> dict[str, str]:
+    return {} if id_type is None else {ID_TYPE: id_type}
+
+
 def batch_metadata(run_id: str, batch: int, batches: int, fingerprint: str,
-                   stats: BatchStats, wall_seconds: float) -> dict[str, Any]:
-    """What a batch's commit carries, to become its metrics row."""
+                   stats: BatchStats, wall_seconds: float, id_type: str | None = None
+                   ) -> dict[str, Any]:
+    """What a batch's commit carries, to become its metrics row (and the
+    source id type it was made from, when typed)."""
     return {MARKER: "batch", "run_id": run_id, "batch": batch, "batches": batches,
             "fingerprint": fingerprint, "wall_seconds": round(wall_seconds, 3),
             "run_at": now().isoformat(),
             **{k: v for k, v in asdict(stats).items() if k != "by_stage"},
-            "rule_stats": stats.rule_stats()}
+            "rule_stats": stats.rule_stats(), **_id_type(id_type)}
 
 
-def delete_metadata(run_id: str, fingerprint: str, deleted: int) -> dict[str, Any]:
+def delete_metadata(run_id: str, fingerprint: str, deleted: int,
+                    id_type: str | None = None) -> dict[str, Any]:
     return {MARKER: "delete", "run_id": run_id, "fingerprint": fingerprint,
-            "deleted": deleted, "run_at": now().isoformat()}
+            "deleted": deleted, "run_at": now().isoformat(), **_id_type(id_type)}
 
 
 def _metrics_row(version: int, meta: dict[str, Any]) -> dict[str, Any]:
