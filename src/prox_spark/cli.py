@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from prox_spark.config import FORMATS, PipelineConfig, load_config
-from prox_spark.errors import ConfigError
+from prox_spark.errors import ConfigError, describe, exit_code
 
 
 def _job_options(cmd: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -127,18 +127,15 @@ def ablate_main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _failed(command: str, exc: Exception) -> int:
-    """Say in one line on stderr why `command` failed; the exit code: 2 for
-    a configuration error, else 1 (the traceback goes to the debug log)."""
-    if isinstance(exc, ConfigError):
-        print(f"prox-spark: configuration error: {exc}", file=sys.stderr)
-        return 2
-    from prox_spark.errors import first_line
-
-    logging.getLogger(__name__).debug("%s failed", command, exc_info=True)
-    print(f"prox-spark: {command} failed: {type(exc).__name__}: {first_line(exc, 500)}",
-          file=sys.stderr)
-    return 1
+def _failed(command: str, exc: Exception, hint: str = "") -> int:
+    """Say in one line on stderr why `command` failed (`hint` follows a
+    failure that is not the user's to fix); the exit code from
+    `errors.exit_code` (the traceback goes to the debug log)."""
+    code = exit_code(exc)
+    if code == 1:
+        logging.getLogger(__name__).debug("%s failed", command, exc_info=True)
+    print(describe(command, exc) + (hint if code == 1 else ""), file=sys.stderr)
+    return code
 
 
 def distill_main(args: argparse.Namespace) -> int:
@@ -275,9 +272,7 @@ def _main(argv: Sequence[str] | None) -> int:
         overrides["spark_conf"] = _spark_conf(args.spark_conf)
         config = load_config(args.config, overrides)
     except ConfigError as exc:
-        print(f"prox-spark: configuration error: {exc}", file=sys.stderr)
-        return 2
-    from prox_spark.errors import CommitConflict, first_line
+        return _failed("run", exc)
     from prox_spark.pipeline import run_pipeline, session_for
 
     try:
@@ -292,22 +287,13 @@ def _main(argv: Sequence[str] | None) -> int:
         # Starting the session put PySpark's handler in place: ours again.
         _install_handlers()
         summary = run_pipeline(config, spark)
-    except ConfigError as exc:
-        print(f"prox-spark: configuration error: {exc}", file=sys.stderr)
-        return 2
-    except CommitConflict as exc:
-        print(f"prox-spark: {exc}", file=sys.stderr)
-        return 3
     except Exception as exc:
-        if _INTERRUPTED:
+        if _INTERRUPTED and exit_code(exc) == 1:
             # py4j turns a KeyboardInterrupt inside a JVM call into its own
             # network error; the run was interrupted all the same.
             raise KeyboardInterrupt from None
-        logging.getLogger(__name__).debug("the job failed", exc_info=True)
-        print(f"prox-spark: the job failed: {type(exc).__name__}: {first_line(exc, 500)} "
-              "(batches committed before the failure are kept; run again to resume)",
-              file=sys.stderr)
-        return 1
+        return _failed("the job", exc, " (batches committed before the failure are kept; "
+                       "run again to resume)")
     print(summary.render())
     _print_tables(config)
     return 0

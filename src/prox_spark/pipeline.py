@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from prox_spark.config import DEDUP_STAGES, PipelineConfig
-from prox_spark.errors import CommitConflict, first_line
+from prox_spark.errors import CommitConflict, CommitFailed, TooManyFailed, first_line
 from prox_spark.fingerprint import MODEL_STAGES, fingerprint, stage_fingerprints
 from prox_spark.io.claims import BatchClaims, Holding, batch_key, claims_ref
 from prox_spark.io.delta import (
@@ -73,17 +73,6 @@ log = logging.getLogger("prox_spark")
 METRICS_EVERY_SECONDS = 300.0
 __all__ = ["METRICS_SCHEMA", "CommitFailed", "RunSummary", "TooManyFailed", "build_stages",
            "fingerprint", "refine", "run_pipeline"]
-
-
-class CommitFailed(RuntimeError):
-    """A batch's MERGE failed for a reason other than a concurrent writer
-    (e.g. a Delta CHECK constraint, a lost storage path); the run stops and
-    no later batch is committed (batches committed before stay)."""
-
-
-class TooManyFailed(RuntimeError):
-    """More than `max_failed_fraction` of a batch could not be refined; the
-    run stops before committing that batch (batches committed before stay)."""
 
 
 def build_stages(config: PipelineConfig, existing: DataFrame | None = None) -> list[Stage]:

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from prox_spark.errors import DeltaJarsNotFound, DeltaMissing
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
@@ -33,14 +35,6 @@ LOCAL_WAREHOUSE = "spark-warehouse"
 QUIET_LOG4J = Path(__file__).with_name("log4j2.properties")
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
-
-
-class DeltaJarsNotFound(RuntimeError):
-    """No Delta jars on disk for a local session."""
-
-
-class DeltaMissing(RuntimeError):
-    """The Spark session cannot read or write Delta tables."""
 
 
 def on_cluster() -> bool:

@@ -23,6 +23,7 @@ import math
 import re
 
 from prox_spark.distill.checks import chunk_lines
+from prox_spark.errors import LabelError
 from prox_spark.generation.prompts import number_line
 
 SPLITS = ("train", "eval")
@@ -35,14 +36,6 @@ DROP_DOC = "drop_doc()"
 EDU_KEEP_MIN = 3
 EDU_BORDERLINE = 2
 FORMAT_BORDERLINE_MIN = 4
-
-
-class LabelError(ValueError):
-    """A teacher answer that gives no usable label; `reason` says why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def split_for(doc_id: str, eval_fraction: float) -> str:

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
+from prox_spark.errors import EngineStartError
 from prox_spark.generation.logs import record_event, route_library_output, verbose
 from prox_spark.params import Doc, Range, check_fields
 
@@ -95,10 +96,6 @@ class Generation:
     def truncated(self) -> bool:
         """The answer was cut at the token limit, not ended by the model."""
         return self.finish_reason == "length"
-
-
-class EngineStartError(RuntimeError):
-    """An engine could not be built (bad model files, no memory, wrong GPU)."""
 
 
 def task_gpus() -> tuple[str, ...]:
