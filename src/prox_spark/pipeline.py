@@ -52,6 +52,7 @@ from prox_spark.progress import progress
 from prox_spark.refresh import Plan, plan
 from prox_spark.resources import has_gpus
 from prox_spark.schema import ATTEMPTS, REFINED_SCHEMA, SOURCE_ERROR, STATUS, TEXT
+from prox_spark.session import job_session
 from prox_spark.stages import Stage
 from prox_spark.stages.finalize import ORIGINAL_TEXT, finish_rows
 from prox_spark.stages.model_stages import fuse_model_stages, model_stage_names
@@ -585,11 +586,7 @@ def _estimate(work: Plan) -> None:
 
 def session_for(config: PipelineConfig) -> SparkSession:
     """The cluster's session, or a local one with the config's Spark settings."""
-    from prox_spark.session import get_spark
-
-    local_conf = {"spark.sql.shuffle.partitions": str(config.partitions),
-                  "spark.ui.showConsoleProgress": "false", **config.spark_conf}
-    return get_spark("prox-spark-refine", conf=local_conf)
+    return job_session("prox-spark-refine", config.partitions, config.spark_conf)
 
 
 def plan_work(spark: SparkSession, config: PipelineConfig) -> tuple[PipelineConfig, str, Plan]:

@@ -20,16 +20,15 @@ from prox_spark.errors import SourceError, first_line
 from prox_spark.io.delta import committed_metadata, read_table, table_exists
 from prox_spark.io.metrics import ID_TYPE, last_source_version, new_and_changed
 from prox_spark.io.sources import (
-    ORDER,
-    SORT_NUM,
-    SORT_STR,
-    SOURCE_ERROR,
+    COPIES,
+    TEXTS,
     Changes,
     has_change_feed,
     id_type,
     load_typed,
     read_changes,
     read_source,
+    resolve_duplicate_ids,
     source_version,
 )
 from prox_spark.program.results import FAILED
@@ -38,48 +37,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
-COPIES = "_copies"
-TEXTS = "_texts"
-
-
-def resolve_duplicate_ids(df: DataFrame, inp: InputConfig) -> DataFrame:
-    """One row per id, by `input.on_duplicate_id`.
-
-    Records repeating an id with the same text are one document. With
-    different texts: `error` makes the id an error row (no text is chosen
-    silently), `first` keeps the first record read, `last_by` the record
-    with the largest value of that column. `_copies` and `_texts` say how
-    many records and distinct texts the id had, for the run summary.
-    """
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    by_id = Window.partitionBy("id")
-    if inp.on_duplicate_id == "last_by":
-        order = [F.col(SORT_NUM).desc_nulls_last(), F.col(SORT_STR).desc_nulls_last(),
-                 F.col(ORDER).desc()]
-    else:
-        order = [F.col(ORDER).asc()]
-    ranked = (df.withColumn(COPIES, F.count(F.lit(1)).over(by_id))
-              .withColumn(TEXTS, F.size(F.collect_set("content_hash").over(by_id)))
-              .withColumn("_hashes", F.array_sort(F.collect_set("content_hash").over(by_id)))
-              .withColumn("_rank", F.row_number().over(by_id.orderBy(*order)))
-              .where(F.col("_rank") == 1))
-    if inp.on_duplicate_id == "error":
-        conflict = F.col(TEXTS) > 1
-        message = F.format_string(
-            "id appears in %d records with %d different texts; none was refined "
-            "(set input.on_duplicate_id to first or last_by: COLUMN to pick one)",
-            F.col(COPIES), F.col(TEXTS))
-        ranked = (ranked
-                  .withColumn(SOURCE_ERROR, F.when(conflict, message)
-                              .otherwise(F.col(SOURCE_ERROR)))
-                  .withColumn("text", F.when(conflict, F.lit(None)).otherwise(F.col("text")))
-                  .withColumn("content_hash", F.when(
-                      conflict, F.sha2(F.concat_ws(",", F.col("_hashes")), 256))
-                      .otherwise(F.col("content_hash"))))
-    return ranked.drop("_rank", "_hashes")
-
 
 @dataclass
 class Plan:

@@ -148,6 +148,14 @@ def get_spark(
     return spark
 
 
+def job_session(app_name: str, partitions: int, spark_conf: Mapping[str, str]) -> SparkSession:
+    """The session of a prox-spark job (refine, annotate, train, evaluate):
+    the cluster's, or a local one with `partitions` shuffle partitions, no
+    console progress bar and the config's `spark_conf` on top."""
+    return get_spark(app_name, conf={"spark.sql.shuffle.partitions": str(partitions),
+                                     "spark.ui.showConsoleProgress": "false", **spark_conf})
+
+
 # Delta's MERGE logs a commit it lost to a concurrent writer as an ERROR
 # with the whole stack trace (about 175 lines), then raises the exception,
 # which prox-spark retries or reports itself (claims, batch commits).

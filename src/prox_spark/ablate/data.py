@@ -29,7 +29,7 @@ import pandas as pd
 from prox_spark.ablate.config import AblateConfig, Variant
 from prox_spark.config import InputConfig
 from prox_spark.errors import ConfigError, SourceError, first_line
-from prox_spark.io.sources import read_source
+from prox_spark.io.sources import read_source, resolve_duplicate_ids
 from prox_spark.program.results import CORPUS_STATUSES
 from prox_spark.schema import SOURCE_ERROR
 
@@ -72,8 +72,6 @@ def _source_documents(spark: SparkSession, source: InputConfig, where: str
                       ) -> tuple[DataFrame, DataFrame]:
     """(documents with id and text, every record with an `_usable` flag)."""
     from pyspark.sql import functions as F
-
-    from prox_spark.refresh import resolve_duplicate_ids
 
     try:
         df = read_source(spark, source)

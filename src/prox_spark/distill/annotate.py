@@ -30,8 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 from prox_spark.config import ConfigError, PipelineConfig
 from prox_spark.distill.config import DistillConfig, TeacherConfig
+from prox_spark.io.sources import read_source, resolve_duplicate_ids
 from prox_spark.program import ChunkPolicy
-from prox_spark.schema import ddl
+from prox_spark.schema import SOURCE_ERROR, ddl
+from prox_spark.session import job_session
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -259,22 +261,18 @@ def _sample(df: DataFrame, config: DistillConfig) -> DataFrame:
 
 
 def _documents(spark: SparkSession, config: PipelineConfig) -> tuple[DataFrame, int]:
-    """Readable documents of the input, and how many records were left out:
-    unreadable ones (the refine job keeps them as error rows) and ids that
-    carry different texts (no text is chosen silently). A record repeated
-    with the same text is one document."""
-    from pyspark.sql import Window
+    """Readable documents of the input, and how many records were read:
+    unreadable ones (the refine job keeps them as error rows) are left out,
+    and ids repeated in several records are resolved by the refine job's own
+    rule (`input.on_duplicate_id`: by default an id with different texts is
+    left out, since no text is chosen silently)."""
     from pyspark.sql import functions as F
-
-    from prox_spark.io.sources import SOURCE_ERROR, read_source
 
     df = read_source(spark, config.input).cache()
     total = df.count()
-    usable = df.where(F.col(SOURCE_ERROR).isNull() & F.col("text").isNotNull()) \
-        .dropDuplicates(["id", "text"])
-    texts = F.count("*").over(Window.partitionBy("id"))
-    docs = usable.withColumn("_texts", texts).where(F.col("_texts") == 1).select("id", "text")
-    return docs, total
+    resolved = resolve_duplicate_ids(df, config.input)
+    docs = resolved.where(F.col(SOURCE_ERROR).isNull() & F.col("text").isNotNull())
+    return docs.select("id", "text"), total
 
 
 _TABLE_COLUMNS = ("id", "doc_program", "chunk_programs", "status", "drop_reason")
@@ -540,16 +538,12 @@ def annotate(config: PipelineConfig, spark: SparkSession | None = None) -> Annot
     every example was discarded."""
     from prox_spark.distill.llm_teacher import check_teacher_model
     from prox_spark.io.delta import overwrite_table, read_table, table_version
-    from prox_spark.session import get_spark
-
     distill = _distill(config)
     job = label_job(config)
     if job.teacher.kind == "llm":
         check_teacher_model(job.teacher)
     started = time.monotonic()
-    local_conf = {"spark.sql.shuffle.partitions": str(config.partitions),
-                  "spark.ui.showConsoleProgress": "false", **config.spark_conf}
-    spark = spark or get_spark("prox-spark-annotate", conf=local_conf)
+    spark = spark or job_session("prox-spark-annotate", config.partitions, config.spark_conf)
     sample, count, notes = _sampled_documents(spark, config)
     _student_tokenizer(sample, distill)
     docs = sample

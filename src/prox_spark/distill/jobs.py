@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from prox_spark.config import ConfigError, PipelineConfig
 from prox_spark.distill.annotate import _distill
+from prox_spark.session import job_session
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -31,10 +32,7 @@ log = logging.getLogger(__name__)
 
 
 def _spark(config: PipelineConfig, name: str) -> SparkSession:
-    from prox_spark.session import get_spark
-
-    return get_spark(name, conf={"spark.sql.shuffle.partitions": str(config.partitions),
-                                 "spark.ui.showConsoleProgress": "false", **config.spark_conf})
+    return job_session(name, config.partitions, config.spark_conf)
 
 
 def sft_rows(spark: SparkSession, config: PipelineConfig) -> tuple[DataFrame, int | None]:
