@@ -26,6 +26,7 @@ from prox_spark.params import Doc, Range, check_fields, value_problem
 from prox_spark.program import ChunkPolicy
 from prox_spark.refs import TableRef, is_delta_dir
 from prox_spark.resources import DEFAULT_GPU_MEMORY_FRACTION, TaskResources, shares
+from prox_spark.stages.registry import DEDUP_STAGES, MODEL_STAGES
 
 if TYPE_CHECKING:
     from prox_spark.distill.config import DistillConfig
@@ -37,7 +38,6 @@ _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:/")
 log = logging.getLogger(__name__)
-DEDUP_STAGES = ("exact_dedup", "near_dedup")
 
 
 DEFAULT_COMMIT_EVERY = 50_000
@@ -89,7 +89,6 @@ class ModelConfig:
         check_fields(self)
 
 
-MODEL_STAGES = ("prox_doc", "prox_chunk")
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,12 @@ from typing import Any
 
 from prox_spark.config import ModelConfig, PipelineConfig
 from prox_spark.stages.apply import OUTPUT_VERSION as INTERPRETER_OUTPUT_VERSION
-from prox_spark.stages.registry import stage_spec
+from prox_spark.stages.registry import MODEL_STAGES, stage_spec
 
 PROMPT_FORMAT_VERSION = "llama2-chat/prox-v1"
 # The key of the interpreter's own entry in `stage_fingerprints`: the chunk
 # policy and the interpreter's output version (no model).
 APPLY = "apply"
-MODEL_STAGES = ("prox_doc", "prox_chunk")
 
 __all__ = ["APPLY", "MODEL_STAGES", "PROMPT_FORMAT_VERSION", "fingerprint",
            "stage_fingerprints"]

@@ -27,11 +27,11 @@ from prox_spark.program import DROPPED, STATUSES
 from prox_spark.refs import TableRef
 from prox_spark.report.diff import highlight
 from prox_spark.report.svg import bar_chart
+from prox_spark.stages.registry import MODEL_STAGES
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-MODEL_STAGES = ("prox_doc", "prox_chunk")
 FAILED = "failed"  # status of rows a model could not refine (issue 17; may be absent)
 FIGURES = ("documents_in", "already_refined", "refined", "kept", "edited", "dropped",
            "reverted", "rows_with_errors", "invalid_rows", "deleted", "tokens_before",

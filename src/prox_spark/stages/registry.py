@@ -37,6 +37,11 @@ from prox_spark.rules import QUALITY_RULES, our_spelling
 from prox_spark.schema import ID, TEXT
 from prox_spark.stages.base import BuildContext, Stage
 
+MODEL_STAGES = ("prox_doc", "prox_chunk")
+"""The model stages, in the order they run (doc level first)."""
+DEDUP_STAGES = ("exact_dedup", "near_dedup")
+"""The stages whose decision depends on rows refined before (`existing`)."""
+
 _IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 _NO_DEFAULT = inspect.Parameter.empty
 
