@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prox_spark.errors import DeltaJarsNotFound, DeltaMissing
+from prox_spark.generation.logs import verbose
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -89,8 +90,6 @@ def session_workdir() -> Path:
 
 def local_conf(jars: list[Path], workdir: Path, cores: int) -> dict[str, str]:
     """The settings of a quiet, fast local session with Delta."""
-    from prox_spark.generation.logs import verbose
-
     return {
         "spark.master": f"local[{cores}]",
         "spark.jars": ",".join(str(j) for j in jars),

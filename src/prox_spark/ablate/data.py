@@ -29,6 +29,7 @@ import pandas as pd
 from prox_spark.ablate.config import AblateConfig, Variant
 from prox_spark.config import InputConfig
 from prox_spark.errors import ConfigError, SourceError, first_line
+from prox_spark.io.delta import read_table
 from prox_spark.io.sources import read_source, resolve_duplicate_ids
 from prox_spark.program.results import CORPUS_STATUSES
 from prox_spark.schema import SOURCE_ERROR
@@ -90,8 +91,6 @@ def _table_documents(spark: SparkSession, variant: Variant, where: str
     reverted); ConfigError when the table is not a prox-spark output."""
     from pyspark.errors import AnalysisException
     from pyspark.sql import functions as F
-
-    from prox_spark.io.delta import read_table
 
     assert variant.table is not None
     try:

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from prox_spark.ablate import report, stats
 from prox_spark.ablate.config import AblateConfig, load_ablate_config, parameter_count
 from prox_spark.ablate.data import (
     VariantStats,
@@ -52,7 +53,9 @@ from prox_spark.ablate.proxy import (
     train_proxy,
 )
 from prox_spark.ablate.results import measured_flops_per_second, read_rows, write_rows
+from prox_spark.distill.tokenizer import build_tokenizer
 from prox_spark.errors import ConfigError
+from prox_spark.session import job_session
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -176,11 +179,7 @@ def _config(config: AblateConfig | str | Path) -> AblateConfig:
 
 
 def _spark(config: AblateConfig) -> SparkSession:
-    from prox_spark.session import get_spark
-
-    return get_spark("prox-spark-ablate", conf={
-        "spark.sql.shuffle.partitions": str(config.partitions),
-        "spark.ui.showConsoleProgress": "false", **config.spark_conf})
+    return job_session("prox-spark-ablate", config.partitions, config.spark_conf)
 
 
 def _digest(value: Any) -> str:
@@ -215,8 +214,6 @@ class _Prepared:
                      f"{stats.sampled_tokens:,}", f"{stats.sampled_documents:,}")
 
     def _tokenizer(self) -> Path:
-        from prox_spark.distill.tokenizer import build_tokenizer
-
         config = self.config
         if config.tokenizer is not None:
             return Path(config.tokenizer)
@@ -338,12 +335,13 @@ def _proxies(config: AblateConfig, prepared: _Prepared, eval_key: str) -> list[P
               "train": {k: v for k, v in asdict(config.train).items()
                         if k not in ("local_mode", "use_gpu")}}
     out = []
-    for path, digest, stats in prepared.samples:
+    for path, digest, sample in prepared.samples:
         for seed in config.seeds:
             train_fp = _digest([digest, tokenizer_hash, recipe, seed])
-            folder = Path(config.work_dir) / "proxies" / stats.name / f"seed-{seed}-{train_fp[:16]}"
-            out.append(Proxy(stats.name, seed, str(folder), str(path), train_fp,
-                             _digest([train_fp, eval_key])[:32], stats.epochs))
+            folder = (Path(config.work_dir) / "proxies" / sample.name
+                      / f"seed-{seed}-{train_fp[:16]}")
+            out.append(Proxy(sample.name, seed, str(folder), str(path), train_fp,
+                             _digest([train_fp, eval_key])[:32], sample.epochs))
     return out
 
 
@@ -449,8 +447,6 @@ def _train_and_score(spark: SparkSession, config: AblateConfig, prepared: _Prepa
 
 def _report(config: AblateConfig, summary: AblationSummary,
             skipped: Sequence[str] = ()) -> tuple[str | None, list[str]]:
-    from prox_spark.ablate import report, stats
-
     variants = [v.name for v in config.variants]
     rows = summary.rows + stats.aggregate_rows(summary.rows)
     epochs = {v.name: v.epochs for v in summary.plan.variants}

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from prox_spark.errors import EngineStartError
 from prox_spark.generation.logs import record_event, route_library_output, verbose
+from prox_spark.generation.prompts import text_encoding
 from prox_spark.params import Doc, Range, check_fields
 
 DOC_MAX_NEW_TOKENS = 15
@@ -187,8 +188,6 @@ class Engine:
         return cls(config, llm, llm.get_tokenizer())
 
     def __post_init__(self) -> None:
-        from prox_spark.generation.prompts import text_encoding
-
         # Reads "<s>" inside a document as text, so the only BOS the model
         # sees is the one `encode` puts first. Every budget count (chunks,
         # doc truncation, token statistics) uses this same encoding.
