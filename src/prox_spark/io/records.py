@@ -87,6 +87,51 @@ def _sort_key(value: Any) -> tuple[float | None, str | None]:
     return None, None
 
 
+def _text_field(obj: dict[str, Any], text_column: str, cast_text: bool,
+                error: str | None) -> tuple[str | None, str | None]:
+    """A record's text and its error (the first one found wins); the text is
+    None whenever there is an error."""
+    text = obj.get(text_column)
+    if text_column not in obj:
+        error = error or f"record has no {text_column!r} field"
+        text = None
+    elif text is not None and not isinstance(text, str):
+        if cast_text:
+            text = json.dumps(text, ensure_ascii=False) if isinstance(text, list | dict) \
+                else str(text).lower() if isinstance(text, bool) else str(text)
+        else:
+            error = error or (f"text is a JSON {_json_kind(text)}, not a string "
+                              "(set input.cast_text: true to refine its string form)")
+            text = None
+    if error is None and isinstance(text, str) and (why := unencodable(text)) is not None:
+        error = f"text {why}"
+    return (None if error is not None else text), error
+
+
+def _id_field(obj: dict[str, Any], id_column: str, replaced: bool,
+              error: str | None) -> tuple[str | None, str | None]:
+    """A record's id and its error; None when the record has no usable id
+    (it then takes its line's id, `line_id`, and keeps no text)."""
+    value = obj.get(id_column)
+    ident = _id_of(value)
+    if ident is not None and replaced and "\ufffd" in ident:
+        # Its invalid bytes were replaced: two records whose ids differ
+        # only there would share one id (and one would pass for a
+        # duplicate of the other).
+        return None, error
+    if ident is not None and (why := unencodable(ident)) is not None:
+        return None, error or f"record has no usable {id_column} ({id_column} {why})"
+    if ident is None:
+        why = ("is missing" if id_column not in obj else
+               "is null" if value is None else
+               "is empty" if isinstance(value, str) else
+               f"is the number {value!r}, not a string or integer"
+               if isinstance(value, float) else
+               f"is a JSON {_json_kind(value)}, not a string or integer")
+        return None, error or f"record has no {id_column} ({id_column} {why})"
+    return ident, error
+
+
 def parse_line(raw: bytes | None, id_column: str | None, text_column: str, *,
                cast_text: bool = False, sort_column: str | None = None) -> Record | None:
     """Parse one JSONL line; None for a blank line (not a record)."""
@@ -108,47 +153,13 @@ def parse_line(raw: bytes | None, id_column: str | None, text_column: str, *,
     if not isinstance(obj, dict):
         return Record(line_id(raw), None,
                       error or f"line is a JSON {_json_kind(obj)}, not an object")
-    text = obj.get(text_column)
-    if text_column not in obj:
-        error = error or f"record has no {text_column!r} field"
-        text = None
-    elif text is not None and not isinstance(text, str):
-        if cast_text:
-            text = json.dumps(text, ensure_ascii=False) if isinstance(text, list | dict) \
-                else str(text).lower() if isinstance(text, bool) else str(text)
-        else:
-            error = error or (f"text is a JSON {_json_kind(text)}, not a string "
-                              "(set input.cast_text: true to refine its string form)")
-            text = None
-    if error is None and isinstance(text, str) and (why := unencodable(text)) is not None:
-        error = f"text {why}"
-    if error is not None and text is not None:
-        text = None
+    text, error = _text_field(obj, text_column, cast_text, error)
     if id_column is None:
         ident = content_id(text) if error is None else line_id(raw)
     else:
-        value = obj.get(id_column)
-        ident = _id_of(value)
-        if ident is not None and replaced and "\ufffd" in ident:
-            # Its invalid bytes were replaced: two records whose ids differ
-            # only there would share one id (and one would pass for a
-            # duplicate of the other).
-            ident = line_id(raw)
-            text = None
-        elif ident is not None and (why := unencodable(ident)) is not None:
-            error = error or f"record has no usable {id_column} ({id_column} {why})"
-            ident = line_id(raw)
-            text = None
-        elif ident is None:
-            why = ("is missing" if id_column not in obj else
-                   "is null" if value is None else
-                   "is empty" if isinstance(value, str) else
-                   f"is the number {value!r}, not a string or integer"
-                   if isinstance(value, float) else
-                   f"is a JSON {_json_kind(value)}, not a string or integer")
-            error = error or f"record has no {id_column} ({id_column} {why})"
-            ident = line_id(raw)
-            text = None
+        ident, error = _id_field(obj, id_column, replaced, error)
+        if ident is None:
+            ident, text = line_id(raw), None
     num, word = _sort_key(obj.get(sort_column)) if sort_column else (None, None)
     if word is not None and unencodable(word) is not None:
         word = word.encode("utf-8", "replace").decode("utf-8")

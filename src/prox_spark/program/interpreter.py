@@ -98,6 +98,42 @@ def _remove(text: str, ranges: list[tuple[int, int]]) -> tuple[str, int]:
     return "\n".join(kept), removed
 
 
+def _policy(policy: ChunkPolicy | None, max_errors: int | None,
+            min_kept_ratio: float | None, min_words: int | None) -> ChunkPolicy:
+    """`policy` (default: the reference's) with the thresholds given one by one."""
+    policy = policy or DEFAULT_CHUNK_POLICY
+    if max_errors is None and min_kept_ratio is None and min_words is None:
+        return policy
+    return ChunkPolicy(
+        policy.max_errors if max_errors is None else max_errors,
+        policy.min_kept_ratio if min_kept_ratio is None else min_kept_ratio,
+        policy.min_words if min_words is None else min_words,
+    )
+
+
+def _edits(calls: Sequence[object], last_line: int, messages: list[str]
+           ) -> tuple[list[tuple[int, int]], list[Normalize]]:
+    """The line ranges to remove (clipped to `last_line`) and the
+    normalizations of a program's calls; a range past the end is noted in
+    `messages` (each note counts as an error)."""
+    ranges: list[tuple[int, int]] = []
+    normalizations: list[Normalize] = []
+    for call in calls:
+        if isinstance(call, Normalize):
+            normalizations.append(call)
+        elif isinstance(call, RemoveLines):
+            if call.end is None:
+                ranges.append((0, last_line))
+            elif call.start > last_line:
+                messages.append(f"{call}: starts past the last line {last_line}; ignored")
+            elif call.end > last_line:
+                messages.append(f"{call}: ends past the last line {last_line}; clipped")
+                ranges.append((call.start, last_line))
+            else:
+                ranges.append((call.start, call.end))
+    return ranges, normalizations
+
+
 def run_chunk_program(
     text: str,
     program: str,
@@ -121,32 +157,11 @@ def run_chunk_program(
 
         run_chunk_program(doc, "remove_lines(line_start=0, line_end=2)").text
     """
-    policy = policy or DEFAULT_CHUNK_POLICY
-    if max_errors is not None or min_kept_ratio is not None or min_words is not None:
-        policy = ChunkPolicy(
-            policy.max_errors if max_errors is None else max_errors,
-            policy.min_kept_ratio if min_kept_ratio is None else min_kept_ratio,
-            policy.min_words if min_words is None else min_words,
-        )
+    policy = _policy(policy, max_errors, min_kept_ratio, min_words)
     text = text or ""
     parsed = parse_program(program)
     messages = [*extra_errors, *(str(e) for e in parsed.errors)]
-    last_line = text.count("\n")
-    ranges: list[tuple[int, int]] = []
-    normalizations: list[Normalize] = []
-    for call in parsed.calls:
-        if isinstance(call, Normalize):
-            normalizations.append(call)
-        elif isinstance(call, RemoveLines):
-            if call.end is None:
-                ranges.append((0, last_line))
-            elif call.start > last_line:
-                messages.append(f"{call}: starts past the last line {last_line}; ignored")
-            elif call.end > last_line:
-                messages.append(f"{call}: ends past the last line {last_line}; clipped")
-                ranges.append((call.start, last_line))
-            else:
-                ranges.append((call.start, call.end))
+    ranges, normalizations = _edits(parsed.calls, text.count("\n"), messages)
     errors = len(messages)
     words_before = word_count(text)
 

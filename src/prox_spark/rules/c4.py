@@ -10,7 +10,7 @@ holding \\r, \\v, \\f or Unicode line separators).
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from prox_spark.params import Doc, Range
 from prox_spark.program.calls import Normalize
@@ -21,6 +21,62 @@ CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
 END_PUNCTUATION = (".", "?", "!", '"', "'")
 POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies",
                   "use of cookies", "use cookies")
+
+
+class _C4Lines(NamedTuple):
+    """The line rules of `c4_quality` (see its parameters)."""
+
+    remove_citations: bool
+    filter_no_terminal_punct: bool
+    min_words_per_line: int | None
+    max_word_length: int | None
+    filter_lorem_ipsum: bool
+    filter_javascript: bool
+    filter_curly_bracket: bool
+    filter_policy: bool
+
+
+def _scan(text: str, rules: _C4Lines, count_sentences_kept: bool
+          ) -> tuple[list[int], set[str], int, str | None]:
+    """(removed line indices, citations of kept lines, sentences of kept
+    lines, the reason a document-level rule dropped it or None), line by
+    line in datatrove's order: the first rule that fires decides a line."""
+    removed: list[int] = []
+    citations: set[str] = set()
+    sentences = 0
+    for index, raw in enumerate(text.split("\n")):
+        line = raw.strip()
+        words = line.split()
+        if rules.max_word_length is not None and any(
+                len(w) > rules.max_word_length for w in words):
+            removed.append(index)
+            continue
+        found = CITATION.findall(line) if rules.remove_citations else []
+        if found:
+            line = CITATION.sub("", line)
+        if rules.filter_no_terminal_punct and (
+            not line.endswith(END_PUNCTUATION) or line.endswith("...")
+        ):
+            removed.append(index)
+            continue
+        if rules.min_words_per_line is not None and len(words) < rules.min_words_per_line:
+            removed.append(index)
+            continue
+        lowered = line.lower()
+        if rules.filter_lorem_ipsum and "lorem ipsum" in lowered:
+            return removed, citations, sentences, "lorem_ipsum"
+        if rules.filter_javascript and "javascript" in lowered:
+            removed.append(index)
+            continue
+        if rules.filter_curly_bracket and "{" in line:
+            return removed, citations, sentences, "curly_bracket"
+        if rules.filter_policy and any(p in lowered for p in POLICY_PHRASES):
+            removed.append(index)
+            continue
+        if count_sentences_kept:
+            sentences += count_sentences(line)
+        citations.update(c for c in found if c.strip())
+    return removed, citations, sentences, None
 
 
 def c4_quality(
@@ -47,43 +103,12 @@ def c4_quality(
     javascript or cookie/terms policies; drop pages with lorem ipsum, curly
     brackets or fewer than `min_num_sentences` sentences left.
     """
-    removed: list[int] = []
-    citations: set[str] = set()
-    sentences = 0
-    for index, raw in enumerate(text.split("\n")):
-        line = raw.strip()
-        words = line.split()
-        if max_word_length is not None and any(len(w) > max_word_length for w in words):
-            removed.append(index)
-            continue
-        if remove_citations:
-            found = CITATION.findall(line)
-            if found:
-                line = CITATION.sub("", line)
-        else:
-            found = []
-        if filter_no_terminal_punct and (
-            not line.endswith(END_PUNCTUATION) or line.endswith("...")
-        ):
-            removed.append(index)
-            continue
-        if min_words_per_line is not None and len(words) < min_words_per_line:
-            removed.append(index)
-            continue
-        lowered = line.lower()
-        if filter_lorem_ipsum and "lorem ipsum" in lowered:
-            return RuleResult("lorem_ipsum")
-        if filter_javascript and "javascript" in lowered:
-            removed.append(index)
-            continue
-        if filter_curly_bracket and "{" in line:
-            return RuleResult("curly_bracket")
-        if filter_policy and any(p in lowered for p in POLICY_PHRASES):
-            removed.append(index)
-            continue
-        if min_num_sentences is not None:
-            sentences += count_sentences(line)
-        citations.update(c for c in found if c.strip())
+    lines = _C4Lines(remove_citations, filter_no_terminal_punct, min_words_per_line,
+                     max_word_length, filter_lorem_ipsum, filter_javascript,
+                     filter_curly_bracket, filter_policy)
+    removed, citations, sentences, dropped = _scan(text, lines, min_num_sentences is not None)
+    if dropped is not None:
+        return RuleResult(dropped)
     if min_num_sentences is not None and sentences < min_num_sentences:
         return RuleResult("too_few_sentences")
     return RuleResult(

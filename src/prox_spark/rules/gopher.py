@@ -16,6 +16,23 @@ from prox_spark.rules.text import duplicates, is_punctuation, split_words
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
 
 
+def _line_shape(lines: list[str], max_bullet_lines_ratio: float | None,
+                max_ellipsis_lines_ratio: float | None) -> str | None:
+    """The reason `gopher_quality` drops a document for the share of its
+    lines that start with a bullet or end with an ellipsis, or None."""
+    if not lines:
+        return None
+    if max_bullet_lines_ratio:
+        bullets = sum(line.lstrip().startswith(("•", "-")) for line in lines)
+        if bullets / len(lines) > max_bullet_lines_ratio:
+            return "gopher_too_many_bullets"
+    if max_ellipsis_lines_ratio:
+        ellipses = sum(line.rstrip().endswith(("...", "…")) for line in lines)
+        if ellipses / len(lines) > max_ellipsis_lines_ratio:
+            return "gopher_too_many_end_ellipsis"
+    return None
+
+
 def gopher_quality(
     text: str,
     *,
@@ -62,16 +79,9 @@ def gopher_quality(
             return RuleResult("gopher_too_many_hashes")
         if (text.count("...") + text.count("…")) / n_words > max_symbol_word_ratio:
             return RuleResult("gopher_too_many_ellipsis")
-    lines = text.splitlines()
-    if lines:
-        if max_bullet_lines_ratio:
-            bullets = sum(line.lstrip().startswith(("•", "-")) for line in lines)
-            if bullets / len(lines) > max_bullet_lines_ratio:
-                return RuleResult("gopher_too_many_bullets")
-        if max_ellipsis_lines_ratio:
-            ellipses = sum(line.rstrip().endswith(("...", "…")) for line in lines)
-            if ellipses / len(lines) > max_ellipsis_lines_ratio:
-                return RuleResult("gopher_too_many_end_ellipsis")
+    reason = _line_shape(text.splitlines(), max_bullet_lines_ratio, max_ellipsis_lines_ratio)
+    if reason is not None:
+        return RuleResult(reason)
     if min_alpha_words_ratio and n_words:
         alpha = sum(any(c.isalpha() for c in w) for w in words)
         if alpha / n_words < min_alpha_words_ratio:
