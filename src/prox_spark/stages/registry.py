@@ -39,6 +39,10 @@ from prox_spark.params import check_ranges, check_value, doc_of
 from prox_spark.rules import QUALITY_RULES, our_spelling
 from prox_spark.schema import DOC_STATUS, ID, STATUS, TEXT
 from prox_spark.stages.base import BuildContext, Stage
+from prox_spark.stages.datatrove_filter import DatatroveFilter, is_datatrove_filter
+from prox_spark.stages.dedup import ExactDedup, NearDedup
+from prox_spark.stages.model_stages import ChunkRefiner, DocRefiner
+from prox_spark.stages.rule_stages import RuleStage
 
 MODEL_STAGES = ("prox_doc", "prox_chunk")
 """The model stages, in the order they run (doc level first)."""
@@ -153,8 +157,6 @@ def _summary(obj: Any) -> str:
 
 
 def _rule_spec(name: str, fn: Callable[..., Any]) -> StageSpec:
-    from prox_spark.stages.rule_stages import RuleStage
-
     def build(params: dict[str, Any], ctx: BuildContext) -> Any:
         return RuleStage(name if name in QUALITY_RULES else fn, name=name,
                          tokenizer=ctx.tokenizer, **params)
@@ -178,9 +180,6 @@ def class_spec(kind: type[Stage], name: str | None = None) -> StageSpec:
 def stage_classes() -> tuple[type[Stage], ...]:
     """The built-in `Stage` classes a YAML `stages:` entry names by their
     `stage_name` (the rule stages are `rules.QUALITY_RULES`)."""
-    from prox_spark.stages.dedup import ExactDedup, NearDedup
-    from prox_spark.stages.model_stages import ChunkRefiner, DocRefiner
-
     return (DocRefiner, ChunkRefiner, ExactDedup, NearDedup)
 
 
@@ -202,8 +201,6 @@ def stage_names() -> tuple[str, ...]:
 
 
 def _imported(path: str) -> StageSpec:
-    from prox_spark.stages.datatrove_filter import DatatroveFilter, is_datatrove_filter
-
     module_name, attr = path.split(":")
     try:
         module = importlib.import_module(module_name)
