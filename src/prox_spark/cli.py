@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from prox_spark.config import FORMATS, PipelineConfig, load_config
+from prox_spark.config import FORMATS, OVERRIDES, PipelineConfig, load_config
 from prox_spark.errors import ConfigError, describe, exit_code
 
 
@@ -217,6 +217,11 @@ def report_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config overrides `run` and `plan` take as flags (see `config.OVERRIDES`)."""
+    return {key: getattr(args, key) for key in OVERRIDES}
+
+
 def _spark_conf(pairs: Sequence[str]) -> dict[str, str]:
     out = {}
     for pair in pairs:
@@ -263,11 +268,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return plan_main(args)
     if args.command == "ablate":
         return ablate_main(args)
-    overrides = {
-        "input": args.input, "input_format": args.input_format, "output": args.output,
-        "doc_model": args.doc_model, "chunk_model": args.chunk_model, "limit": args.limit,
-        "commit_every": args.commit_every, "all": args.all,
-    }
+    overrides = _overrides(args)
     try:
         overrides["spark_conf"] = _spark_conf(args.spark_conf)
         config = load_config(args.config, overrides)
@@ -301,11 +302,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 def plan_main(args: argparse.Namespace) -> int:
     """`prox-spark plan CONFIG`: a dry run (see `prox_spark.dry_run`)."""
-    overrides = {
-        "input": args.input, "input_format": args.input_format, "output": args.output,
-        "doc_model": args.doc_model, "chunk_model": args.chunk_model, "limit": args.limit,
-        "commit_every": args.commit_every, "all": args.all,
-    }
+    overrides = _overrides(args)
     rate = args.prompt_tokens_per_second
     try:
         if rate is not None and not 0 < rate < float("inf"):

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prox_spark.config import _check_output, _table_ref
+from prox_spark.config import check_output_location, table_ref
 from prox_spark.distill.train import TrainConfig
 from prox_spark.errors import ConfigError
 from prox_spark.generation.engine import EngineConfig
@@ -141,8 +141,8 @@ def _share(value: float | None, where: str, *, open_low: bool = True) -> None:
 
 
 def _table(raw: Any, where: str) -> TableRef:
-    ref = _table_ref(raw if isinstance(raw, Mapping) else {"path": raw}, where)
-    _check_output(ref, where)
+    ref = table_ref(raw if isinstance(raw, Mapping) else {"path": raw}, where)
+    check_output_location(ref, where)
     return ref
 
 
@@ -152,7 +152,7 @@ def _teacher(raw: Any) -> TeacherConfig:
     table = None
     if isinstance(raw, Mapping) and raw.get("table") is not None:
         t = raw["table"]
-        table = _table_ref(t if isinstance(t, Mapping) else {"path": t}, f"{where}.table")
+        table = table_ref(t if isinstance(t, Mapping) else {"path": t}, f"{where}.table")
     teacher = TeacherConfig(**values, table=table)
     if teacher.kind not in TEACHERS:
         raise ConfigError(f"{where}.kind", f"{teacher.kind!r} is not one of {', '.join(TEACHERS)}")

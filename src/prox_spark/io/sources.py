@@ -12,23 +12,54 @@ error row (see `records.parse_line`); nothing is silently dropped or merged.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import pandas as pd
 
 from prox_spark.errors import SourceError, first_line
 from prox_spark.io.records import Record, line_id, parse_line
+from prox_spark.params import Doc
 from prox_spark.refs import TableRef
 from prox_spark.schema import SOURCE_ERROR
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
-    # Annotations only: at run time io/ needs nothing from the config (which
-    # imports the engine's settings from generation/).
-    from prox_spark.config import InputConfig
+SourceFormat = Literal["delta", "parquet", "jsonl"]
+FORMATS: tuple[str, ...] = typing.get_args(SourceFormat)
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """Where the documents come from and how bad or repeated records are handled.
+
+    Declared here, beside the reader it drives, so that io/ needs nothing
+    from `config` (which re-exports it and parses it from `input:`). The
+    fields declared with a `Doc` are the keys of that section.
+    `on_duplicate_id`: records sharing an id with different texts become one
+    error row (`error`), or the first read wins (`first`), or the one with the
+    largest `last_by` column wins. `on_source_delete`: what a document that
+    left the source does to its refined row (`delete` it, or `keep` it).
+    """
+
+    ref: TableRef
+    format: Annotated[SourceFormat, Doc("how the source is stored")] = "delta"
+    id_column: Annotated[str | None, Doc(
+        "the source's id column (null: ids are derived from the text)")] = "id"
+    text_column: Annotated[str, Doc("the source's text column")] = "text"
+    cast_text: Annotated[bool, Doc("read a non-string text column as text")] = False
+    change_feed: Annotated[bool, Doc("read the Delta source's change data feed")] = False
+    on_duplicate_id: Annotated[Literal["error", "first", "last_by"], Doc(
+        "what records sharing an id become: `error` stops the run, `first` keeps the "
+        "first one read, `{last_by: COLUMN}` the one with the largest COLUMN")] = "error"
+    last_by: str | None = None
+    on_source_delete: Annotated[Literal["delete", "keep"], Doc(
+        "what a document that left the source does to its refined row")] = "delete"
+    extra_columns: tuple[str, ...] = ()
+
 
 ORDER = "_order"
 SORT_NUM = "_sort_num"

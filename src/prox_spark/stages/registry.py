@@ -3,10 +3,11 @@
 A `StageSpec` is read off a stage's one declaration (see `stages.base.Stage`):
 a `Stage` class's attributes and fields, or a rule function's keyword
 parameters, each `Annotated` with its `Range` and `Doc`. `config` validates
-`stages:` from here, `fingerprint` hashes what it says decides the output,
-`pipeline` builds from here and `parameter_table` writes the README's
-parameter list. Adding a stage is one module and one line: a rule function
-in `rules.QUALITY_RULES`, or a `Stage` class in `STAGE_CLASSES`.
+`stages:` with the rules here (`check_stage`, `check_stage_order`),
+`fingerprint` hashes what it says decides the output, `pipeline` builds from
+here and `scripts/stage_table.py` writes the README's parameter list.
+Adding a stage is one module and one line: a rule function in
+`rules.QUALITY_RULES`, or a `Stage` class in `STAGE_CLASSES`.
 
 A name with a colon is the user's own code, `package.module:attribute`:
 a rule function `(text, **params)`, a `Stage` subclass, or a datatrove
@@ -26,16 +27,22 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import re
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from prox_spark.errors import ConfigError
 from prox_spark.params import check_ranges, check_value, doc_of
 from prox_spark.rules import QUALITY_RULES, our_spelling
-from prox_spark.schema import ID, TEXT
+from prox_spark.schema import DOC_STATUS, ID, STATUS, TEXT
 from prox_spark.stages.base import BuildContext, Stage
+from prox_spark.stages.datatrove_filter import DatatroveFilter, is_datatrove_filter
+from prox_spark.stages.dedup import ExactDedup, NearDedup
+from prox_spark.stages.model_stages import ChunkRefiner, DocRefiner
+from prox_spark.stages.rule_stages import RuleStage
 
 MODEL_STAGES = ("prox_doc", "prox_chunk")
 """The model stages, in the order they run (doc level first)."""
@@ -44,6 +51,7 @@ DEDUP_STAGES = ("exact_dedup", "near_dedup")
 
 _IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 _NO_DEFAULT = inspect.Parameter.empty
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -149,8 +157,6 @@ def _summary(obj: Any) -> str:
 
 
 def _rule_spec(name: str, fn: Callable[..., Any]) -> StageSpec:
-    from prox_spark.stages.rule_stages import RuleStage
-
     def build(params: dict[str, Any], ctx: BuildContext) -> Any:
         return RuleStage(name if name in QUALITY_RULES else fn, name=name,
                          tokenizer=ctx.tokenizer, **params)
@@ -174,9 +180,6 @@ def class_spec(kind: type[Stage], name: str | None = None) -> StageSpec:
 def stage_classes() -> tuple[type[Stage], ...]:
     """The built-in `Stage` classes a YAML `stages:` entry names by their
     `stage_name` (the rule stages are `rules.QUALITY_RULES`)."""
-    from prox_spark.stages.dedup import ExactDedup, NearDedup
-    from prox_spark.stages.model_stages import ChunkRefiner, DocRefiner
-
     return (DocRefiner, ChunkRefiner, ExactDedup, NearDedup)
 
 
@@ -198,8 +201,6 @@ def stage_names() -> tuple[str, ...]:
 
 
 def _imported(path: str) -> StageSpec:
-    from prox_spark.stages.datatrove_filter import DatatroveFilter, is_datatrove_filter
-
     module_name, attr = path.split(":")
     try:
         module = importlib.import_module(module_name)
@@ -239,27 +240,60 @@ def stage_spec(name: str) -> StageSpec:
                      "or package.module:name")
 
 
+def default_stages(has_doc: bool, has_chunk: bool) -> tuple[str, ...]:
+    """The stages of a configuration without `stages:`: its model stages, in
+    run order, whose sections are configured."""
+    return tuple(n for n, on in zip(MODEL_STAGES, (has_doc, has_chunk), strict=True) if on)
 
-TABLE_START = "<!-- stage parameters: written by scripts/stage_table.py; do not edit -->"
-TABLE_END = "<!-- end of stage parameters -->"
 
-
-def parameter_table() -> str:
-    """Every built-in stage's parameters as a Markdown table (the README's
-    list, between `TABLE_START` and `TABLE_END`), read from the declarations."""
-    import json
-
-    from prox_spark.params import describe_hint
-
-    rows = [TABLE_START, "", "| stage | parameter | type | default | range | meaning |",
-            "|---|---|---|---|---|---|"]
-    for name in stage_names():
+def check_stage(name: Any, params: Mapping[str, Any], sections: Mapping[str, bool],
+                where: str) -> None:
+    """One `stages:` entry against the registry: a known name (or import
+    path), the model section it needs configured (`sections`: section name
+    to whether it is), parameters of the right type and range. A
+    ConfigError names `where` (the entry) or `where.name` (its parameters)."""
+    if not isinstance(name, str):
+        raise ConfigError(where, f"a stage name is a string, got {name!r}")
+    try:
         spec = stage_spec(name)
-        if spec.model is not None:
-            rows.append(f"| `{name}` | (its `{spec.model}` section) | | | | {spec.doc} |")
-        for p in spec.params:
-            kind, bounds = describe_hint(p.hint)
-            default = json.dumps(p.default)
-            rows.append(f"| `{name}` | `{p.name}` | {kind} | `{default}` | {bounds} | "
-                        f"{p.doc} |")
-    return "\n".join([*rows, "", TABLE_END])
+    except ValueError as exc:
+        raise ConfigError(where, str(exc)) from None
+    if spec.model is not None and not sections[spec.model]:
+        raise ConfigError(where, f"{name} needs a {spec.model} section")
+    try:
+        spec.effective(params)
+        if spec.model is None:
+            spec.create(params)  # the stage's own range checks (threshold in (0, 1], ...)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}.{name}", str(exc)) from None
+
+
+def check_stage_order(names: Sequence[str]) -> None:
+    """The rules of a stage list as a whole: each model and dedup stage at
+    most once, the doc pass before the chunk pass (ConfigError on `stages`);
+    a warning when dedup runs before a stage that can drop documents."""
+    for name in (*MODEL_STAGES, *DEDUP_STAGES):
+        if names.count(name) > 1:
+            raise ConfigError("stages", f"{name} appears more than once")
+    doc, chunk = MODEL_STAGES
+    if set(MODEL_STAGES) <= set(names) and names.index(chunk) < names.index(doc):
+        raise ConfigError("stages", f"{chunk} comes before {doc}: ProX refines the "
+                          "document, then the chunks of the documents it keeps (its two passes "
+                          f"run in this order); put {doc} first")
+    _warn_dedup_before_filters(names)
+
+
+def _warn_dedup_before_filters(names: Sequence[str]) -> None:
+    """Log a warning when a dedup stage runs before a stage that can drop
+    documents: a keeper chosen there may be dropped later, and then no copy
+    of its text survives."""
+    for i, name in enumerate(names):
+        if name not in DEDUP_STAGES:
+            continue
+        later = [n for n in names[i + 1:] if n not in DEDUP_STAGES and (
+            stage_spec(n).model is not None or {STATUS, DOC_STATUS} & set(stage_spec(n).adds))]
+        if later:
+            log.warning("stages: %s runs before %s, which can drop documents: a copy kept by "
+                        "dedup may be dropped later and then none survives; put dedup stages "
+                        "after the filters", name, ", ".join(later))
+            return
