@@ -7,4 +7,4 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 set -euo pipefail
 scripts/install_chromium.sh  # for the browser test of the run report
 ruff check src tests benchmarks jobs scripts
-python -m pytest -m "" "$@"
+python -m pytest -m "" --durations=40 "$@"
