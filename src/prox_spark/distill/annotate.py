@@ -30,6 +30,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from prox_spark.config import ConfigError, PipelineConfig
 from prox_spark.distill.config import DistillConfig, TeacherConfig
 from prox_spark.distill.examples import (
@@ -56,7 +58,6 @@ from prox_spark.stages.registry import BuildContext, stage_spec
 from prox_spark.stages.rule_stages import RuleStage, rule_function
 
 if TYPE_CHECKING:
-    import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
@@ -106,8 +107,6 @@ def label_batches(job: LabelJob, frames: Iterator[pd.DataFrame]) -> Iterator[pd.
     """The task body: documents (`id`, `text`, and for a table teacher the
     stored programs) in, SFT rows out. A document that cannot be labelled is
     an invalid row with its reason, never a failed task."""
-    import pandas as pd
-
     tok = get_tokenizer(job.tokenizer)
     rules = _resolve_rules(job) if job.teacher.kind == "rules" else []
     for frame in frames:

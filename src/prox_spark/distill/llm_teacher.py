@@ -51,7 +51,7 @@ def check_teacher_model(teacher: TeacherConfig) -> None:
     `~`, or is not of the hub's `owner/name` form) must be a directory with
     `config.json` and weights; a hub id must resolve (offline: be cached).
     Checked before anything is read, so a wrong path costs no engine start."""
-    from transformers import AutoConfig  # heavy: kept out of import time
+    from transformers import AutoConfig  # heavy (torch): kept out of import time
 
     model = str(teacher.model)
     path = Path(model).expanduser()

@@ -45,6 +45,7 @@ from prox_spark.distill.config import TrainConfig
 from prox_spark.distill.tokenizer import build_tokenizer
 from prox_spark.errors import CheckpointMismatch
 from prox_spark.generation.logs import record_event, route_library_output, verbose
+from prox_spark.session import get_spark
 
 TOKENIZER_DIR = "tokenizer"
 CHECKPOINTS_DIR = "checkpoints"
@@ -114,18 +115,7 @@ def train_sft(
     out = Path(config.output_dir)
     tokenizer, tokenizer_dir = _student_tokenizer(pairs, config, tokenizer_corpus)
     work = out / WORK_DIR
-    work.mkdir(parents=True, exist_ok=True)
-    fresh, kept, skipped = _write_examples(pairs, tokenizer, config.max_seq_tokens, work)
-    try:
-        if not kept:
-            raise ValueError(
-                f"no example fits TrainConfig.max_seq_tokens={config.max_seq_tokens}")
-        resume = _resumable(out / CHECKPOINTS_DIR, training_fingerprint(fresh, config, kept),
-                            config)
-    except ValueError:
-        fresh.unlink(missing_ok=True)  # a refused call leaves the directory as it was
-        raise
-    data_path = fresh.replace(work / "examples.jsonl")
+    data_path, kept, skipped, resume = _training_data(pairs, tokenizer, config, work)
     raw = _finished(resume, config, out)
     if raw is None:
         raw = _train(config, tokenizer_dir, data_path, work, resume)
@@ -148,6 +138,27 @@ def train_sft(
         "config": {f.name: getattr(config, f.name) for f in fields(config)},
     })
     return result
+
+
+def _training_data(pairs: Sequence[tuple[str, str]], tokenizer: Any, config: TrainConfig,
+                   work: Path) -> tuple[Path, int, int, str | None]:
+    """The tokenized examples written into `work` (data path, examples kept,
+    examples skipped as too long) and the checkpoint to resume from.
+
+    Raises ValueError, leaving the directory as it was, when no example fits
+    `max_seq_tokens` or the checkpoints were trained on something else."""
+    work.mkdir(parents=True, exist_ok=True)
+    fresh, kept, skipped = _write_examples(pairs, tokenizer, config.max_seq_tokens, work)
+    try:
+        if not kept:
+            raise ValueError(
+                f"no example fits TrainConfig.max_seq_tokens={config.max_seq_tokens}")
+        resume = _resumable(work.parent / CHECKPOINTS_DIR,
+                            training_fingerprint(fresh, config, kept), config)
+    except ValueError:
+        fresh.unlink(missing_ok=True)  # a refused call leaves the directory as it was
+        raise
+    return fresh.replace(work / "examples.jsonl"), kept, skipped, resume
 
 
 def _train(config: TrainConfig, tokenizer_dir: Path, data_path: Path, work: Path,
@@ -290,7 +301,7 @@ def resume_point(folder: Path, marker: str = _TRAINER_STATE) -> str | None:
 
 def _student_tokenizer(pairs: Sequence[tuple[str, str]], config: TrainConfig,
                        corpus: Iterable[str]) -> tuple[Any, Path]:
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # heavy (torch): kept out of import time
 
     if config.base_model is not None:
         path = Path(config.base_model)
@@ -361,8 +372,6 @@ def torch_distributor(num_processes: int, local_mode: bool, use_gpu: bool) -> An
         if not local_mode:
             raise ValueError("TrainConfig.local_mode=False runs the processes as Spark tasks "
                              "and needs an active Spark session")
-        from prox_spark.session import get_spark
-
         get_spark("prox-spark-train")
     return TorchDistributor(num_processes=num_processes, local_mode=local_mode,
                             use_gpu=use_gpu)
@@ -408,7 +417,11 @@ class PadCollator:
 
 def _build_model(config: TrainConfig, tokenizer: Any) -> Any:
     import torch
-    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+    from transformers import (  # heavy (torch): kept out of import time
+        AutoModelForCausalLM,
+        LlamaConfig,
+        LlamaForCausalLM,
+    )
 
     if config.base_model is not None:
         return AutoModelForCausalLM.from_pretrained(config.base_model, dtype=torch.float32)
@@ -440,7 +453,7 @@ def _progress() -> Any:
     per logging step): each log entry (loss, learning rate, tokens seen) goes
     to the engine log as a `train_log` event, and rank 0 logs a progress line
     at each quarter of the steps."""
-    from transformers import TrainerCallback
+    from transformers import TrainerCallback  # heavy (torch): kept out of import time
 
     class Progress(TrainerCallback):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -469,7 +482,11 @@ def train_process(job: _Job) -> dict[str, Any] | None:
     return None. Module-level, so TorchDistributor can pickle it.
     """
     route_library_output()
-    from transformers import AutoTokenizer, GenerationConfig, Trainer, TrainingArguments
+    from transformers import (  # heavy (torch): kept out of import time
+        AutoTokenizer,
+        GenerationConfig,
+        Trainer,
+    )
     from transformers.trainer_callback import PrinterCallback
     from transformers.utils import logging as hf_logging
 
@@ -483,8 +500,32 @@ def train_process(job: _Job) -> dict[str, Any] | None:
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=pad)
+    args = _training_arguments(config, out)
+    trainer = Trainer(model=model, args=args, data_collator=PadCollator(pad),
+                      train_dataset=_Examples(job.data_path), processing_class=tokenizer,
+                      callbacks=[_progress()])
+    trainer.remove_callback(PrinterCallback)  # disable_tqdm makes Trainer print its logs
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=job.resume_from)
+    seconds = time.perf_counter() - started
+    if not trainer.is_world_process_zero():
+        return None
+    trainer.save_model(str(out))
+    _declare_bos(out)
+    result = _run_result(trainer, model, args.world_size, seconds)
+    tmp = Path(job.result_path + ".tmp")
+    tmp.write_text(json.dumps(result), encoding="utf-8")
+    tmp.replace(job.result_path)
+    return result
+
+
+def _training_arguments(config: TrainConfig, out: Path) -> Any:
+    """transformers' `TrainingArguments` for `config`: checkpoints in
+    ``out/checkpoints``, gloo for DDP on CPU, logs through our callback."""
+    from transformers import TrainingArguments  # heavy (torch): kept out of import time
+
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    args = TrainingArguments(
+    return TrainingArguments(
         output_dir=str(out / CHECKPOINTS_DIR),
         max_steps=config.max_steps if config.epochs is None else -1,
         num_train_epochs=config.epochs or 1.0,
@@ -507,33 +548,23 @@ def train_process(job: _Job) -> dict[str, Any] | None:
         dataloader_num_workers=0,
         remove_unused_columns=False,
     )
-    trainer = Trainer(model=model, args=args, data_collator=PadCollator(pad),
-                      train_dataset=_Examples(job.data_path), processing_class=tokenizer,
-                      callbacks=[_progress()])
-    trainer.remove_callback(PrinterCallback)  # disable_tqdm makes Trainer print its logs
-    started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=job.resume_from)
-    seconds = time.perf_counter() - started
-    if not trainer.is_world_process_zero():
-        return None
-    trainer.save_model(str(out))
-    _declare_bos(out)
+
+
+def _run_result(trainer: Any, model: Any, world_size: int, seconds: float) -> dict[str, Any]:
+    """Rank 0's result of a finished training: steps, finite losses, tokens
+    seen, time, processes and the model's architecture."""
     state = trainer.state
-    result = {
+    return {
         "steps": state.global_step,
         "losses": [[e["step"], e["loss"]] for e in state.log_history
                    if "loss" in e and math.isfinite(e["loss"])],
         "train_tokens": int(state.num_input_tokens_seen),
         "seconds": seconds,
-        "world_size": args.world_size,
+        "world_size": world_size,
         "architecture": {k: getattr(model.config, k, None) for k in (
             "model_type", "hidden_size", "num_hidden_layers", "num_attention_heads",
             "num_key_value_heads", "intermediate_size", "vocab_size")},
     }
-    tmp = Path(job.result_path + ".tmp")
-    tmp.write_text(json.dumps(result), encoding="utf-8")
-    tmp.replace(job.result_path)
-    return result
 
 
 def _declare_bos(model_dir: Path) -> None:
