@@ -34,8 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from workload import corpus
 
+from prox_spark.distill.card import CARD_JSON
+from prox_spark.distill.config import TrainConfig
 from prox_spark.distill.tokenizer import build_tokenizer
-from prox_spark.distill.train import CARD_JSON, TOKENIZER_DIR, TrainConfig, train_sft
+from prox_spark.distill.train import TOKENIZER_DIR, train_sft
 
 # What the issue asks of a starter refiner against its teacher.
 STARTER_TARGETS = {"doc f1": 0.8, "chunk line f1": 0.6}

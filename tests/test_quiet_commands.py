@@ -84,7 +84,8 @@ def test_run_shows_its_own_lines_and_logs_the_libraries(tiny_model: Path, tmp_pa
 
 TRAIN = """
 import sys
-from prox_spark.distill.train import TrainConfig, train_sft
+from prox_spark.distill.config import TrainConfig
+from prox_spark.distill.train import train_sft
 
 pairs = [("[INST] keep this line of text [/INST]", "keep_doc()"),
          ("[INST] drop that other line [/INST]", "drop_doc()")] * 4

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from prox_spark.distill.card import CARD_JSON, update_model_card, write_model_card
 from prox_spark.distill.evaluate import score
 from prox_spark.distill.jobs import EvaluateResult
 from prox_spark.distill.scores import (
@@ -17,7 +18,6 @@ from prox_spark.distill.scores import (
     chunk_scores,
     doc_scores,
 )
-from prox_spark.distill.train import CARD_JSON, update_model_card, write_model_card
 from prox_spark.generation.prompts import number_line
 from prox_spark.program import ChunkPolicy
 

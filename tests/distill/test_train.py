@@ -14,16 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from prox_spark.distill.card import CARD_JSON, update_model_card
+from prox_spark.distill.config import TrainConfig
 from prox_spark.distill.tokenizer import build_tokenizer
-from prox_spark.distill.train import (
-    CARD_JSON,
-    CHECKPOINTS_DIR,
-    FINGERPRINT_FILE,
-    TrainConfig,
-    example_ids,
-    train_sft,
-    update_model_card,
-)
+from prox_spark.distill.train import CHECKPOINTS_DIR, FINGERPRINT_FILE, example_ids, train_sft
 from prox_spark.generation.prompts import chunk_document, chunk_prompt, doc_prompt, prompt_length
 from refiner_cases import CHUNK_PROGRAMS, DOC_PROGRAMS, GOOD, NOISY, NOISY_REFINED, SPAM
 
@@ -163,7 +157,8 @@ def test_two_processes_under_torch_distributor(spark, tmp_path, pairs):
 
 _TRAIN_SCRIPT = """
 import json, sys
-from prox_spark.distill.train import TrainConfig, train_sft
+from prox_spark.distill.config import TrainConfig
+from prox_spark.distill.train import train_sft
 pairs = [tuple(p) for p in json.load(open(sys.argv[1]))]
 train_sft(pairs, TrainConfig(**json.load(open(sys.argv[2]))))
 """

@@ -7,7 +7,8 @@ fine-tuned on the survivors, and the student is scored against the teacher.
 
 from __future__ import annotations
 
-from prox_spark.distill.annotate import AnnotateSummary, annotate
+from prox_spark.distill.annotate import annotate
 from prox_spark.distill.jobs import EvaluateResult, evaluate, train
+from prox_spark.distill.summary import AnnotateSummary
 
 __all__ = ["AnnotateSummary", "EvaluateResult", "annotate", "evaluate", "train"]

@@ -22,189 +22,72 @@ check, each with its reason), `split`, `example_key`.
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import time
-from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 
 from prox_spark.config import ConfigError, PipelineConfig
 from prox_spark.distill.config import DistillConfig, TeacherConfig
+from prox_spark.distill.examples import (
+    SFT_FIELDS,
+    SFT_SCHEMA,
+    LabelJob,
+    doc_rows,
+    failed_rows,
+    program_rows,
+)
+from prox_spark.distill.llm_teacher import check_teacher_model, label_llm
+from prox_spark.distill.report import write_annotate_report
+from prox_spark.distill.section import distill_config
+from prox_spark.distill.summary import AnnotateSummary, summarize
+from prox_spark.distill.teachers import TeacherLabel, rules_teacher, table_teacher
+from prox_spark.distill.tokenizer import build_tokenizer, chars_per_token
+from prox_spark.generation.engine import get_tokenizer
+from prox_spark.generation.prompts import CHUNK_MAX_TOKENS, DEFAULT_MAX_DOC_CHARS, DOC_MAX_TOKENS
+from prox_spark.io.delta import overwrite_table, read_table, table_exists, table_version
 from prox_spark.io.sources import read_source, resolve_duplicate_ids
-from prox_spark.program import ChunkPolicy
-from prox_spark.schema import SOURCE_ERROR, ddl
+from prox_spark.schema import SOURCE_ERROR
 from prox_spark.session import job_session
+from prox_spark.stages.registry import BuildContext, stage_spec
+from prox_spark.stages.rule_stages import RuleStage, rule_function
 
 if TYPE_CHECKING:
-    import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
-
-    from prox_spark.distill.teachers import TeacherLabel
 
 log = logging.getLogger(__name__)
 
-SFT_FIELDS = {
-    "id": "string", "task": "string", "chunk_index": "int", "prompt": "string",
-    "completion": "string", "teacher": "string", "teacher_output": "string",
-    "valid": "boolean", "reason": "string", "discarded_calls": "array<string>",
-    "split": "string", "example_key": "string",
-}
-SFT_SCHEMA = ddl(SFT_FIELDS)
-
-
-@dataclass(frozen=True)
-class LabelJob:
-    """What one Spark task needs to label documents (picklable)."""
-
-    teacher: TeacherConfig
-    tokenizer: str
-    doc_max_tokens: int
-    chunk_max_tokens: int
-    max_doc_chars: int
-    tasks: tuple[str, ...]
-    eval_fraction: float
-    policy: ChunkPolicy
-    rules: tuple[tuple[str, Mapping[str, Any]], ...] = ()
-
-
-@dataclass(frozen=True)
-class AnnotateSummary:
-    """What `annotate` wrote: counts per task and validity, labels, discards
-    by reason, the table and its Delta version."""
-
-    documents: int
-    examples: Mapping[str, Mapping[str, int]]
-    labels: Mapping[str, int]
-    discards: Mapping[str, int]
-    splits: Mapping[str, int]
-    table: str
-    version: int | None
-    seconds: float
-    report: str | None = None
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-    def render(self) -> str:
-        lines = [f"annotated {self.documents:,} documents in {self.seconds:.0f} s -> "
-                 f"{self.table} (version {self.version})"]
-        for task, counts in sorted(self.examples.items()):
-            lines.append(f"  {task}: {counts.get('valid', 0):,} valid, "
-                         f"{counts.get('discarded', 0):,} discarded")
-        lines.append("  labels: " + ", ".join(f"{k} {v:,}" for k, v in
-                                              sorted(self.labels.items())))
-        lines.append("  split (valid): " + ", ".join(f"{k} {v:,}" for k, v in
-                                                    sorted(self.splits.items())))
-        if self.discards:
-            lines.append("  discarded by reason:")
-            lines.extend(f"    {n:6,}  {r}" for r, n in
-                         sorted(self.discards.items(), key=lambda kv: -kv[1]))
-        lines.extend(f"  note: {n}" for n in self.notes)
-        if self.report:
-            lines.append(f"  report: {self.report}")
-        return "\n".join(lines)
-
-
-def _row(doc_id: str, task: str, index: int | None, prompt: str | None, completion: str | None,
-         job: LabelJob, raw: str | None, reason: str | None,
-         discarded_calls: Sequence[str] = ()) -> dict[str, Any]:
-    from prox_spark.distill.checks import example_key
-    from prox_spark.distill.labels import split_for
-
-    valid = completion is not None and reason is None
-    return {"id": doc_id, "task": task, "chunk_index": index, "prompt": prompt,
-            "completion": completion, "teacher": job.teacher.kind, "teacher_output": raw,
-            "valid": valid, "reason": None if valid else (reason or "no label"),
-            "discarded_calls": list(discarded_calls),
-            "split": split_for(doc_id, job.eval_fraction),
-            "example_key": example_key(task, prompt, completion) if valid and prompt else None}
-
-
-def _doc_rows(doc_id: str, text: str, label: TeacherLabel, tok: Any, job: LabelJob
-              ) -> list[dict[str, Any]]:
-    from prox_spark.generation.prompts import doc_prompt
-
-    if "doc" not in job.tasks:
-        return []
-    prompt = doc_prompt(text, tok, job.doc_max_tokens)
-    return [_row(doc_id, "doc", None, prompt, label.doc, job, label.raw, label.reason)]
-
-
-def _chunks(text: str, tok: Any, job: LabelJob) -> list[str]:
-    from prox_spark.generation.prompts import chunk_document
-
-    if len(text) > job.max_doc_chars:
-        raise ValueError(f"document of {len(text):,} characters exceeds max_doc_chars")
-    return chunk_document(text, tok, job.chunk_max_tokens)
-
-
-def _finish_document(doc_id: str, text: str, rows: list[dict[str, Any]], job: LabelJob
-                     ) -> list[dict[str, Any]]:
-    """A kept document whose chunk labels would delete all of it is not a
-    lesson to teach: its chunk examples are discarded with the reason."""
-    from prox_spark.distill.checks import check_document
-
-    programs = [r["completion"] for r in rows if r["valid"]]
-    why = check_document(text, programs, job.policy) if programs else None
-    if why is not None:
-        for r in rows:
-            if r["valid"]:
-                r.update(valid=False, reason=why, example_key=None)
-    return rows
-
-
-def _program_rows(doc_id: str, text: str, label: TeacherLabel, tok: Any, job: LabelJob
-                  ) -> list[dict[str, Any]]:
-    """Chunk examples from doc-level calls (rules and table teachers)."""
-    from prox_spark.distill.checks import check_calls
-    from prox_spark.distill.teachers import KEEP, calls_for_chunk
-    from prox_spark.generation.prompts import chunk_prompt
-
-    if "chunk" not in job.tasks or label.doc != KEEP:
-        return []
-    try:
-        chunks = _chunks(text, tok, job)
-    except Exception as exc:
-        return [_row(doc_id, "chunk", None, None, None, job, label.raw, f"chunking failed: {exc}")]
-    rows = []
-    for k, chunk in enumerate(chunks):
-        prompt = chunk_prompt(chunk)
-        if label.calls is None:
-            rows.append(_row(doc_id, "chunk", k, prompt, None, job, label.raw, label.reason))
-            continue
-        program = calls_for_chunk(chunk, label.calls)
-        checked = check_calls(chunk, program)
-        rows.append(_row(doc_id, "chunk", k, prompt, checked.program, job, program,
-                         checked.reason, checked.discarded_calls))
-    return _finish_document(doc_id, text, rows, job)
-
 
 def _resolve_rules(job: LabelJob) -> list[tuple[str, Any, Mapping[str, Any]]]:
-    from prox_spark.stages.registry import BuildContext, stage_spec
-    from prox_spark.stages.rule_stages import RuleStage, _rule_function
-
+    """The job's rule stages as the rules teacher runs them: (name,
+    function, params), built as the pipeline builds them."""
     context = BuildContext(None, None, job.policy, None, None)
     out = []
     for name, params in job.rules:
         stage = stage_spec(name).create(dict(params), context)
         if isinstance(stage, RuleStage):
-            out.append((stage.name, _rule_function(stage.rule), stage.params))
+            out.append((stage.name, rule_function(stage.rule), stage.params))
     return out
 
 
 def _label_rules(frame: pd.DataFrame, tok: Any, job: LabelJob, rules: list[Any]
                  ) -> list[dict[str, Any]]:
-    from prox_spark.distill.teachers import rules_teacher
-
+    """The SFT rows of a batch labelled by the rules teacher."""
     rows: list[dict[str, Any]] = []
     for doc_id, text in zip(frame["id"], frame["text"], strict=True):
         label = rules_teacher(text, rules)
-        rows += _doc_rows(doc_id, text, label, tok, job)
-        rows += _program_rows(doc_id, text, label, tok, job)
+        rows += doc_rows(doc_id, text, label, tok, job)
+        rows += program_rows(doc_id, text, label, tok, job)
     return rows
 
 
 def _label_table(frame: pd.DataFrame, tok: Any, job: LabelJob) -> list[dict[str, Any]]:
-    from prox_spark.distill.teachers import TeacherLabel, table_teacher
-
+    """The SFT rows of a batch labelled by the programs a refined table stored."""
     rows: list[dict[str, Any]] = []
     for doc_id, text, doc_program, chunk_programs, status in zip(
             frame["id"], frame["text"], frame["doc_program"], frame["chunk_programs"],
@@ -215,8 +98,8 @@ def _label_table(frame: pd.DataFrame, tok: Any, job: LabelJob) -> list[dict[str,
         else:
             programs = None if chunk_programs is None else list(chunk_programs)
             label = table_teacher(doc_program, programs)
-        rows += _doc_rows(doc_id, text, label, tok, job)
-        rows += _program_rows(doc_id, text, label, tok, job)
+        rows += doc_rows(doc_id, text, label, tok, job)
+        rows += program_rows(doc_id, text, label, tok, job)
     return rows
 
 
@@ -224,11 +107,6 @@ def label_batches(job: LabelJob, frames: Iterator[pd.DataFrame]) -> Iterator[pd.
     """The task body: documents (`id`, `text`, and for a table teacher the
     stored programs) in, SFT rows out. A document that cannot be labelled is
     an invalid row with its reason, never a failed task."""
-    import pandas as pd
-
-    from prox_spark.distill.llm_teacher import label_llm
-    from prox_spark.generation.engine import get_tokenizer
-
     tok = get_tokenizer(job.tokenizer)
     rules = _resolve_rules(job) if job.teacher.kind == "rules" else []
     for frame in frames:
@@ -240,9 +118,7 @@ def label_batches(job: LabelJob, frames: Iterator[pd.DataFrame]) -> Iterator[pd.
             else:
                 rows = label_llm(frame, tok, job)
         except Exception as exc:  # one bad batch is rows with a reason, not a failed job
-            rows = [_row(i, "doc", None, None, None, job, None,
-                         f"labelling failed: {type(exc).__name__}: {exc}"[:300])
-                    for i in frame["id"]]
+            rows = failed_rows(list(frame["id"]), job, exc)
         out = pd.DataFrame(rows, columns=list(SFT_FIELDS))
         out["chunk_index"] = out["chunk_index"].astype("Int32")
         yield out
@@ -285,8 +161,6 @@ def _with_table_programs(spark: SparkSession, docs: DataFrame, teacher: TeacherC
     whose programs applied cleanly (`_skip_reason`), and a note counting the
     skipped rows per reason (also logged)."""
     from pyspark.sql import functions as F
-
-    from prox_spark.io.delta import read_table, table_exists
 
     assert teacher.table is not None
     if not table_exists(spark, teacher.table):
@@ -423,14 +297,7 @@ def _balance(df: DataFrame, drop_share: float) -> DataFrame:
 
 def label_job(config: PipelineConfig) -> LabelJob:
     """The task settings from a validated config (rules: its rule stages)."""
-    from prox_spark.generation.prompts import (
-        CHUNK_MAX_TOKENS,
-        DEFAULT_MAX_DOC_CHARS,
-        DOC_MAX_TOKENS,
-    )
-    from prox_spark.stages.registry import stage_spec
-
-    distill = _distill(config)
+    distill = distill_config(config)
     rules = tuple((s.name, dict(s.params)) for s in config.stages
                   if stage_spec(s.name).model is None and not s.name.endswith("_dedup"))
     if distill.teacher.kind == "rules" and not rules:
@@ -446,12 +313,6 @@ def label_job(config: PipelineConfig) -> LabelJob:
         rules=rules)
 
 
-def _distill(config: PipelineConfig) -> DistillConfig:
-    if config.distill is None:
-        raise ConfigError("distill", "this config has no `distill:` section")
-    return config.distill
-
-
 MIN_CHARS_PER_TOKEN = 2.0
 
 
@@ -464,12 +325,6 @@ def _student_tokenizer(docs: DataFrame, config: DistillConfig) -> None:
     on disk, when the trained tokenizer averages fewer than
     `MIN_CHARS_PER_TOKEN` characters per token on the sample: prompts would
     hold a fraction of the text they hold in production."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-
-    from prox_spark.distill.tokenizer import build_tokenizer, chars_per_token
-
     if config.student.base_model is not None:
         return
     path = Path(config.tokenizer_dir)
@@ -499,34 +354,6 @@ def _suggest(vocab: int, distinct: int) -> int:
     return -(-max(2 * vocab, 256 + 2 * distinct) // 1000) * 1000
 
 
-def summarize(df: DataFrame) -> tuple[dict[str, dict[str, int]], dict[str, int],
-                                      dict[str, int], dict[str, int]]:
-    """(examples per task and validity, labels, discards by reason, valid per split)."""
-    rows = df.groupBy("task", "valid", "split", "completion", "reason").count().collect()
-    examples: dict[str, Counter[str]] = {}
-    labels: Counter[str] = Counter()
-    discards: Counter[str] = Counter()
-    splits: Counter[str] = Counter()
-    for r in rows:
-        kind = "valid" if r["valid"] else "discarded"
-        examples.setdefault(r["task"], Counter())[kind] += r["count"]
-        if r["valid"]:
-            splits[r["split"]] += r["count"]
-            label = r["completion"] if r["task"] == "doc" or r["completion"] == "keep_chunk()" \
-                else "chunk edits"
-            labels[f"{r['task']}: {label}"] += r["count"]
-        else:
-            discards[f"{r['task']}: {reason_kind(r['reason'])}"] += r["count"]
-    return ({k: dict(v) for k, v in examples.items()}, dict(labels), dict(discards),
-            dict(splits))
-
-
-def reason_kind(reason: str | None) -> str:
-    """A discard reason without its specifics (line numbers, strings), to count by."""
-    text = (reason or "no label").split(" (")[0]
-    return text.split(": ", 1)[0] if ": " in text else text
-
-
 def annotate(config: PipelineConfig, spark: SparkSession | None = None) -> AnnotateSummary:
     """Label a sample of `config.input` with the configured teacher and
     write the SFT Delta table (overwritten: the table is one annotation).
@@ -536,9 +363,7 @@ def annotate(config: PipelineConfig, spark: SparkSession | None = None) -> Annot
     loaded, a table teacher whose table is missing, a sample without text,
     a from-scratch tokenizer too small for the sample, and a run in which
     every example was discarded."""
-    from prox_spark.distill.llm_teacher import check_teacher_model
-    from prox_spark.io.delta import overwrite_table, read_table, table_version
-    distill = _distill(config)
+    distill = distill_config(config)
     job = label_job(config)
     if job.teacher.kind == "llm":
         check_teacher_model(job.teacher)
@@ -576,7 +401,7 @@ def _sampled_documents(spark: SparkSession, config: PipelineConfig
     no document with a non-blank text (nothing to label or train on)."""
     from pyspark.sql import functions as F
 
-    distill = _distill(config)
+    distill = distill_config(config)
     readable, records = _documents(spark, config)
     docs = _sample(readable, distill).cache()
     count = docs.count()
@@ -632,10 +457,6 @@ def _refuse_all_discarded(per_task: Mapping[str, Mapping[str, int]],
 
 def _with_report(spark: SparkSession, written: DataFrame, summary: AnnotateSummary,
                  distill: DistillConfig) -> AnnotateSummary:
-    from dataclasses import replace
-
-    from prox_spark.distill.report import write_annotate_report
-
     try:
         path = write_annotate_report(written, summary, distill)
     except Exception as exc:  # a report must never fail the labelling

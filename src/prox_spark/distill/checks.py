@@ -28,6 +28,7 @@ from prox_spark.generation.prompts import PROMPT_HEAD, PROMPT_TAIL
 from prox_spark.program import (
     DEFAULT_CHUNK_POLICY,
     DROPPED,
+    Call,
     ChunkPolicy,
     DropDoc,
     KeepChunk,
@@ -177,6 +178,53 @@ def _answered_lines(chunk: str, answer: str | None) -> dict[int, str] | ChunkLab
         return _discard(f"bad chunk: {exc}")
 
 
+def _checked_calls(calls: Iterable[Call], first: int, last: int, text: str,
+                   dropped: list[str]) -> tuple[list[tuple[int, int]], list[Normalize], bool]:
+    """Each call of an answer checked on its own against the chunk (lines
+    `first`..`last`, contents `text`): the line ranges to remove, the
+    distinct normalizes whose source is in the chunk, and whether the answer
+    said `keep_chunk()`. A refused call is appended to `dropped` with why."""
+    ranges: list[tuple[int, int]] = []
+    norms: list[Normalize] = []
+    keep = False
+    for call in calls:
+        if isinstance(call, KeepChunk):
+            keep = True
+        elif isinstance(call, DropDoc | KeepDoc):
+            dropped.append(f"{call}  # not a chunk-level call")
+        elif isinstance(call, RemoveLines):
+            if call.end is None:
+                ranges.append((first, last))
+            elif call.start < first or call.end > last:
+                dropped.append(
+                    f"{call}  # line range outside the chunk [{first:03d}]-[{last:03d}]")
+            else:
+                ranges.append((call.start, call.end))
+        elif not call.source.strip():
+            dropped.append(f"{call}  # empty source_str")
+        elif call.source not in text:
+            dropped.append(f"{call}  # source_str not in the chunk")
+        elif call not in norms:
+            norms.append(call)
+    return ranges, norms, keep
+
+
+def _effective_normalizes(norms: Sequence[Normalize], current: str, dropped: list[str]
+                          ) -> tuple[list[Normalize], str]:
+    """The normalizes that still change `current` (the chunk once its lines
+    are removed) when run in order, and the text they leave; the others are
+    appended to `dropped` with why."""
+    effective: list[Normalize] = []
+    for norm in norms:
+        replaced = current.replace(norm.source, norm.target)
+        if replaced == current:
+            dropped.append(f"{norm}  # source_str only in removed lines or already normalized")
+        else:
+            effective.append(norm)
+            current = replaced
+    return effective, current
+
+
 def check_calls(chunk: str, answer: str | None) -> ChunkLabel:
     """Validate a `calls`-mode teacher answer for one line-numbered chunk.
 
@@ -202,39 +250,11 @@ def check_calls(chunk: str, answer: str | None) -> ChunkLabel:
     dropped = [f"{_snippet(answer, e.function, e.position)}  # unparsable call: {e.message}"
                for e in parsed.errors]
     text = "\n".join(lines.values())
-    ranges: list[tuple[int, int]] = []
-    norms: list[Normalize] = []
-    keep = False
-    for call in parsed.calls:
-        if isinstance(call, KeepChunk):
-            keep = True
-        elif isinstance(call, DropDoc | KeepDoc):
-            dropped.append(f"{call}  # not a chunk-level call")
-        elif isinstance(call, RemoveLines):
-            if call.end is None:
-                ranges.append((first, last))
-            elif call.start < first or call.end > last:
-                dropped.append(
-                    f"{call}  # line range outside the chunk [{first:03d}]-[{last:03d}]")
-            else:
-                ranges.append((call.start, call.end))
-        elif not call.source.strip():
-            dropped.append(f"{call}  # empty source_str")
-        elif call.source not in text:
-            dropped.append(f"{call}  # source_str not in the chunk")
-        elif call not in norms:
-            norms.append(call)
+    ranges, norms, keep = _checked_calls(parsed.calls, first, last, text, dropped)
     ranges = _merge_ranges(ranges)
     removed = {n for a, b in ranges for n in range(a, b + 1)}
     current = "\n".join(line for n, line in lines.items() if n not in removed)
-    effective: list[Normalize] = []
-    for norm in norms:
-        replaced = current.replace(norm.source, norm.target)
-        if replaced == current:
-            dropped.append(f"{norm}  # source_str only in removed lines or already normalized")
-        else:
-            effective.append(norm)
-            current = replaced
+    effective, current = _effective_normalizes(norms, current, dropped)
     if not ranges and not effective:
         if dropped:
             return _discard(f"no valid call: {_reason_of(dropped[0])}", dropped)
@@ -368,6 +388,30 @@ def _best_span(line: str, start: int, end: int, low: int, high: int, kept_text: 
     return min(candidates, key=cost)
 
 
+def _deleted_sources(olds: Sequence[str], edits: Sequence[tuple[int, str]],
+                     numbers: Sequence[int], kept_text: str) -> list[str] | ChunkLabel:
+    """The distinct spans the teacher deleted inside kept lines (`edits`:
+    line index, new text), each placed where it is least ambiguous, longest
+    first; or the discard of a span that is only whitespace."""
+    sources: list[str] = []
+    for index, new in edits:
+        old = olds[index]
+        spans = _deleted_spans(old, new)
+        for k, (start, end) in enumerate(spans):
+            low = spans[k - 1][1] + 1 if k else 0
+            high = spans[k + 1][0] - 1 if k + 1 < len(spans) else len(old)
+            s, e = _best_span(old, start, end, low, high, kept_text)
+            source = old[s:e]
+            if not source.strip():
+                return _discard(f"rewrite deletes only whitespace in line [{numbers[index]:03d}]"
+                                " (a normalize source cannot be whitespace)")
+            if source not in sources:
+                sources.append(source)
+    # A span that is part of a longer deleted span elsewhere must run after it.
+    sources.sort(key=len, reverse=True)
+    return sources
+
+
 def derive_rewrite(chunk: str, rewritten: str | None) -> ChunkLabel:
     """Derive a deletion-only program from a `rewrite`-mode teacher answer.
 
@@ -403,22 +447,9 @@ def derive_rewrite(chunk: str, rewritten: str | None) -> ChunkLabel:
     edits = [(i, news[j]) for j, i in enumerate(matched) if olds[i] != news[j]]
     gone = set(removed)
     kept_text = "\n".join(lines[numbers[i]] for i in range(len(olds)) if i not in gone)
-    sources: list[str] = []
-    for index, new in edits:
-        old = olds[index]
-        spans = _deleted_spans(old, new)
-        for k, (start, end) in enumerate(spans):
-            low = spans[k - 1][1] + 1 if k else 0
-            high = spans[k + 1][0] - 1 if k + 1 < len(spans) else len(old)
-            s, e = _best_span(old, start, end, low, high, kept_text)
-            source = old[s:e]
-            if not source.strip():
-                return _discard(f"rewrite deletes only whitespace in line [{numbers[index]:03d}]"
-                                " (a normalize source cannot be whitespace)")
-            if source not in sources:
-                sources.append(source)
-    # A span that is part of a longer deleted span elsewhere must run after it.
-    sources.sort(key=len, reverse=True)
+    sources = _deleted_sources(olds, edits, numbers, kept_text)
+    if isinstance(sources, ChunkLabel):
+        return sources
     program = _program(_runs(numbers[i] for i in removed), [Normalize(s) for s in sources])
     after, error = execute_on_chunk(lines, program)
     if after is None:

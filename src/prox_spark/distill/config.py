@@ -28,13 +28,12 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from prox_spark.config import check_output_location, table_ref
-from prox_spark.distill.train import TrainConfig
 from prox_spark.errors import ConfigError
 from prox_spark.generation.engine import EngineConfig
-from prox_spark.params import value_problem
+from prox_spark.params import Doc, Range, check_fields, value_problem
 from prox_spark.refs import TableRef
 
 TEACHERS = ("rules", "llm", "table")
@@ -229,3 +228,94 @@ def parse_distill(raw: Any) -> DistillConfig:
     _share(config.eval_fraction, f"{where}.eval_fraction")
     _share(config.drop_share, f"{where}.drop_share")
     return config
+
+
+# vLLM's CPU attention kernels accept only these head sizes.
+CPU_HEAD_DIMS = (64, 80)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One fine-tuning run; `output_dir` is its identity (a rerun resumes it).
+
+    From `base_model` (a Hugging Face causal-LM directory with its tokenizer),
+    or, when it is None, from scratch: a Llama-style BPE tokenizer of at most
+    `vocab_size` tokens and a `LlamaForCausalLM` of `hidden_size`, `layers`,
+    `heads` (head size hidden/heads must be 64 or 80 for vLLM's CPU attention),
+    `kv_heads` and `intermediate_size` (default 2 x hidden).
+
+    `max_steps` optimizer steps, or `epochs` passes over the data when set.
+    `batch_size` is per process; the effective batch is batch_size x
+    gradient_accumulation x num_processes. `warmup_ratio` is the share of steps
+    with a linear warm-up. Examples longer than `max_seq_tokens` tokens are
+    skipped (cutting one would cut its program). `num_processes` > 1 trains
+    under `TorchDistributor(local_mode=..., use_gpu=...)`; with
+    `local_mode=False` the processes are Spark barrier tasks and `output_dir`
+    must be storage every executor sees.
+
+    Raises ValueError naming the field when a value cannot work.
+    """
+
+    output_dir: Annotated[str, Doc("the model directory train writes (a rerun resumes it)")]
+    base_model: Annotated[str | None, Doc(
+        "a Hugging Face model directory to fine-tune; null: from scratch")] = None
+    hidden_size: Annotated[int, Range(1), Doc("from scratch: hidden size")] = 256
+    layers: Annotated[int, Range(1), Doc("from scratch: decoder layers")] = 4
+    heads: Annotated[int, Range(1), Doc(
+        "from scratch: attention heads (hidden_size / heads must be 64 or 80)")] = 4
+    kv_heads: Annotated[int, Range(1), Doc("from scratch: key/value heads")] = 1
+    intermediate_size: Annotated[int | None, Range(1), Doc(
+        "from scratch: MLP size (null: 2 x hidden_size)")] = None
+    vocab_size: Annotated[int, Range(320), Doc(
+        "from scratch: most tokens of the BPE tokenizer trained on the corpus")] = 4000
+    max_positions: Annotated[int, Range(1), Doc("from scratch: longest sequence")] = 2048
+    max_steps: Annotated[int, Doc("optimizer steps (unless epochs is set)")] = 1000
+    epochs: Annotated[float | None, Range(0, open_low=True), Doc(
+        "passes over the data instead of max_steps")] = None
+    learning_rate: Annotated[float, Range(0, open_low=True), Doc("peak learning rate")] = 1e-3
+    batch_size: Annotated[int, Range(1), Doc("examples per step and process")] = 8
+    gradient_accumulation: Annotated[int, Range(1), Doc("steps accumulated per update")] = 1
+    warmup_ratio: Annotated[float, Range(0, 1), Doc(
+        "share of steps with a linear warm-up (below 1)")] = 0.05
+    max_seq_tokens: Annotated[int, Range(1), Doc(
+        "longer examples are skipped, never cut")] = 2048
+    save_steps: Annotated[int, Range(1), Doc("steps between checkpoints")] = 200
+    seed: Annotated[int, Doc("seed of initialization and shuffling")] = 0
+    num_processes: Annotated[int, Range(1), Doc(
+        "DDP processes (> 1: under TorchDistributor)")] = 1
+    local_mode: Annotated[bool, Doc(
+        "TorchDistributor on the driver (false: barrier tasks on the executors)")] = True
+    use_gpu: Annotated[bool, Doc("train on GPUs")] = False
+    overwrite: Annotated[bool, Doc(
+        "start afresh when output_dir holds checkpoints of other examples or settings "
+        "(false: that is an error)")] = False
+
+    def __post_init__(self) -> None:
+        try:
+            check_fields(self)
+        except ValueError as exc:
+            raise ValueError(f"TrainConfig.{exc}") from None
+        if not self.output_dir.strip():
+            raise ValueError("TrainConfig.output_dir must name a directory")
+        if self.base_model is not None and not self.base_model.strip():
+            raise ValueError("TrainConfig.base_model must name a model directory or be None")
+        if self.epochs is None and self.max_steps < 1:
+            raise ValueError(f"TrainConfig.max_steps must be a positive integer, got "
+                             f"{self.max_steps!r}")
+        if self.warmup_ratio >= 1:
+            raise ValueError(f"TrainConfig.warmup_ratio must be below 1, got "
+                             f"{self.warmup_ratio!r}")
+        if self.base_model is None:
+            self._check_architecture()
+
+    def _check_architecture(self) -> None:
+        if self.hidden_size % self.heads or self.hidden_size // self.heads not in CPU_HEAD_DIMS:
+            raise ValueError(
+                f"TrainConfig.heads: hidden_size/heads = {self.hidden_size}/{self.heads} must be "
+                f"a head size of {' or '.join(map(str, CPU_HEAD_DIMS))} (vLLM's CPU attention)")
+        if self.heads % self.kv_heads:
+            raise ValueError(f"TrainConfig.kv_heads must divide heads ({self.heads}), got "
+                             f"{self.kv_heads}")
+        if self.max_seq_tokens > self.max_positions:
+            raise ValueError(f"TrainConfig.max_seq_tokens ({self.max_seq_tokens}) exceeds "
+                             f"max_positions ({self.max_positions})")

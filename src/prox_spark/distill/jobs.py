@@ -16,30 +16,32 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prox_spark.config import ConfigError, PipelineConfig
-from prox_spark.distill.annotate import _distill
+from prox_spark.distill.card import update_model_card
+from prox_spark.distill.evaluate import Evaluation, evaluate_student
+from prox_spark.distill.section import distill_config
+from prox_spark.distill.train import TrainResult, train_sft
+from prox_spark.generation.engine import EngineConfig
+from prox_spark.io.delta import read_table, table_exists, table_version
 from prox_spark.session import job_session
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from prox_spark.distill.evaluate import Evaluation
-    from prox_spark.distill.train import TrainResult
-
 log = logging.getLogger(__name__)
 
 
 def _spark(config: PipelineConfig, name: str) -> SparkSession:
+    """The job's Spark session, as every prox-spark job gets it."""
     return job_session(name, config.partitions, config.spark_conf)
 
 
 def sft_rows(spark: SparkSession, config: PipelineConfig) -> tuple[DataFrame, int | None]:
     """The SFT table and its Delta version (ConfigError when it is missing)."""
-    from prox_spark.io.delta import read_table, table_exists, table_version
-
-    distill = _distill(config)
+    distill = distill_config(config)
     if not table_exists(spark, distill.sft_table):
         raise ConfigError("distill.sft_table", f"{distill.sft_table} is not a Delta table; "
                           "run `prox-spark annotate CONFIG` first")
@@ -68,9 +70,7 @@ def train(config: PipelineConfig, spark: SparkSession | None = None) -> TrainRes
     task without valid examples; ValueError from `train_sft` for a base model
     whose tokenizer lacks BOS/EOS is turned into a ConfigError naming
     `distill.student.base_model`."""
-    from prox_spark.distill.train import train_sft
-
-    distill = _distill(config)
+    distill = distill_config(config)
     spark = spark or _spark(config, "prox-spark-train")
     df, version = sft_rows(spark, config)
     examples = train_examples(df, distill.tasks)
@@ -89,7 +89,7 @@ def train(config: PipelineConfig, spark: SparkSession | None = None) -> TrainRes
 
 
 def _teacher_name(config: PipelineConfig) -> str:
-    t = _distill(config).teacher
+    t = distill_config(config).teacher
     if t.kind == "llm":
         return f"llm {t.model} (chunk {t.chunk_mode})"
     if t.kind == "table":
@@ -126,15 +126,9 @@ def evaluate(config: PipelineConfig, spark: SparkSession | None = None,
 
     Raises ConfigError naming `distill.eval_fraction` when the split has no
     valid eval example, `distill.student.output_dir` when there is no model."""
-    from pathlib import Path
-
     from pyspark.sql import functions as F
 
-    from prox_spark.distill.evaluate import evaluate_student
-    from prox_spark.distill.train import update_model_card
-    from prox_spark.generation.engine import EngineConfig
-
-    distill = _distill(config)
+    distill = distill_config(config)
     target = model or distill.student.output_dir
     if not (Path(target) / "config.json").is_file():
         raise ConfigError("distill.student.output_dir", f"{target} holds no trained model; "

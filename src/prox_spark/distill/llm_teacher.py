@@ -16,14 +16,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prox_spark.errors import ConfigError, first_line
+from prox_spark.distill.checks import check_calls, derive_rewrite
+from prox_spark.distill.config import TeacherConfig
+from prox_spark.distill.examples import (
+    LabelJob,
+    doc_rows,
+    example_row,
+    finish_document,
+    label_chunks,
+)
+from prox_spark.distill.labels import (
+    calls_prompt,
+    doc_label,
+    parse_scores,
+    rewrite_prompt,
+    scoring_prompt,
+)
+from prox_spark.distill.teachers import KEEP, TeacherLabel
+from prox_spark.errors import ConfigError, LabelError, first_line
+from prox_spark.generation.batch import generate_safely
+from prox_spark.generation.engine import Engine, Generation, get_engine
+from prox_spark.generation.prompts import chat_prompt, chunk_prompt, prefix_within
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from prox_spark.distill.annotate import LabelJob
-    from prox_spark.distill.config import TeacherConfig
-    from prox_spark.generation.engine import Engine, Generation
 
 # Files one of which a loadable model directory holds (its weights).
 _WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.gguf")
@@ -35,7 +51,7 @@ def check_teacher_model(teacher: TeacherConfig) -> None:
     `~`, or is not of the hub's `owner/name` form) must be a directory with
     `config.json` and weights; a hub id must resolve (offline: be cached).
     Checked before anything is read, so a wrong path costs no engine start."""
-    from transformers import AutoConfig
+    from transformers import AutoConfig  # heavy (torch): kept out of import time
 
     model = str(teacher.model)
     path = Path(model).expanduser()
@@ -57,8 +73,6 @@ def check_teacher_model(teacher: TeacherConfig) -> None:
 def teacher_prompt(user: str, tokenizer: Any) -> str:
     """`user` as the teacher's chat turn, without a leading BOS (the engine
     adds exactly one)."""
-    from prox_spark.generation.prompts import chat_prompt
-
     if getattr(tokenizer, "chat_template", None):
         text = tokenizer.apply_chat_template([{"role": "user", "content": user}],
                                              tokenize=False, add_generation_prompt=True)
@@ -70,18 +84,13 @@ def teacher_prompt(user: str, tokenizer: Any) -> str:
 def _scoring_prompt(text: str, engine: Engine, job: LabelJob) -> str:
     """The scoring prompt, the document cut so that prompt and answer fit
     the teacher's context."""
-    from prox_spark.distill.labels import scoring_prompt
-    from prox_spark.generation.prompts import _prefix_within
-
     frame = len(engine.encode_one(teacher_prompt(scoring_prompt(""), engine.tokenizer)))
     budget = job.teacher.max_model_len - job.teacher.doc_max_new_tokens - frame - 8
-    return teacher_prompt(scoring_prompt(_prefix_within(text, engine.tokenizer, budget)),
+    return teacher_prompt(scoring_prompt(prefix_within(text, engine.tokenizer, budget)),
                           engine.tokenizer)
 
 
 def _generate(engine: Engine, prompts: list[str], max_new_tokens: int) -> list[Generation]:
-    from prox_spark.generation.batch import generate_safely
-
     return generate_safely(engine, prompts, max_new_tokens)
 
 
@@ -99,17 +108,12 @@ def _answer(gen: Generation) -> tuple[str | None, str | None]:
 
 def label_llm(frame: pd.DataFrame, tok: Any, job: LabelJob) -> list[dict[str, Any]]:
     """SFT rows for one batch of documents (`id`, `text`) from an llm teacher."""
-    from prox_spark.distill.annotate import _doc_rows, _row
-    from prox_spark.distill.labels import LabelError, doc_label, parse_scores
-    from prox_spark.distill.teachers import KEEP, TeacherLabel
-    from prox_spark.generation.engine import get_engine
-
     ids, texts = list(frame["id"]), list(frame["text"])
     try:
         engine = get_engine(job.teacher.engine())
     except Exception as exc:
         why = f"teacher engine failed to start: {exc}"[:300]
-        return [_row(i, "doc", None, None, None, job, None, why) for i in ids]
+        return [example_row(i, "doc", None, None, None, job, None, why) for i in ids]
     labels: list[TeacherLabel] = []
     if "doc" in job.tasks:
         prompts = [_scoring_prompt(t, engine, job) for t in texts]
@@ -126,7 +130,7 @@ def label_llm(frame: pd.DataFrame, tok: Any, job: LabelJob) -> list[dict[str, An
         labels = [TeacherLabel(KEEP, None, "") for _ in texts]
     rows: list[dict[str, Any]] = []
     for doc_id, text, label in zip(ids, texts, labels, strict=True):
-        rows += _doc_rows(doc_id, text, label, tok, job)
+        rows += doc_rows(doc_id, text, label, tok, job)
     if "chunk" in job.tasks:
         kept = [(i, t, lab) for i, t, lab in zip(ids, texts, labels, strict=True)
                 if lab.doc == KEEP]
@@ -138,35 +142,30 @@ def _chunk_rows(kept: list[tuple[str, str, Any]], tok: Any, job: LabelJob, engin
                 ) -> list[dict[str, Any]]:
     """Calls (few-shot) or rewrites for every chunk of the kept documents, in
     one engine call, each checked by executing it."""
-    from prox_spark.distill.annotate import _chunks, _finish_document, _row
-    from prox_spark.distill.checks import check_calls, derive_rewrite
-    from prox_spark.distill.labels import calls_prompt, rewrite_prompt
-    from prox_spark.generation.prompts import chunk_prompt
-
     ask = calls_prompt if job.teacher.chunk_mode == "calls" else rewrite_prompt
     check = check_calls if job.teacher.chunk_mode == "calls" else derive_rewrite
     plan: list[tuple[str, str, list[str]]] = []
     rows: list[dict[str, Any]] = []
     for doc_id, text, label in kept:
         try:
-            plan.append((doc_id, text, _chunks(text, tok, job)))
+            plan.append((doc_id, text, label_chunks(text, tok, job)))
         except Exception as exc:
-            rows.append(_row(doc_id, "chunk", None, None, None, job, label.raw,
-                             f"chunking failed: {exc}"))
+            rows.append(example_row(doc_id, "chunk", None, None, None, job, label.raw,
+                                    f"chunking failed: {exc}"))
     prompts = [teacher_prompt(ask(c), engine.tokenizer) for _, _, cs in plan for c in cs]
     answers = iter(_generate(engine, prompts, job.teacher.chunk_max_new_tokens))
     for doc_id, text, chunks in plan:
-        doc_rows = []
+        chunk_rows = []
         for k, chunk in enumerate(chunks):
             answer, why = _answer(next(answers))
             if why is None and answer is not None and not answer.strip():
                 why = "empty answer"
             checked = check(chunk, answer) if why is None else None
-            doc_rows.append(_row(
+            chunk_rows.append(example_row(
                 doc_id, "chunk", k, chunk_prompt(chunk),
                 None if checked is None else checked.program, job, answer,
                 why if checked is None else checked.reason,
                 () if checked is None else checked.discarded_calls))
-        rows += _finish_document(doc_id, text, doc_rows, job)
+        rows += finish_document(doc_id, text, chunk_rows, job)
     return rows
 

@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prox_spark.distill.checks import chunk_of_prompt
+from prox_spark.distill.config import DistillConfig
+from prox_spark.distill.summary import AnnotateSummary
 from prox_spark.program import Normalize, RemoveLines, parse_program
 from prox_spark.report.svg import bar_chart
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
-
-    from prox_spark.distill.annotate import AnnotateSummary
-    from prox_spark.distill.config import DistillConfig
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#222}

@@ -16,13 +16,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from prox_spark.config import ConfigError, load_config
+
 
 def reachable(config_path: str) -> str | None:
     """None when the config's models can be loaded, else why not. Every
     other problem of the config is a `ConfigError` first, so a typo is named
     before a fallback is built."""
-    from prox_spark.config import ConfigError, load_config
-
     load_config(config_path, check_paths=False, check_models=False)
     try:
         load_config(config_path, check_paths=False)
@@ -34,12 +34,11 @@ def reachable(config_path: str) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The `--reachable CONFIG` command line; its exit code (0, 1 or 2)."""
     parser = argparse.ArgumentParser(prog="python -m prox_spark.distill.starter")
     parser.add_argument("--reachable", metavar="CONFIG", required=True,
                         help="exit 0 when the config's models can be loaded, else 1")
     args = parser.parse_args(argv)
-    from prox_spark.config import ConfigError
-
     try:
         why = reachable(args.reachable)
     except ConfigError as exc:

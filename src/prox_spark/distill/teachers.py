@@ -36,7 +36,7 @@ from prox_spark.program import (
     run_chunk_program,
 )
 from prox_spark.rules.result import as_rule_result, line_ranges
-from prox_spark.stages.rule_stages import _APPLY_ALL
+from prox_spark.stages.rule_stages import APPLY_ALL
 
 DROP, KEEP, KEEP_CHUNK = "drop_doc()", "keep_doc()", "keep_chunk()"
 
@@ -91,7 +91,7 @@ def rules_teacher(text: str, rules: Sequence[Rule]) -> TeacherLabel:
         removed.extend(original[i] for i in sorted(gone) if i < len(original))
         original = [o for i, o in enumerate(original) if i not in gone]
         normalizations.extend(result.normalizations)
-        current = run_chunk_program(current, result.program, **_APPLY_ALL).text
+        current = run_chunk_program(current, result.program, **APPLY_ALL).text
     calls = (*line_ranges(sorted(set(removed))), *normalizations)
     return TeacherLabel(KEEP, calls, "\n".join(raw) or KEEP)
 

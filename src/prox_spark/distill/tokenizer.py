@@ -77,27 +77,11 @@ def build_tokenizer(path: str | Path, corpus: Iterable[str] = (), vocab_size: in
     leaves the rest to byte fallback, so at least 1/4 is left for merges.
     Returns `path`, holding the files `AutoTokenizer.from_pretrained` reads.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast  # heavy (torch): kept out of import time
 
     path = Path(path)
-    texts = [*_BASE_CORPUS, *corpus]
-    learner = Tokenizer(models.BPE(unk_token="<unk>"))
-    learner.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="first", split=True)
-    learnt = max(vocab_size - 256, 64)
-    alphabet = _alphabet(texts, learnt - len(SPECIAL_TOKENS))
-    limits = {} if alphabet is None else {"initial_alphabet": alphabet,
-                                          "limit_alphabet": len(alphabet)}
-    trainer = trainers.BpeTrainer(
-        vocab_size=learnt, special_tokens=list(SPECIAL_TOKENS), show_progress=False, **limits)
-    learner.train_from_iterator(texts, trainer=trainer)
-    learnt = json.loads(learner.to_str())["model"]
-    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
-    for byte in range(256):
-        vocab[f"<0x{byte:02X}>"] = len(vocab)
-    for token, _ in sorted(learnt["vocab"].items(), key=lambda item: item[1]):
-        vocab.setdefault(token, len(vocab))
-    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in learnt["merges"]]
+    vocab, merges = _learn_bpe([*_BASE_CORPUS, *corpus], vocab_size)
 
     tok = Tokenizer(
         models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True,
@@ -122,6 +106,32 @@ def build_tokenizer(path: str | Path, corpus: Iterable[str] = (), vocab_size: in
     )
     fast.save_pretrained(str(path))
     return path
+
+
+def _learn_bpe(texts: Sequence[str], vocab_size: int
+               ) -> tuple[dict[str, int], list[tuple[str, ...]]]:
+    """BPE merges learnt on `texts` within words, as a vocabulary laid out
+    like Llama-2's (3 specials, then the 256 bytes, then the learnt tokens)
+    and its merges."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    learner = Tokenizer(models.BPE(unk_token="<unk>"))
+    learner.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="first", split=True)
+    learnt = max(vocab_size - 256, 64)
+    alphabet = _alphabet(texts, learnt - len(SPECIAL_TOKENS))
+    limits = {} if alphabet is None else {"initial_alphabet": alphabet,
+                                          "limit_alphabet": len(alphabet)}
+    trainer = trainers.BpeTrainer(
+        vocab_size=learnt, special_tokens=list(SPECIAL_TOKENS), show_progress=False, **limits)
+    learner.train_from_iterator(texts, trainer=trainer)
+    learnt = json.loads(learner.to_str())["model"]
+    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
+    for byte in range(256):
+        vocab[f"<0x{byte:02X}>"] = len(vocab)
+    for token, _ in sorted(learnt["vocab"].items(), key=lambda item: item[1]):
+        vocab.setdefault(token, len(vocab))
+    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in learnt["merges"]]
+    return vocab, merges
 
 
 def chars_per_token(path: str | Path, texts: Sequence[str]) -> float:

@@ -36,113 +36,24 @@ import re
 import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, is_dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
+from prox_spark.distill.card import write_model_card
+from prox_spark.distill.config import TrainConfig
 from prox_spark.distill.tokenizer import build_tokenizer
 from prox_spark.errors import CheckpointMismatch
 from prox_spark.generation.logs import record_event, route_library_output, verbose
-from prox_spark.params import Doc, Range, check_fields
+from prox_spark.session import get_spark
 
 TOKENIZER_DIR = "tokenizer"
 CHECKPOINTS_DIR = "checkpoints"
 WORK_DIR = "training"
-CARD_FILE = "README.md"
-CARD_JSON = "prox_card.json"
-# vLLM's CPU attention kernels accept only these head sizes.
-CPU_HEAD_DIMS = (64, 80)
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 _TRAINER_STATE = "trainer_state.json"  # written last into a checkpoint
 FINGERPRINT_FILE = "prox_fingerprint.json"  # in checkpoints/: what they were trained on
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """One fine-tuning run; `output_dir` is its identity (a rerun resumes it).
-
-    From `base_model` (a Hugging Face causal-LM directory with its tokenizer),
-    or, when it is None, from scratch: a Llama-style BPE tokenizer of at most
-    `vocab_size` tokens and a `LlamaForCausalLM` of `hidden_size`, `layers`,
-    `heads` (head size hidden/heads must be 64 or 80 for vLLM's CPU attention),
-    `kv_heads` and `intermediate_size` (default 2 x hidden).
-
-    `max_steps` optimizer steps, or `epochs` passes over the data when set.
-    `batch_size` is per process; the effective batch is batch_size x
-    gradient_accumulation x num_processes. `warmup_ratio` is the share of steps
-    with a linear warm-up. Examples longer than `max_seq_tokens` tokens are
-    skipped (cutting one would cut its program). `num_processes` > 1 trains
-    under `TorchDistributor(local_mode=..., use_gpu=...)`; with
-    `local_mode=False` the processes are Spark barrier tasks and `output_dir`
-    must be storage every executor sees.
-
-    Raises ValueError naming the field when a value cannot work.
-    """
-
-    output_dir: Annotated[str, Doc("the model directory train writes (a rerun resumes it)")]
-    base_model: Annotated[str | None, Doc(
-        "a Hugging Face model directory to fine-tune; null: from scratch")] = None
-    hidden_size: Annotated[int, Range(1), Doc("from scratch: hidden size")] = 256
-    layers: Annotated[int, Range(1), Doc("from scratch: decoder layers")] = 4
-    heads: Annotated[int, Range(1), Doc(
-        "from scratch: attention heads (hidden_size / heads must be 64 or 80)")] = 4
-    kv_heads: Annotated[int, Range(1), Doc("from scratch: key/value heads")] = 1
-    intermediate_size: Annotated[int | None, Range(1), Doc(
-        "from scratch: MLP size (null: 2 x hidden_size)")] = None
-    vocab_size: Annotated[int, Range(320), Doc(
-        "from scratch: most tokens of the BPE tokenizer trained on the corpus")] = 4000
-    max_positions: Annotated[int, Range(1), Doc("from scratch: longest sequence")] = 2048
-    max_steps: Annotated[int, Doc("optimizer steps (unless epochs is set)")] = 1000
-    epochs: Annotated[float | None, Range(0, open_low=True), Doc(
-        "passes over the data instead of max_steps")] = None
-    learning_rate: Annotated[float, Range(0, open_low=True), Doc("peak learning rate")] = 1e-3
-    batch_size: Annotated[int, Range(1), Doc("examples per step and process")] = 8
-    gradient_accumulation: Annotated[int, Range(1), Doc("steps accumulated per update")] = 1
-    warmup_ratio: Annotated[float, Range(0, 1), Doc(
-        "share of steps with a linear warm-up (below 1)")] = 0.05
-    max_seq_tokens: Annotated[int, Range(1), Doc(
-        "longer examples are skipped, never cut")] = 2048
-    save_steps: Annotated[int, Range(1), Doc("steps between checkpoints")] = 200
-    seed: Annotated[int, Doc("seed of initialization and shuffling")] = 0
-    num_processes: Annotated[int, Range(1), Doc(
-        "DDP processes (> 1: under TorchDistributor)")] = 1
-    local_mode: Annotated[bool, Doc(
-        "TorchDistributor on the driver (false: barrier tasks on the executors)")] = True
-    use_gpu: Annotated[bool, Doc("train on GPUs")] = False
-    overwrite: Annotated[bool, Doc(
-        "start afresh when output_dir holds checkpoints of other examples or settings "
-        "(false: that is an error)")] = False
-
-    def __post_init__(self) -> None:
-        try:
-            check_fields(self)
-        except ValueError as exc:
-            raise ValueError(f"TrainConfig.{exc}") from None
-        if not self.output_dir.strip():
-            raise ValueError("TrainConfig.output_dir must name a directory")
-        if self.base_model is not None and not self.base_model.strip():
-            raise ValueError("TrainConfig.base_model must name a model directory or be None")
-        if self.epochs is None and self.max_steps < 1:
-            raise ValueError(f"TrainConfig.max_steps must be a positive integer, got "
-                             f"{self.max_steps!r}")
-        if self.warmup_ratio >= 1:
-            raise ValueError(f"TrainConfig.warmup_ratio must be below 1, got "
-                             f"{self.warmup_ratio!r}")
-        if self.base_model is None:
-            self._check_architecture()
-
-    def _check_architecture(self) -> None:
-        if self.hidden_size % self.heads or self.hidden_size // self.heads not in CPU_HEAD_DIMS:
-            raise ValueError(
-                f"TrainConfig.heads: hidden_size/heads = {self.hidden_size}/{self.heads} must be "
-                f"a head size of {' or '.join(map(str, CPU_HEAD_DIMS))} (vLLM's CPU attention)")
-        if self.heads % self.kv_heads:
-            raise ValueError(f"TrainConfig.kv_heads must divide heads ({self.heads}), got "
-                             f"{self.kv_heads}")
-        if self.max_seq_tokens > self.max_positions:
-            raise ValueError(f"TrainConfig.max_seq_tokens ({self.max_seq_tokens}) exceeds "
-                             f"max_positions ({self.max_positions})")
 
 
 @dataclass(frozen=True)
@@ -204,18 +115,7 @@ def train_sft(
     out = Path(config.output_dir)
     tokenizer, tokenizer_dir = _student_tokenizer(pairs, config, tokenizer_corpus)
     work = out / WORK_DIR
-    work.mkdir(parents=True, exist_ok=True)
-    fresh, kept, skipped = _write_examples(pairs, tokenizer, config.max_seq_tokens, work)
-    try:
-        if not kept:
-            raise ValueError(
-                f"no example fits TrainConfig.max_seq_tokens={config.max_seq_tokens}")
-        resume = _resumable(out / CHECKPOINTS_DIR, training_fingerprint(fresh, config, kept),
-                            config)
-    except ValueError:
-        fresh.unlink(missing_ok=True)  # a refused call leaves the directory as it was
-        raise
-    data_path = fresh.replace(work / "examples.jsonl")
+    data_path, kept, skipped, resume = _training_data(pairs, tokenizer, config, work)
     raw = _finished(resume, config, out)
     if raw is None:
         raw = _train(config, tokenizer_dir, data_path, work, resume)
@@ -238,6 +138,27 @@ def train_sft(
         "config": {f.name: getattr(config, f.name) for f in fields(config)},
     })
     return result
+
+
+def _training_data(pairs: Sequence[tuple[str, str]], tokenizer: Any, config: TrainConfig,
+                   work: Path) -> tuple[Path, int, int, str | None]:
+    """The tokenized examples written into `work` (data path, examples kept,
+    examples skipped as too long) and the checkpoint to resume from.
+
+    Raises ValueError, leaving the directory as it was, when no example fits
+    `max_seq_tokens` or the checkpoints were trained on something else."""
+    work.mkdir(parents=True, exist_ok=True)
+    fresh, kept, skipped = _write_examples(pairs, tokenizer, config.max_seq_tokens, work)
+    try:
+        if not kept:
+            raise ValueError(
+                f"no example fits TrainConfig.max_seq_tokens={config.max_seq_tokens}")
+        resume = _resumable(work.parent / CHECKPOINTS_DIR,
+                            training_fingerprint(fresh, config, kept), config)
+    except ValueError:
+        fresh.unlink(missing_ok=True)  # a refused call leaves the directory as it was
+        raise
+    return fresh.replace(work / "examples.jsonl"), kept, skipped, resume
 
 
 def _train(config: TrainConfig, tokenizer_dir: Path, data_path: Path, work: Path,
@@ -380,7 +301,7 @@ def resume_point(folder: Path, marker: str = _TRAINER_STATE) -> str | None:
 
 def _student_tokenizer(pairs: Sequence[tuple[str, str]], config: TrainConfig,
                        corpus: Iterable[str]) -> tuple[Any, Path]:
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # heavy (torch): kept out of import time
 
     if config.base_model is not None:
         path = Path(config.base_model)
@@ -451,8 +372,6 @@ def torch_distributor(num_processes: int, local_mode: bool, use_gpu: bool) -> An
         if not local_mode:
             raise ValueError("TrainConfig.local_mode=False runs the processes as Spark tasks "
                              "and needs an active Spark session")
-        from prox_spark.session import get_spark
-
         get_spark("prox-spark-train")
     return TorchDistributor(num_processes=num_processes, local_mode=local_mode,
                             use_gpu=use_gpu)
@@ -498,7 +417,11 @@ class PadCollator:
 
 def _build_model(config: TrainConfig, tokenizer: Any) -> Any:
     import torch
-    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+    from transformers import (  # heavy (torch): kept out of import time
+        AutoModelForCausalLM,
+        LlamaConfig,
+        LlamaForCausalLM,
+    )
 
     if config.base_model is not None:
         return AutoModelForCausalLM.from_pretrained(config.base_model, dtype=torch.float32)
@@ -530,7 +453,7 @@ def _progress() -> Any:
     per logging step): each log entry (loss, learning rate, tokens seen) goes
     to the engine log as a `train_log` event, and rank 0 logs a progress line
     at each quarter of the steps."""
-    from transformers import TrainerCallback
+    from transformers import TrainerCallback  # heavy (torch): kept out of import time
 
     class Progress(TrainerCallback):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -559,7 +482,11 @@ def train_process(job: _Job) -> dict[str, Any] | None:
     return None. Module-level, so TorchDistributor can pickle it.
     """
     route_library_output()
-    from transformers import AutoTokenizer, GenerationConfig, Trainer, TrainingArguments
+    from transformers import (  # heavy (torch): kept out of import time
+        AutoTokenizer,
+        GenerationConfig,
+        Trainer,
+    )
     from transformers.trainer_callback import PrinterCallback
     from transformers.utils import logging as hf_logging
 
@@ -573,8 +500,32 @@ def train_process(job: _Job) -> dict[str, Any] | None:
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=pad)
+    args = _training_arguments(config, out)
+    trainer = Trainer(model=model, args=args, data_collator=PadCollator(pad),
+                      train_dataset=_Examples(job.data_path), processing_class=tokenizer,
+                      callbacks=[_progress()])
+    trainer.remove_callback(PrinterCallback)  # disable_tqdm makes Trainer print its logs
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=job.resume_from)
+    seconds = time.perf_counter() - started
+    if not trainer.is_world_process_zero():
+        return None
+    trainer.save_model(str(out))
+    _declare_bos(out)
+    result = _run_result(trainer, model, args.world_size, seconds)
+    tmp = Path(job.result_path + ".tmp")
+    tmp.write_text(json.dumps(result), encoding="utf-8")
+    tmp.replace(job.result_path)
+    return result
+
+
+def _training_arguments(config: TrainConfig, out: Path) -> Any:
+    """transformers' `TrainingArguments` for `config`: checkpoints in
+    ``out/checkpoints``, gloo for DDP on CPU, logs through our callback."""
+    from transformers import TrainingArguments  # heavy (torch): kept out of import time
+
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    args = TrainingArguments(
+    return TrainingArguments(
         output_dir=str(out / CHECKPOINTS_DIR),
         max_steps=config.max_steps if config.epochs is None else -1,
         num_train_epochs=config.epochs or 1.0,
@@ -597,33 +548,23 @@ def train_process(job: _Job) -> dict[str, Any] | None:
         dataloader_num_workers=0,
         remove_unused_columns=False,
     )
-    trainer = Trainer(model=model, args=args, data_collator=PadCollator(pad),
-                      train_dataset=_Examples(job.data_path), processing_class=tokenizer,
-                      callbacks=[_progress()])
-    trainer.remove_callback(PrinterCallback)  # disable_tqdm makes Trainer print its logs
-    started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=job.resume_from)
-    seconds = time.perf_counter() - started
-    if not trainer.is_world_process_zero():
-        return None
-    trainer.save_model(str(out))
-    _declare_bos(out)
+
+
+def _run_result(trainer: Any, model: Any, world_size: int, seconds: float) -> dict[str, Any]:
+    """Rank 0's result of a finished training: steps, finite losses, tokens
+    seen, time, processes and the model's architecture."""
     state = trainer.state
-    result = {
+    return {
         "steps": state.global_step,
         "losses": [[e["step"], e["loss"]] for e in state.log_history
                    if "loss" in e and math.isfinite(e["loss"])],
         "train_tokens": int(state.num_input_tokens_seen),
         "seconds": seconds,
-        "world_size": args.world_size,
+        "world_size": world_size,
         "architecture": {k: getattr(model.config, k, None) for k in (
             "model_type", "hidden_size", "num_hidden_layers", "num_attention_heads",
             "num_key_value_heads", "intermediate_size", "vocab_size")},
     }
-    tmp = Path(job.result_path + ".tmp")
-    tmp.write_text(json.dumps(result), encoding="utf-8")
-    tmp.replace(job.result_path)
-    return result
 
 
 def _declare_bos(model_dir: Path) -> None:
@@ -635,148 +576,3 @@ def _declare_bos(model_dir: Path) -> None:
     settings["add_bos_token"] = True
     settings["add_eos_token"] = False
     path.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-
-
-def write_model_card(model_dir: str | Path, info: Mapping[str, Any]) -> Path:
-    """Write the model card: ``README.md`` for people, ``prox_card.json`` (the
-    same facts) for programs. Returns the README's path.
-
-    Known keys of `info`: teacher, sft_table, sft_version (or
-    sft_table_version), tasks, base_model, architecture, train_examples,
-    examples, skipped_examples, steps, processes, train_tokens,
-    losses ([step, loss] pairs, shown as a table of at most 12 rows),
-    resumed_from, config, evaluation (task -> metric -> value, see
-    `update_model_card`). Other keys are listed as they are.
-    """
-    model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    card = {k: _plain(v) for k, v in info.items()}
-    (model_dir / CARD_JSON).write_text(
-        json.dumps(card, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    readme = model_dir / CARD_FILE
-    readme.write_text(_render_card(model_dir, card), encoding="utf-8")
-    return readme
-
-
-def update_model_card(model_dir: str | Path, evaluation: Mapping[str, Any]) -> Path:
-    """Add (or replace) the evaluation section of an existing model card.
-
-    `evaluation`: what `EvaluateResult.figures` returns (``tables``: title,
-    columns, rows with None for "n/a"; ``verdict``; ``warnings``), rendered
-    as those tables, or any other mapping such as ``{"doc": {"f1": 0.83},
-    "examples": 12}``, listed metric by metric; dataclasses are read as
-    mappings. The other facts of ``prox_card.json`` are kept.
-    """
-    path = Path(model_dir) / CARD_JSON
-    card = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    card["evaluation"] = _plain(evaluation)
-    return write_model_card(model_dir, card)
-
-
-def _plain(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return _plain(asdict(value))
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, list):
-        return ", ".join(_fmt(v) for v in value)
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-_SHOWN = ("teacher", "sft_table", "sft_version", "sft_table_version", "tasks", "base_model",
-          "train_examples", "examples", "skipped_examples", "steps", "processes", "train_tokens",
-          "resumed_from")
-_SECTIONS = ("architecture", "config", "losses", "evaluation")
-
-
-def _render_card(model_dir: Path, card: Mapping[str, Any]) -> str:
-    rows = []
-    for key in _SHOWN:
-        if key in card:
-            value = card[key]
-            if key == "base_model" and value is None:
-                value = "none (trained from scratch)"
-            rows.append((key.replace("_", " "), value))
-    rows += [(k.replace("_", " "), v) for k, v in sorted(card.items())
-             if k not in _SHOWN and k not in _SECTIONS and not isinstance(v, dict)]
-    lines = [
-        "---", "library_name: transformers", "tags: [prox, prox-spark, refiner]", "---", "",
-        f"# ProX refiner `{model_dir.name}`", "",
-        "A refining model for prox-spark: it reads a ProX document or chunk prompt and "
-        "writes a program (`drop_doc()`, `remove_lines(...)`, `normalize(...)`). "
-        "Trained with `prox-spark train` (transformers' Trainer, loss on the program only).",
-        "", "| | |", "|---|---|",
-    ]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in rows if v is not None]
-    arch = card.get("architecture")
-    if isinstance(arch, dict):
-        lines += ["", "## Architecture", "", "| | |", "|---|---|"]
-        lines += [f"| {k.replace('_', ' ')} | {_fmt(v)} |" for k, v in arch.items()
-                  if v is not None]
-    losses = card.get("losses") or []
-    if losses:
-        lines += ["", "## Training loss", "", "| step | loss |", "|---:|---:|"]
-        lines += [f"| {int(s)} | {float(v):.4f} |" for s, v in _sample(losses, 12)]
-    lines += ["", "## Evaluation against the teacher (eval split)", ""]
-    lines += _evaluation_lines(card.get("evaluation"))
-    lines += ["", "## Use", "", "```python",
-              "from prox_spark.generation.engine import EngineConfig",
-              "from prox_spark.stages import ChunkRefiner, DocRefiner",
-              "",
-              f'engine = EngineConfig(model="{model_dir}")',
-              "refined = df.transform(DocRefiner(engine)).transform(ChunkRefiner(engine))",
-              "```", ""]
-    return "\n".join(lines)
-
-
-def _evaluation_lines(evaluation: Any) -> list[str]:
-    """The card's evaluation section: the tables `prox-spark evaluate` wrote
-    (a missing measure is "n/a"), its warnings and verdict; any other
-    mapping is listed metric by metric."""
-    if not isinstance(evaluation, dict) or not evaluation:
-        return ["Not evaluated yet: `prox-spark evaluate` adds the figures here."]
-    if isinstance(evaluation.get("tables"), list):
-        lines = []
-        for table in evaluation["tables"]:
-            columns = table["columns"]
-            lines += [f"### {table['title']}", "", "| " + " | ".join(columns) + " |",
-                      "|---" + "|---:" * (len(columns) - 1) + "|"]
-            lines += ["| " + " | ".join([str(row[0]), *(_figure(v) for v in row[1:])]) + " |"
-                      for row in table["rows"]]
-            lines.append("")
-        lines += [f"> {w}" for w in evaluation.get("warnings") or []]
-        lines += ["", f"**{evaluation.get('verdict', '')}**", "",
-                  "The paper column is the ProX paper's 0.3B refiners, shown only beside "
-                  "the same measure."]
-        return lines
-    lines = []
-    for task, scores in evaluation.items():
-        if isinstance(scores, dict):
-            lines += ["", f"### {task}", "", "| metric | value |", "|---|---:|"]
-            lines += [f"| {k.replace('_', ' ')} | {_figure(v)} |" for k, v in scores.items()]
-            lines.append("")
-        else:
-            lines.append(f"- {task.replace('_', ' ')}: {_figure(scores)}")
-    return lines
-
-
-def _figure(value: Any) -> str:
-    return "n/a" if value is None else _fmt(value)
-
-
-def _sample(points: Sequence[Sequence[Any]], limit: int) -> list[Sequence[Any]]:
-    """At most `limit` points, evenly spread, the first and last included."""
-    if len(points) <= limit:
-        return list(points)
-    picks = sorted({round(i * (len(points) - 1) / (limit - 1)) for i in range(limit)})
-    return [points[i] for i in picks]

@@ -98,7 +98,7 @@ def prompt_length(prompt: str, tokenizer: Tokenizer) -> int:
     return len(tokenizer.backend_tokenizer.encode(prompt, add_special_tokens=True).ids)
 
 
-def _prefix_within(text: str, tokenizer: Tokenizer, budget: int, whole: Any = None) -> str:
+def prefix_within(text: str, tokenizer: Tokenizer, budget: int, whole: Any = None) -> str:
     """The longest prefix of `text` whose own tokens number at most `budget`,
     tokenizing only a window of the text a little longer than needed.
 
@@ -108,7 +108,7 @@ def _prefix_within(text: str, tokenizer: Tokenizer, budget: int, whole: Any = No
 
 
 def _cut(text: str, tokenizer: Tokenizer, budget: int, whole: Any = None) -> tuple[str, Any]:
-    """`_prefix_within`, with the encoding it cut by (of the returned prefix
+    """`prefix_within`, with the encoding it cut by (of the returned prefix
     or of a longer window of `text`: its first tokens are the prefix's)."""
     backend = tokenizer.backend_tokenizer
     window = max(64, budget * _CHARS_PER_TOKEN_GUESS)
@@ -200,7 +200,7 @@ def _shorten_line(numbered: str, tokenizer: Tokenizer, max_tokens: int) -> tuple
     backend = tokenizer.backend_tokenizer
     budget = max_tokens
     while True:
-        cut = _prefix_within(numbered, tokenizer, budget)
+        cut = prefix_within(numbered, tokenizer, budget)
         count = len(backend.encode(cut, add_special_tokens=True).ids)
         if count <= max_tokens:
             return cut, count

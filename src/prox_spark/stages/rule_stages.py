@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 # The reason code (after the rule's name) of a document whose edits left no word.
 EMPTIED = "empty_after_edit"
 # Rule line edits are exact, so none of the model policy's safety nets apply.
-_APPLY_ALL = {"max_errors": 10**9, "min_kept_ratio": 0.0, "min_words": 0}
+APPLY_ALL = {"max_errors": 10**9, "min_kept_ratio": 0.0, "min_words": 0}
 
 
 def current_text_column(columns: list[str]) -> str:
@@ -47,7 +47,8 @@ def current_text_column(columns: list[str]) -> str:
     return REFINED_TEXT if REFINED_TEXT in columns else TEXT
 
 
-def _rule_function(rule: str | Callable[..., Any]) -> Callable[..., Any]:
+def rule_function(rule: str | Callable[..., Any]) -> Callable[..., Any]:
+    """The function of a rule given by a built-in rule's name or as itself."""
     return QUALITY_RULES[rule] if isinstance(rule, str) else rule
 
 
@@ -62,7 +63,7 @@ def apply_rule_batch(texts: pd.Series, rule: str | Callable[..., Any],
     Edits that leave no word drop the row (reason ``<rule>:empty_after_edit``).
     With a `tokenizer` (model directory or id), also counts tokens removed.
     """
-    fn = _rule_function(rule)
+    fn = rule_function(rule)
     reason = name or (rule if isinstance(rule, str) else getattr(fn, "__name__", "rule"))
     rows = []
     for text in texts:
@@ -76,7 +77,7 @@ def apply_rule_batch(texts: pd.Series, rule: str | Callable[..., Any],
                              None))
             elif result.removed or result.normalizations:
                 program = result.program
-                new = run_chunk_program(text, program, **_APPLY_ALL).text
+                new = run_chunk_program(text, program, **APPLY_ALL).text
                 if not word_count(new):
                     # Edits that leave no word drop the document, saying so.
                     rows.append((None, program, f"{reason}:{EMPTIED}", True,
@@ -168,7 +169,7 @@ class RuleStage(Stage):
             raise TypeError(f"rule must be a rule name or a function, not {rule!r}")
         self.rule, self.params, self.tokenizer = rule, dict(params), tokenizer
         self.name = name or getattr(rule, "__name__", "rule")
-        fn = _rule_function(rule)
+        fn = rule_function(rule)
         try:
             signature = inspect.signature(fn)
         except (TypeError, ValueError):

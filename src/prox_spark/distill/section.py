@@ -1,0 +1,20 @@
+"""The `distill:` section of a loaded config, read in one place.
+
+The three distill commands (`annotate`, `train`, `evaluate`) take the whole
+`PipelineConfig` (its input, stages and model budgets matter too) and reach
+their own section only through `distill_config`, so how the section is
+stored can change here alone.
+"""
+
+from __future__ import annotations
+
+from prox_spark.config import ConfigError, PipelineConfig
+from prox_spark.distill.config import DistillConfig
+
+
+def distill_config(config: PipelineConfig) -> DistillConfig:
+    """The config's validated `distill:` section; ConfigError naming
+    `distill` when the config has none."""
+    if config.distill is None:
+        raise ConfigError("distill", "this config has no `distill:` section")
+    return config.distill
