@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from prox_spark.config import FORMATS, OVERRIDES, PipelineConfig, load_config
+from prox_spark.distill.section import distill_config
 from prox_spark.errors import ConfigError, describe, exit_code
 
 
@@ -145,6 +146,7 @@ def distill_main(args: argparse.Namespace) -> int:
         config = load_config(args.config, overrides, check_models=False)
         if config.distill is None:
             raise ConfigError("distill", f"{args.config} has no `distill:` section")
+        distill_config(config)  # its errors before a session starts
         if args.command == "annotate":
             from prox_spark.distill.annotate import annotate
 

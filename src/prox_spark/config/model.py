@@ -78,7 +78,8 @@ class PipelineConfig:
     """A whole run, as validated by `parse_config`. The numbers a YAML sets at
     the top level (and `spark.partitions`) are declared here with their
     range and doc, and checked against these declarations. `distill` is the
-    `distill:` section as `distill.config.parse_distill` returns it."""
+    `distill:` section as written, which `distill.section.distill_config`
+    parses and checks."""
 
     input: InputConfig
     output: TableRef
@@ -108,7 +109,7 @@ class PipelineConfig:
         "times a failed row is tried, over runs, before it is left failed")] = 3
     max_failed_fraction: Annotated[float | None, Range(0, 1), Doc(
         "fail the run (exit 1) when more than this share of a batch failed")] = None
-    distill: Any = None
+    distill: Mapping[str, Any] | None = None
     claim_lease_seconds: Annotated[float, Range(0, open_low=True), Doc(
         "how long a run's claim on a batch holds without renewal (see `claims`)")] = 300.0
 

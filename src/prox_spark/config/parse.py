@@ -98,15 +98,11 @@ def parse_config(raw: Any, *, check_models: bool = True, check_paths: bool = Tru
                           **numbers)
 
 
-def distill_section(raw: Any) -> Any:
-    """The `distill:` section, parsed by `distill.config.parse_distill` (None
-    when absent)."""
-    if raw is None:
-        return None
-    # Imported here: distill/ sits above config and imports it.
-    from prox_spark.distill.config import parse_distill
-
-    return parse_distill(raw)
+def distill_section(raw: Any) -> Mapping[str, Any] | None:
+    """The `distill:` section as written (None when absent): a mapping, whose
+    keys `distill.section.distill_config` checks (distill/ reads its own
+    section, as ablate/ does)."""
+    return None if raw is None else dict(as_mapping(raw, "distill"))
 
 
 def parse_input(raw: Any, where: str) -> InputConfig:

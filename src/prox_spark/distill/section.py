@@ -9,12 +9,12 @@ stored can change here alone.
 from __future__ import annotations
 
 from prox_spark.config import ConfigError, PipelineConfig
-from prox_spark.distill.config import DistillConfig
+from prox_spark.distill.config import DistillConfig, parse_distill
 
 
 def distill_config(config: PipelineConfig) -> DistillConfig:
-    """The config's validated `distill:` section; ConfigError naming
-    `distill` when the config has none."""
+    """The config's `distill:` section, parsed and checked (ConfigError
+    naming the field at fault, or `distill` when the config has none)."""
     if config.distill is None:
         raise ConfigError("distill", "this config has no `distill:` section")
-    return config.distill
+    return parse_distill(config.distill)
