@@ -15,6 +15,7 @@ import pytest
 
 from prox_spark.config import ConfigError, parse_config
 from prox_spark.distill.annotate import annotate
+from prox_spark.distill.section import distill_config
 from prox_spark.distill.teachers import rules_teacher
 from prox_spark.generation.engine import get_tokenizer
 from prox_spark.generation.prompts import chunk_document, chunk_prompt, doc_prompt
@@ -27,9 +28,9 @@ RULES = ["gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality"]
 
 
 def _config(tmp: Path, source: Path, teacher: dict[str, Any], base_model: str | None,
-            **distill: Any) -> Any:
+            inp: dict[str, Any] | None = None, **distill: Any) -> Any:
     raw = {
-        "input": {"path": str(source), "format": "jsonl"},
+        "input": {"path": str(source), "format": "jsonl", **(inp or {})},
         "output": {"path": str(tmp / "refined")},
         "stages": RULES,
         "doc_model": {"model": str(tmp / "student"), "max_prompt_tokens": 400},
@@ -40,7 +41,9 @@ def _config(tmp: Path, source: Path, teacher: dict[str, Any], base_model: str | 
                                 "hidden_size": 128, "heads": 2},
                     **distill},
     }
-    return parse_config(raw, check_models=False)
+    config = parse_config(raw, check_models=False)
+    distill_config(config)
+    return config
 
 
 def _rows(spark: Any, tmp: Path) -> list[Any]:
@@ -85,6 +88,27 @@ def test_rules_teacher_labels_the_sample(spark: Any, tmp_path: Path, tiny_model:
     assert edited > 0
     assert summary.report is not None and Path(summary.report).is_file()
     assert "Discarded examples by reason" in Path(summary.report).read_text()
+
+
+def test_annotate_resolves_duplicate_ids_by_the_input_rule(spark: Any, tmp_path: Path,
+                                                           tiny_model: Path) -> None:
+    docs = list(_docs().items())[:6]
+    (a, text_a), (b, text_b) = docs[0], docs[1]
+    source = tmp_path / "dup.jsonl"
+    lines = [{"id": i, "text": t} for i, t in docs] + [{"id": a, "text": text_b}]
+    source.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    tok = get_tokenizer(str(tiny_model))
+    labelled = {}
+    for rule in ("error", "first"):
+        config = _config(tmp_path / rule, source, {"kind": "rules"}, str(tiny_model),
+                         inp={"on_duplicate_id": rule}, sample={"size": 100, "seed": 3})
+        annotate(config, spark)
+        labelled[rule] = {r.id: r.prompt for r in _rows(spark, tmp_path / rule)
+                          if r.task == "doc"}
+    assert a not in labelled["error"] and b in labelled["error"]
+    assert len(labelled["error"]) == 5
+    assert labelled["first"][a] == doc_prompt(text_a, tok, 400)
+    assert len(labelled["first"]) == 6
 
 
 def test_table_teacher_reads_stored_programs(spark: Any, tmp_path: Path,
