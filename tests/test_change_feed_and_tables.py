@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
 from prox_spark.config import load_config
 from prox_spark.io.records import content_id
@@ -71,18 +70,15 @@ def test_content_ids_follow_updates_through_the_change_feed(config_file, spark, 
         content_id(t) for t in (doc(1, 1), doc(2), doc(3), doc(4)))
 
 
-def test_a_local_output_table_outlives_the_run(spark, tmp_path, monkeypatch):
+def test_a_local_output_table_outlives_the_run(config_file, spark, tmp_path, monkeypatch):
     from prox_spark.io.delta import TableRef, table_exists
 
     monkeypatch.chdir(tmp_path)
     corpus = tmp_path / "c.jsonl"
     corpus.write_text("".join(json.dumps({"id": f"k{i}", "text": doc(i)}) + "\n"
                               for i in range(3)))
-    raw = {"input": {"path": str(corpus), "format": "jsonl"},
-           "output": {"table": "corpus_refined"}, "stages": ["exact_dedup"],
-           "spark": {"partitions": 1}}
-    path = tmp_path / "job.yaml"
-    path.write_text(yaml.safe_dump(raw))
+    path = config_file(tmp_path, source=corpus, output={"table": "corpus_refined"},
+                       stages=["exact_dedup"], spark={"partitions": 1})
     first = run(spark, path)
     assert first.refined == 3
     folder = tmp_path / "spark-warehouse" / "corpus_refined"
