@@ -56,10 +56,10 @@ PROSE = "\n".join([
 
 
 @pytest.mark.spark
-def test_rules_only_config_keeps_one_survivor_of_copies(spark, tmp_path):
+def test_rules_only_config_keeps_one_survivor_of_copies(config_file, spark, tmp_path):
     import yaml
 
-    raw = yaml.safe_load((ROOT / "conf" / "rules_only.yaml").read_text())
+    shipped = yaml.safe_load((ROOT / "conf" / "rules_only.yaml").read_text())
     # Three copies with one simplified text; the first by id is one that a
     # rule drops (too many "#"), so dedup before the rules would keep no copy.
     hashes = "\n".join("## " + line for line in PROSE.split("\n"))
@@ -69,11 +69,9 @@ def test_rules_only_config_keeps_one_survivor_of_copies(spark, tmp_path):
                                                 {"id": "c-lf", "text": PROSE},
                                                 {"id": "d-fort", "text": FORT},
                                                 {"id": "e-banana", "text": BANANA}])
-    raw["input"]["path"] = str(corpus)
-    raw["output"]["path"] = str(tmp_path / "refined")
-    raw["spark"]["partitions"] = 1
-    config = tmp_path / "rules.yaml"
-    config.write_text(yaml.safe_dump(raw))
+    config = config_file(tmp_path, shipped, name="rules.yaml",
+                         input={"path": str(corpus)}, output=tmp_path / "refined",
+                         spark={**shipped["spark"], "partitions": 1})
     run_pipeline(load_config(config), spark)
     rows = table(spark, tmp_path / "refined")
     assert rows["a-hash"].status == "dropped" and rows["a-hash"].duplicate_of is None
