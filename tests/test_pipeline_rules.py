@@ -79,19 +79,3 @@ def test_rules_run_before_and_after_the_model_stages(config_file, spark, trained
     assert table["good"].doc_program == "keep_doc()"
     assert (table["noisy"].status, table["noisy"].text) == ("edited", NOISY_REFINED)
     assert table["noisy"].rule_edits == []
-
-
-def test_stage_list_errors_name_the_entry(config_file, tmp_path):
-    from prox_spark.config import ConfigError
-
-    corpus = write_corpus(tmp_path, [{"id": "x", "text": "y"}])
-    for stages, message in [
-        (["gopher"], "stages[0]: unknown stage 'gopher'"),
-        (["prox_doc"], "stages[0]: prox_doc needs a doc_model section"),
-        ([{"gopher_quality": {"min_words": 3}}], "stages[0].gopher_quality: "
-                                                 "unknown parameter 'min_words'"),
-        ([{"near_dedup": {"threshold": 2}}], "stages[0].near_dedup: threshold must be"),
-        ([], "stages: expected a non-empty list"),
-    ]:
-        with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
-            load_config(config_file(tmp_path, source=corpus, stages=stages))
