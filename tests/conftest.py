@@ -7,10 +7,12 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = str(ROOT / "src")
@@ -36,6 +38,59 @@ os.environ.setdefault("PROX_SPARK_ENGINE_LOG",
 
 CACHE = Path(os.environ.get("PROX_SPARK_CACHE", Path.home() / ".cache" / "prox-spark"))
 LLAMA2_TOKENIZER = ROOT.parent / "shared" / "llama2-tokenizer"
+
+
+# The engine settings of the tests' tiny models: float32, a small KV cache and
+# no CUDA graphs, so an engine starts fast on any machine.
+ENGINE = {"dtype": "float32", "kv_cache_gib": 0.25, "enforce_eager": True, "max_num_seqs": 32}
+
+
+def job_config(base: Mapping[str, Any] | None = None, *, source: Path | str | None = None,
+               fmt: str = "jsonl", input: Mapping[str, Any] | None = None,
+               output: Path | str | Mapping[str, Any] | None = None,
+               models: str | Path | Sequence[str] | None = None,
+               new_tokens: tuple[int, int] = (16, 64), engine: Mapping[str, Any] | None = None,
+               **sections: Any) -> dict[str, Any]:
+    """A job config as a dict: `base` (copied), then `source` as input.path with
+    format `fmt`, `input` merged into that section, `output` as output.path (a
+    mapping as the whole section), `models` (one path for both or (doc, chunk))
+    as doc_model and chunk_model with the tests' `ENGINE` settings, `engine`
+    over them and max_new_tokens `new_tokens`, and every other keyword as a
+    top-level key (None leaves the key out)."""
+    raw = {k: dict(v) if isinstance(v, Mapping) else v for k, v in (base or {}).items()}
+    if source is not None:
+        raw["input"] = {"path": str(source), "format": fmt}
+    if input:
+        raw["input"] = {**raw.get("input", {}), **input}
+    if output is not None:
+        raw["output"] = dict(output) if isinstance(output, Mapping) else {"path": str(output)}
+    if models is not None:
+        doc, chunk = (models, models) if isinstance(models, (str, Path)) else models
+        settings = {**ENGINE, **(engine or {})}
+        raw["doc_model"] = {"model": str(doc), **settings, "max_new_tokens": new_tokens[0]}
+        raw["chunk_model"] = {"model": str(chunk), **settings, "max_new_tokens": new_tokens[1]}
+    raw.update((k, v) for k, v in sections.items() if v is not None)
+    return raw
+
+
+@pytest.fixture(scope="session")
+def config_file() -> Callable[..., Path]:
+    """Factory: write a job config YAML into `folder` (as `name`) and return its
+    path. The content is `job_config(base, **keys)` (given a `source` and no
+    output anywhere, the output is `folder/refined`), or `text` verbatim for a
+    test of what the parser makes of it. Session-scoped so module fixtures can write
+    configs too; every call names its folder."""
+
+    def write(folder: Path, base: Mapping[str, Any] | None = None, *, name: str = "job.yaml",
+              text: str | None = None, **keys: Any) -> Path:
+        if keys.get("source") is not None and keys.get("output") is None \
+                and "output" not in (base or {}):
+            keys["output"] = folder / "refined"
+        path = folder / name
+        path.write_text(text if text is not None else yaml.safe_dump(job_config(base, **keys)))
+        return path
+
+    return write
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
+# The refresh tests' job, for the `config_file` fixture with `source=`: one
+# task per stage is fastest on tiny corpora, and the report has tests of its own.
+RULES_JOB = {"stages": ["exact_dedup"], "spark": {"partitions": 1}, "report": False}
 
 WORDS = ("river market mill bread town boat harbour field stone bridge lamp road garden "
          "window letter winter summer forest valley hill").split()
@@ -24,22 +26,6 @@ def doc(i: int, variant: int = 0) -> str:
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-def write_config(tmp: Path, source: Path | str, *, name: str = "job.yaml", fmt: str = "jsonl",
-                 stages: list[Any] | None = None, output: Path | None = None,
-                 **extra: Any) -> Path:
-    raw: dict[str, Any] = {
-        "input": {"path": str(source), "format": fmt, **extra.pop("input", {})},
-        "output": {"path": str(output or tmp / "refined")},
-        "stages": stages or ["exact_dedup"],
-        "spark": {"partitions": 1},  # tiny corpora: one task per stage is fastest
-        "report": False,  # the report has tests of its own; here it is only time
-        **extra,
-    }
-    path = tmp / name
-    path.write_text(yaml.safe_dump(raw))
     return path
 
 

@@ -1,6 +1,7 @@
 """One record whose id or text cannot be stored as UTF-8 (a lone surrogate
 escape in JSONL, invalid bytes in Parquet or Delta) becomes an error row; the
-job and every other row go on (issue 17)."""
+job and every other row go on (issue 17). How one line parses:
+tests/test_records.py."""
 
 from __future__ import annotations
 
@@ -10,36 +11,21 @@ from pathlib import Path
 import pytest
 
 from prox_spark.config import load_config
-from prox_spark.io.records import parse_line
 from prox_spark.pipeline import run_pipeline
-from refresh_helpers import doc, table, write_config
+from refresh_helpers import RULES_JOB, doc, table
 
 LONE = b'{"id": "a", "text": "coffee \\ud83d and a quiet place"}'
 
 
-def test_a_lone_surrogate_escape_is_valid_json_but_an_error_record():
-    rec = parse_line(LONE, "id", "text")
-    assert (rec.id, rec.text) == ("a", None)
-    assert "lone surrogate U+D83D" in rec.error
-    ident = parse_line(b'{"id": "x\\udc00", "text": "fine"}', "id", "text")
-    assert ident.id.startswith("line:") and ident.text is None
-    assert "id holds a lone surrogate" in ident.error
-    # A proper surrogate pair is one character, not an error.
-    pair = parse_line(b'{"id": "p", "text": "smile \\ud83d\\ude00"}', "id", "text")
-    assert (pair.text, pair.error) == ("smile \U0001F600", None)
-    content = parse_line(LONE, None, "text")
-    assert content.id.startswith("line:") and "lone surrogate" in content.error
-
-
 @pytest.mark.spark
-def test_a_surrogate_line_in_jsonl_does_not_fail_the_job(spark, tmp_path: Path):
+def test_a_surrogate_line_in_jsonl_does_not_fail_the_job(config_file, spark, tmp_path: Path):
     corpus = tmp_path / "c.jsonl"
     corpus.write_bytes(b"\n".join([
         json.dumps({"id": "good", "text": doc(1)}).encode(), LONE,
         b'{"id": "bad\\ud800id", "text": "x"}',
         json.dumps({"id": "sort", "text": doc(2), "v": "\ud83d"}).encode(),
     ]) + b"\n")
-    summary = run_pipeline(load_config(write_config(tmp_path, corpus)), spark)
+    summary = run_pipeline(load_config(config_file(tmp_path, RULES_JOB, source=corpus)), spark)
     rows = table(spark, tmp_path / "refined")
     assert rows["good"].text == doc(1) and rows["good"].error is None
     assert rows["a"].text is None and rows["a"].status == "dropped"
@@ -48,7 +34,7 @@ def test_a_surrogate_line_in_jsonl_does_not_fail_the_job(spark, tmp_path: Path):
     assert len(bad_id) == 1 and "id holds a lone surrogate" in bad_id[0].error
     assert summary.invalid_rows == 2
     # last_by on a column holding a lone surrogate still resolves.
-    last = write_config(tmp_path, corpus, output=tmp_path / "last",
+    last = config_file(tmp_path, RULES_JOB, source=corpus, output=tmp_path / "last",
                         input={"on_duplicate_id": {"last_by": "v"}})
     run_pipeline(load_config(last), spark)
     assert table(spark, tmp_path / "last")["sort"].text == doc(2)
@@ -56,7 +42,7 @@ def test_a_surrogate_line_in_jsonl_does_not_fail_the_job(spark, tmp_path: Path):
 
 @pytest.mark.spark
 @pytest.mark.parametrize("fmt", ["parquet", "delta"])
-def test_invalid_utf8_in_typed_sources_is_an_error_row(spark, tmp_path: Path, fmt):
+def test_invalid_utf8_in_typed_sources_is_an_error_row(config_file, spark, tmp_path: Path, fmt):
     from pyspark.sql import functions as F
 
     source = str(tmp_path / "source")
@@ -65,7 +51,8 @@ def test_invalid_utf8_in_typed_sources_is_an_error_row(spark, tmp_path: Path, fm
          (b"bad\xff", b"fine text"), (b"c", doc(2).encode())], "id binary, text binary")
     (raw.select(F.col("id").cast("string").alias("id"), F.col("text").cast("string")
                 .alias("text")).write.format(fmt).save(source))
-    summary = run_pipeline(load_config(write_config(tmp_path, source, fmt=fmt)), spark)
+    summary = run_pipeline(load_config(config_file(tmp_path, RULES_JOB, source=source, fmt=fmt)),
+                           spark)
     rows = table(spark, tmp_path / "refined")
     assert rows["good"].text == doc(1) and rows["c"].text == doc(2)
     assert rows["t"].text is None and "not valid UTF-8" in rows["t"].error

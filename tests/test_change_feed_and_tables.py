@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
 from prox_spark.config import load_config
 from prox_spark.io.records import content_id
 from prox_spark.pipeline import run_pipeline
-from refresh_helpers import doc, table, write_config
+from refresh_helpers import RULES_JOB, doc, table
 
 pytestmark = pytest.mark.spark
 
@@ -25,10 +24,11 @@ def _cdf_source(spark, path, rows, schema="id string, text string"):
      .option("delta.enableChangeDataFeed", "true").save(path))
 
 
-def test_limit_with_change_feed_leaves_no_document_behind(spark, tmp_path):
+def test_limit_with_change_feed_leaves_no_document_behind(config_file, spark, tmp_path):
     source = str(tmp_path / "source")
     _cdf_source(spark, source, [(f"k{i}", doc(i)) for i in range(6)])
-    config = write_config(tmp_path, source, fmt="delta", input={"change_feed": True})
+    config = config_file(tmp_path, RULES_JOB, source=source, fmt="delta",
+                         input={"change_feed": True})
     first = run(spark, config, limit=2)
     assert first.refined == 2 and "stays before source version" in first.render()
     second = run(spark, config)
@@ -50,13 +50,13 @@ def test_limit_with_change_feed_leaves_no_document_behind(spark, tmp_path):
     assert run(spark, config).documents_in == 0
 
 
-def test_content_ids_follow_updates_through_the_change_feed(spark, tmp_path):
+def test_content_ids_follow_updates_through_the_change_feed(config_file, spark, tmp_path):
     from delta.tables import DeltaTable
 
     source = str(tmp_path / "source")
     _cdf_source(spark, source, [("r1", doc(1)), ("r2", doc(2)), ("r3", doc(3)),
                                 ("r4", doc(3))], "key string, text string")
-    config = write_config(tmp_path, source, fmt="delta",
+    config = config_file(tmp_path, RULES_JOB, source=source, fmt="delta",
                           input={"change_feed": True, "id_column": None})
     run(spark, config)
     assert sorted(table(spark, tmp_path / "refined")) == sorted(
@@ -70,18 +70,15 @@ def test_content_ids_follow_updates_through_the_change_feed(spark, tmp_path):
         content_id(t) for t in (doc(1, 1), doc(2), doc(3), doc(4)))
 
 
-def test_a_local_output_table_outlives_the_run(spark, tmp_path, monkeypatch):
+def test_a_local_output_table_outlives_the_run(config_file, spark, tmp_path, monkeypatch):
     from prox_spark.io.delta import TableRef, table_exists
 
     monkeypatch.chdir(tmp_path)
     corpus = tmp_path / "c.jsonl"
     corpus.write_text("".join(json.dumps({"id": f"k{i}", "text": doc(i)}) + "\n"
                               for i in range(3)))
-    raw = {"input": {"path": str(corpus), "format": "jsonl"},
-           "output": {"table": "corpus_refined"}, "stages": ["exact_dedup"],
-           "spark": {"partitions": 1}}
-    path = tmp_path / "job.yaml"
-    path.write_text(yaml.safe_dump(raw))
+    path = config_file(tmp_path, source=corpus, output={"table": "corpus_refined"},
+                       stages=["exact_dedup"], spark={"partitions": 1})
     first = run(spark, path)
     assert first.refined == 3
     folder = tmp_path / "spark-warehouse" / "corpus_refined"

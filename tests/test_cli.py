@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from conftest import CLI
 from prox_spark import __version__
@@ -22,17 +21,15 @@ PROSE = "\n".join(
 )
 
 
-def rules_config(tmp: Path) -> Path:
+# A rules-only job for the `config_file` fixture: one stage, one task.
+RULES = {"stages": [{"gopher_quality": {"min_doc_words": 20}}], "spark": {"partitions": 1}}
+
+
+def write_corpus(tmp: Path) -> Path:
     corpus = tmp / "corpus.jsonl"
     rows = [{"id": "a", "text": PROSE}, {"id": "b", "text": "Too short."}]
     corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    config = {"input": {"path": str(corpus), "format": "jsonl"},
-              "output": {"path": str(tmp / "refined")},
-              "stages": [{"gopher_quality": {"min_doc_words": 20}}],
-              "spark": {"partitions": 1}}
-    path = tmp / "job.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return corpus
 
 
 def test_version(capsys):
@@ -42,8 +39,8 @@ def test_version(capsys):
     assert capsys.readouterr().out.strip() == f"prox-spark {__version__}"
 
 
-def test_limit_and_all_together_are_refused_naming_both(tmp_path, capsys):
-    config = rules_config(tmp_path)
+def test_limit_and_all_together_are_refused_naming_both(config_file, tmp_path, capsys):
+    config = config_file(tmp_path, RULES, source=write_corpus(tmp_path))
     with pytest.raises(SystemExit) as done:
         main(["run", str(config), "--limit", "5", "--all"])
     assert done.value.code == 2
@@ -65,11 +62,13 @@ def _cli(args: list[str], tmp: Path) -> tuple[subprocess.CompletedProcess[str], 
 
 
 @pytest.mark.spark
-def test_report_takes_the_metrics_path_and_leaves_no_temp_folder(spark, tmp_path, capsys):
+def test_report_takes_the_metrics_path_and_leaves_no_temp_folder(config_file, spark, tmp_path,
+                                                                  capsys):
     from prox_spark.config import load_config
     from prox_spark.pipeline import run_pipeline
 
-    config = load_config(rules_config(tmp_path), {"output": str(tmp_path / "out")})
+    config = load_config(config_file(tmp_path, RULES, source=write_corpus(tmp_path)),
+                         {"output": str(tmp_path / "out")})
     run_pipeline(config, spark)
     for given in ("out", "out_metrics"):
         page = tmp_path / f"{given}.html"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from refresh_helpers import doc, write_config, write_jsonl
+from refresh_helpers import RULES_JOB, doc, write_jsonl
 
 pytestmark = pytest.mark.spark
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,10 +36,11 @@ def _commits(table: Path) -> int:
     # A scheduler cancelling the job (Databricks, Airflow) sends SIGTERM.
     (signal.SIGTERM, 143, "stopped by SIGTERM"),
 ])
-def test_ctrl_c_is_one_line_exit_130_and_keeps_committed_batches(tmp_path, signum, code, what):
+def test_ctrl_c_is_one_line_exit_130_and_keeps_committed_batches(config_file, tmp_path, signum,
+                                                                 code, what):
     corpus = write_jsonl(tmp_path / "c.jsonl",
                          [{"id": f"k{i:02d}", "text": doc(i)} for i in range(40)])
-    config = write_config(tmp_path, corpus, commit_every=1)
+    config = config_file(tmp_path, RULES_JOB, source=corpus, commit_every=1)
     refined = tmp_path / "refined"
     proc = subprocess.Popen([sys.executable, "-m", "prox_spark.cli", "run", str(config)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -70,11 +71,11 @@ def test_ctrl_c_is_one_line_exit_130_and_keeps_committed_batches(tmp_path, signu
     assert len(batches) == committed
 
 
-def test_spark_submit_without_delta_says_how_to_add_it(tmp_path):
+def test_spark_submit_without_delta_says_how_to_add_it(config_file, tmp_path):
     import pyspark
 
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"id": "a", "text": doc(1)}])
-    config = write_config(tmp_path, corpus)
+    config = config_file(tmp_path, RULES_JOB, source=corpus)
     submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
     done = subprocess.run(
         [str(submit), "--master", "local[1]", "--conf", "spark.ui.enabled=false",

@@ -12,7 +12,7 @@ import pytest
 from prox_spark.config import load_config
 from prox_spark.pipeline import run_pipeline
 from prox_spark.stages.dedup import clusters, dedup_hash, minhash_signature, simplify
-from refresh_helpers import doc, table, write_config, write_jsonl
+from refresh_helpers import RULES_JOB, doc, table, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 FORT, BANANA = "यह किला है।", "यह केला है।"
@@ -56,10 +56,10 @@ PROSE = "\n".join([
 
 
 @pytest.mark.spark
-def test_rules_only_config_keeps_one_survivor_of_copies(spark, tmp_path):
+def test_rules_only_config_keeps_one_survivor_of_copies(config_file, spark, tmp_path):
     import yaml
 
-    raw = yaml.safe_load((ROOT / "conf" / "rules_only.yaml").read_text())
+    shipped = yaml.safe_load((ROOT / "conf" / "rules_only.yaml").read_text())
     # Three copies with one simplified text; the first by id is one that a
     # rule drops (too many "#"), so dedup before the rules would keep no copy.
     hashes = "\n".join("## " + line for line in PROSE.split("\n"))
@@ -69,11 +69,9 @@ def test_rules_only_config_keeps_one_survivor_of_copies(spark, tmp_path):
                                                 {"id": "c-lf", "text": PROSE},
                                                 {"id": "d-fort", "text": FORT},
                                                 {"id": "e-banana", "text": BANANA}])
-    raw["input"]["path"] = str(corpus)
-    raw["output"]["path"] = str(tmp_path / "refined")
-    raw["spark"]["partitions"] = 1
-    config = tmp_path / "rules.yaml"
-    config.write_text(yaml.safe_dump(raw))
+    config = config_file(tmp_path, shipped, name="rules.yaml",
+                         input={"path": str(corpus)}, output=tmp_path / "refined",
+                         spark={**shipped["spark"], "partitions": 1})
     run_pipeline(load_config(config), spark)
     rows = table(spark, tmp_path / "refined")
     assert rows["a-hash"].status == "dropped" and rows["a-hash"].duplicate_of is None
@@ -90,7 +88,7 @@ def test_rules_only_config_keeps_one_survivor_of_copies(spark, tmp_path):
 
 
 @pytest.mark.spark
-def test_near_dup_chain_names_the_cluster_keeper(spark, tmp_path):
+def test_near_dup_chain_names_the_cluster_keeper(config_file, spark, tmp_path):
     base = [f"w{j}" for j in range(40)]
     # a~b and b~c are similar, a and c are not: one cluster, one keeper.
     a = " ".join(base)
@@ -105,7 +103,7 @@ def test_near_dup_chain_names_the_cluster_keeper(spark, tmp_path):
                                                 {"id": "p2", "text": "..."}])
     stages = [{"near_dedup": {"threshold": 0.65, "ngram": 1, "bands": 50, "rows": 2}},
               "exact_dedup"]
-    run_pipeline(load_config(write_config(tmp_path, corpus, stages=stages)), spark)
+    run_pipeline(load_config(config_file(tmp_path, RULES_JOB, source=corpus, stages=stages)), spark)
     rows = table(spark, tmp_path / "refined")
     assert rows["a"].duplicate_of is None and rows["a"].status == "kept"
     assert (rows["b"].duplicate_of, rows["c"].duplicate_of) == ("a", "a")
@@ -115,14 +113,15 @@ def test_near_dup_chain_names_the_cluster_keeper(spark, tmp_path):
 
 @pytest.mark.spark
 @pytest.mark.parametrize("kind", ["near_dedup", "exact_dedup"])
-def test_priority_of_any_orderable_type_nulls_last(spark, tmp_path, kind):
+def test_priority_of_any_orderable_type_nulls_last(config_file, spark, tmp_path, kind):
     source = str(tmp_path / "source")
     rows = [("a", doc(1), None), ("b", doc(1), "2024-05-01"), ("c", doc(1), "2023-01-31"),
             ("d", doc(2), None), ("e", doc(2), None)]
     spark.createDataFrame(rows, "id string, text string, crawled string").write.format(
         "delta").save(source)
     stages = [{kind: {"priority": "crawled"}}]
-    run_pipeline(load_config(write_config(tmp_path, source, fmt="delta", stages=stages)), spark)
+    run_pipeline(load_config(config_file(tmp_path, RULES_JOB, source=source, fmt="delta",
+                                         stages=stages)), spark)
     out = table(spark, tmp_path / "refined")
     assert out["c"].duplicate_of is None and out["c"].text == doc(1)
     assert (out["a"].duplicate_of, out["b"].duplicate_of) == ("c", "c")

@@ -154,15 +154,14 @@ class RecordingEngine(Engine):
         return super().generate(prompts, max_new_tokens)
 
 
-def test_the_chunk_lines_budget_plus_frame_and_answer_fit_the_context(refiner_config,
+def test_the_chunk_lines_budget_plus_frame_and_answer_fit_the_context(config_file,
+                                                                      refiner_config,
                                                                       tmp_path):
     """Issue 35, item 3: chunking keeps the reference's budget for the lines;
     the config refuses lines + frame + max_new_tokens beyond max_model_len,
     and at the limit it accepts, every prompt of a document whose every chunk
     is full reaches the engine with room for the whole answer."""
     import random
-
-    import yaml
 
     from prox_spark.config import ConfigError, load_config
     from prox_spark.generation.batch import chunk_programs
@@ -179,15 +178,12 @@ def test_the_chunk_lines_budget_plus_frame_and_answer_fit_the_context(refiner_co
     corpus.write_text('{"id": 1, "text": "hello"}\n')
 
     def config(lines_budget: int, doc_prompt_tokens: int = 2000):
-        raw = {"input": {"path": str(corpus), "format": "jsonl"},
-               "output": {"path": str(tmp_path / "out")},
-               "doc_model": {"model": refiner_config.model, "max_new_tokens": 16,
-                             "max_prompt_tokens": doc_prompt_tokens},
-               "chunk_model": {"model": refiner_config.model, "max_new_tokens": new,
-                               "max_prompt_tokens": lines_budget}}
-        path = tmp_path / "conf.yaml"
-        path.write_text(yaml.safe_dump(raw))
-        return load_config(path)
+        return load_config(config_file(
+            tmp_path, source=corpus, output=tmp_path / "out", name="conf.yaml",
+            doc_model={"model": refiner_config.model, "max_new_tokens": 16,
+                       "max_prompt_tokens": doc_prompt_tokens},
+            chunk_model={"model": refiner_config.model, "max_new_tokens": new,
+                         "max_prompt_tokens": lines_budget}))
 
     with pytest.raises(ConfigError, match=rf"lines' budget max_prompt_tokens \({budget + 1}\) "
                        rf"\+ the prompt frame \({frame} tokens.*exceeds max_model_len"):

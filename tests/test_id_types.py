@@ -16,7 +16,7 @@ from prox_spark.errors import SourceError
 from prox_spark.io.delta import table_version
 from prox_spark.io.records import parse_line
 from prox_spark.pipeline import run_pipeline
-from refresh_helpers import doc, table, write_config
+from refresh_helpers import RULES_JOB, doc, table
 
 pytestmark = pytest.mark.spark
 
@@ -31,10 +31,10 @@ def _write(spark, path: Path, fmt: str, ids: list, schema: str) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "delta"])
-def test_int_then_double_with_nan_then_int_refines_nothing_again(spark, tmp_path, fmt):
+def test_int_then_double_with_nan_then_int_refines_nothing_again(config_file, spark, tmp_path, fmt):
     source, out = tmp_path / "src", tmp_path / "refined"
     _write(spark, source, fmt, [1, 2, 3, 4], "id long, text string")
-    config = load_config(write_config(tmp_path, source, fmt=fmt, output=out))
+    config = load_config(config_file(tmp_path, RULES_JOB, source=source, fmt=fmt, output=out))
     first = run_pipeline(config, spark)
     assert first.refined == 4 and sorted(table(spark, out)) == ["1", "2", "3", "4"]
 
@@ -54,10 +54,11 @@ def test_int_then_double_with_nan_then_int_refines_nothing_again(spark, tmp_path
     assert sorted(table(spark, out)) == ["1", "2", "3", "4"]
 
 
-def test_a_non_integral_float_id_is_an_error_naming_the_column(spark, tmp_path, capsys):
+def test_a_non_integral_float_id_is_an_error_naming_the_column(config_file, spark, tmp_path,
+                                                               capsys):
     source, out = tmp_path / "src", tmp_path / "refined"
     _write(spark, source, "parquet", [1.0, 1.5], "doc_id double, text string")
-    path = write_config(tmp_path, source, fmt="parquet", output=out,
+    path = config_file(tmp_path, RULES_JOB, source=source, fmt="parquet", output=out,
                         input={"id_column": "doc_id"})
     with pytest.raises(SourceError, match=r"'doc_id'.*double.*1\.5.*Cast the column") as err:
         run_pipeline(load_config(path), spark)
@@ -68,9 +69,9 @@ def test_a_non_integral_float_id_is_an_error_naming_the_column(spark, tmp_path, 
     assert not out.exists()
 
 
-def test_a_type_change_that_changes_stored_ids_is_refused(spark, tmp_path, capsys):
+def test_a_type_change_that_changes_stored_ids_is_refused(config_file, spark, tmp_path, capsys):
     source, out = tmp_path / "src", tmp_path / "refined"
-    path = write_config(tmp_path, source, fmt="delta", output=out)
+    path = config_file(tmp_path, RULES_JOB, source=source, fmt="delta", output=out)
     _write(spark, source, "delta", [1, 2], "id long, text string")
     run_pipeline(load_config(path), spark)
     before = table_version(spark, load_config(path).output)
@@ -95,11 +96,11 @@ def test_jsonl_integral_float_ids_are_the_integer():
     assert half.text is None and "7.5" in half.error
 
 
-def test_a_float_id_beyond_38_digits_is_no_id_not_a_fraction(spark, tmp_path):
+def test_a_float_id_beyond_38_digits_is_no_id_not_a_fraction(config_file, spark, tmp_path):
     source, out = tmp_path / "src", tmp_path / "refined"
     _write(spark, source, "parquet", [1.0, 1e300], "id double, text string")
-    summary = run_pipeline(load_config(write_config(tmp_path, source, fmt="parquet",
-                                                    output=out)), spark)
+    summary = run_pipeline(load_config(config_file(tmp_path, RULES_JOB, source=source,
+                                                   fmt="parquet", output=out)), spark)
     rows = table(spark, out)
     assert summary.refined == 2 and "1" in rows
     (big,) = [r for i, r in rows.items() if i.startswith("row:")]

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from conftest import CLI
 from prox_spark.config import load_config
@@ -43,22 +42,6 @@ def write_corpus(path: Path) -> Path:
     return path
 
 
-def write_config(tmp: Path, model: str, **extra) -> Path:
-    engine = {"model": model, "dtype": "float32", "kv_cache_gib": 0.25,
-              "enforce_eager": True, "max_num_seqs": 32}
-    raw = {
-        "input": {"path": str(write_corpus(tmp / "corpus.jsonl")), "format": "jsonl"},
-        "output": {"path": str(tmp / "refined")},
-        "doc_model": {**engine, "max_new_tokens": 16},
-        "chunk_model": {**engine, "max_new_tokens": 64},
-        "spark": {"partitions": 2},
-        **extra,
-    }
-    path = tmp / "job.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
 def snapshot(spark, ref: TableRef) -> dict[str, tuple]:
     rows = read_table(spark, ref).collect()
     return {
@@ -68,8 +51,10 @@ def snapshot(spark, ref: TableRef) -> dict[str, tuple]:
     }
 
 
-def test_jsonl_to_refined_delta_table_and_rerun_changes_nothing(spark, model_dir, tmp_path):
-    config = load_config(write_config(tmp_path, model_dir))
+def test_jsonl_to_refined_delta_table_and_rerun_changes_nothing(config_file, spark, model_dir,
+                                                                tmp_path):
+    config = load_config(config_file(tmp_path, source=write_corpus(tmp_path / "corpus.jsonl"),
+                                     models=model_dir, spark={"partitions": 2}))
     summary = run_pipeline(config, spark)
 
     table = {r.id: r for r in read_table(spark, config.output).collect()}
@@ -149,12 +134,14 @@ def render_in_chromium(page: Path, tmp: Path) -> tuple[str, list[str]]:
     return done.stdout, done.stderr.splitlines()
 
 
-def test_program_applier_reruns_stored_programs_without_a_model(spark, model_dir, tmp_path):
+def test_program_applier_reruns_stored_programs_without_a_model(config_file, spark, model_dir,
+                                                                tmp_path):
     from prox_spark.generation.engine import engines_created
     from prox_spark.program import ChunkPolicy, refine_document
     from prox_spark.stages import ProgramApplier
 
-    config = load_config(write_config(tmp_path, model_dir))
+    config = load_config(config_file(tmp_path, source=write_corpus(tmp_path / "corpus.jsonl"),
+                                     models=model_dir, spark={"partitions": 2}))
     run_pipeline(config, spark)
     source = spark.read.json(str(tmp_path / "corpus.jsonl")).selectExpr("id", "text")
     stored = read_table(spark, config.output).select("id", "doc_program", "chunk_programs")
@@ -182,9 +169,10 @@ def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 # The `prox-spark` command runs the main job on a cluster in
 # tests/test_gpu_cluster.py; here the spark-submit job file.
 @pytest.mark.parametrize("entry", ["spark-job"])
-def test_entry_points_run_the_pipeline(entry, model_dir, tmp_path):
+def test_entry_points_run_the_pipeline(config_file, entry, model_dir, tmp_path):
     # One partition: a single Python worker builds a single engine.
-    config = write_config(tmp_path, "unused/unused", limit=3, spark={"partitions": 1})
+    config = config_file(tmp_path, source=write_corpus(tmp_path / "corpus.jsonl"),
+                         models="unused/unused", limit=3, spark={"partitions": 1})
     out = tmp_path / "cli-out"
     overrides = ["--doc-model", model_dir, "--chunk-model", model_dir, "--output", str(out)]
     if entry == "console":

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from prox_spark.config import load_config
 from prox_spark.io.delta import read_table
@@ -19,18 +18,14 @@ PROSE = "\n".join(
 )
 
 
-def write(tmp: Path, rows: list[dict], **raw) -> Path:
+def write_corpus(tmp: Path, rows: list[dict]) -> Path:
     corpus = tmp / "corpus.jsonl"
     corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    config = {"input": {"path": str(corpus), "format": "jsonl"},
-              "output": {"path": str(tmp / "refined")}, **raw}
-    path = tmp / "job.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return corpus
 
 
 @pytest.mark.spark
-def test_rules_only_pipeline_records_every_decision(spark, tmp_path):
+def test_rules_only_pipeline_records_every_decision(config_file, spark, tmp_path):
     rows = [
         {"id": "a", "text": PROSE},
         {"id": "b", "text": PROSE.upper()},                        # exact duplicate of a
@@ -38,7 +33,7 @@ def test_rules_only_pipeline_records_every_decision(spark, tmp_path):
         {"id": "d", "text": "Too short."},
     ]
     stages = ["exact_dedup", {"gopher_quality": {"min_doc_words": 20}}, "c4_quality"]
-    config = load_config(write(tmp_path, rows, stages=stages))
+    config = load_config(config_file(tmp_path, source=write_corpus(tmp_path, rows), stages=stages))
     summary = run_pipeline(config, spark)
     table = {r.id: r for r in read_table(spark, config.output).collect()}
     assert sorted(table) == ["a", "b", "c", "d"]
@@ -61,13 +56,13 @@ def test_rules_only_pipeline_records_every_decision(spark, tmp_path):
 
 @pytest.mark.spark
 @pytest.mark.vllm
-def test_rules_run_before_and_after_the_model_stages(spark, trained_model, tmp_path):
+def test_rules_run_before_and_after_the_model_stages(config_file, spark, trained_model, tmp_path):
     model = str(trained_model(training_pairs()))
     engine = {"model": model, "dtype": "float32", "kv_cache_gib": 0.25, "enforce_eager": True}
     rows = [{"id": "spam", "text": SPAM}, {"id": "good", "text": GOOD},
             {"id": "noisy", "text": NOISY}]
-    config = load_config(write(
-        tmp_path, rows,
+    config = load_config(config_file(
+        tmp_path, source=write_corpus(tmp_path, rows),
         doc_model={**engine, "max_new_tokens": 16},
         chunk_model={**engine, "max_new_tokens": 64},
         stages=["fineweb_quality", "prox_doc", "prox_chunk", "gopher_repetition"],
@@ -84,18 +79,3 @@ def test_rules_run_before_and_after_the_model_stages(spark, trained_model, tmp_p
     assert table["good"].doc_program == "keep_doc()"
     assert (table["noisy"].status, table["noisy"].text) == ("edited", NOISY_REFINED)
     assert table["noisy"].rule_edits == []
-
-
-def test_stage_list_errors_name_the_entry(tmp_path):
-    from prox_spark.config import ConfigError
-
-    for stages, message in [
-        (["gopher"], "stages[0]: unknown stage 'gopher'"),
-        (["prox_doc"], "stages[0]: prox_doc needs a doc_model section"),
-        ([{"gopher_quality": {"min_words": 3}}], "stages[0].gopher_quality: "
-                                                 "unknown parameter 'min_words'"),
-        ([{"near_dedup": {"threshold": 2}}], "stages[0].near_dedup: threshold must be"),
-        ([], "stages: expected a non-empty list"),
-    ]:
-        with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
-            load_config(write(tmp_path, [{"id": "x", "text": "y"}], stages=stages))

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from conftest import CLI
 
@@ -52,20 +51,14 @@ def _events(log: Path, kind: str) -> list[dict[str, Any]]:
 
 @pytest.mark.spark
 @pytest.mark.vllm
-def test_run_shows_its_own_lines_and_logs_the_libraries(tiny_model: Path, tmp_path: Path) -> None:
+def test_run_shows_its_own_lines_and_logs_the_libraries(
+        config_file: Any, tiny_model: Path, tmp_path: Path) -> None:
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"id": f"d{i}", "text": text}) + "\n" for i, text in
                               enumerate(["A short line about rivers.\nAnd one about bread.",
                                          "The mill stands by the old bridge.\nBoats pass."])))
-    engine = {"model": str(tiny_model), "dtype": "float32", "kv_cache_gib": 0.25,
-              "enforce_eager": True, "max_num_seqs": 8}
-    config = tmp_path / "job.yaml"
-    config.write_text(yaml.safe_dump({
-        "input": {"path": str(corpus), "format": "jsonl"},
-        "output": {"path": str(tmp_path / "refined")},
-        "doc_model": {**engine, "max_new_tokens": 8},
-        "chunk_model": {**engine, "max_new_tokens": 8},
-        "spark": {"partitions": 1}, "report": False}))
+    config = config_file(tmp_path, source=corpus, models=tiny_model, engine={"max_num_seqs": 8},
+                         new_tokens=(8, 8), spark={"partitions": 1}, report=False)
     log = tmp_path / "engine.jsonl"
     done = subprocess.run([CLI, "run", str(config)], cwd=tmp_path, env=_env(log),
                           capture_output=True, text=True, timeout=900, check=False)

@@ -49,11 +49,25 @@ def test_unreadable_lines_get_an_id_from_the_raw_line(raw, reason):
     assert reason in rec.error
 
 
-def test_invalid_utf8_keeps_a_recoverable_id_but_not_the_text():
+def test_text_that_is_not_unicode_keeps_a_recoverable_id_but_not_the_text():
+    """Invalid UTF-8 bytes, or a lone surrogate escape (valid JSON, but no
+    character): an error record, with the id when the id itself is sound."""
     raw = b'{"id": "u1", "text": "caf\xe9 au lait"}'
     rec = parse_line(raw, "id", "text")
     assert rec.id == "u1" and rec.text is None
     assert "not valid UTF-8 (byte 0xe9" in rec.error
+    lone = b'{"id": "a", "text": "coffee \\ud83d and a quiet place"}'
+    rec = parse_line(lone, "id", "text")
+    assert (rec.id, rec.text) == ("a", None)
+    assert "lone surrogate U+D83D" in rec.error
+    ident = parse_line(b'{"id": "x\\udc00", "text": "fine"}', "id", "text")
+    assert ident.id.startswith("line:") and ident.text is None
+    assert "id holds a lone surrogate" in ident.error
+    # A proper surrogate pair is one character, not an error.
+    pair = parse_line(b'{"id": "p", "text": "smile \\ud83d\\ude00"}', "id", "text")
+    assert (pair.text, pair.error) == ("smile \U0001F600", None)
+    content = parse_line(lone, None, "text")
+    assert content.id.startswith("line:") and "lone surrogate" in content.error
 
 
 def test_ids_with_invalid_utf8_do_not_merge_into_one():

@@ -14,7 +14,7 @@ from prox_spark.config import load_config
 from prox_spark.dry_run import dry_run
 from prox_spark.io.delta import TableRef, merge_batch, read_table, table_version
 from prox_spark.pipeline import CommitFailed, _delete_gone, plan_work, run_pipeline
-from refresh_helpers import doc, table, write_config, write_jsonl
+from refresh_helpers import RULES_JOB, doc, table, write_jsonl
 
 pytestmark = pytest.mark.spark
 
@@ -23,7 +23,7 @@ def run(spark, config_path: Path, **overrides):
     return run_pipeline(load_config(config_path, overrides), spark)
 
 
-def test_bad_records_become_error_rows_and_nothing_collapses(spark, tmp_path):
+def test_bad_records_become_error_rows_and_nothing_collapses(config_file, spark, tmp_path):
     lines = [
         json.dumps({"id": "a", "text": doc(1)}).encode(),
         json.dumps({"id": "b", "text": doc(2)}).encode(),
@@ -42,7 +42,7 @@ def test_bad_records_become_error_rows_and_nothing_collapses(spark, tmp_path):
     ]
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_bytes(b"\n".join(lines) + b"\n")
-    config = write_config(tmp_path, corpus)
+    config = config_file(tmp_path, RULES_JOB, source=corpus)
     summary = run(spark, config)
     rows = table(spark, tmp_path / "refined")
     good = {"a", "b", "c", "e"}
@@ -69,22 +69,24 @@ def test_bad_records_become_error_rows_and_nothing_collapses(spark, tmp_path):
 
 
 @pytest.mark.parametrize("rule, expected", [("first", 5), ({"last_by": "v"}, 4)])
-def test_duplicate_ids_resolved_by_the_configured_rule(spark, tmp_path, rule, expected):
+def test_duplicate_ids_resolved_by_the_configured_rule(config_file, spark, tmp_path, rule,
+                                                       expected):
     corpus = write_jsonl(tmp_path / "c.jsonl", [
         {"id": "d", "text": doc(5), "v": 1},
         {"id": "d", "text": doc(4), "v": 9},
         {"id": "d", "text": doc(6), "v": 3},
     ])
-    summary = run(spark, write_config(tmp_path, corpus, input={"on_duplicate_id": rule}))
+    summary = run(spark, config_file(tmp_path, RULES_JOB, source=corpus,
+                                     input={"on_duplicate_id": rule}))
     rows = table(spark, tmp_path / "refined")
     assert rows["d"].text == doc(expected)
     assert (summary.duplicate_records, summary.conflicting_ids) == (2, 1)
 
 
-def test_source_changes_refine_and_delete_exactly_those_rows(spark, tmp_path):
+def test_source_changes_refine_and_delete_exactly_those_rows(config_file, spark, tmp_path):
     base = [{"id": f"k{i:02d}", "text": doc(i)} for i in range(20)]
     corpus = write_jsonl(tmp_path / "c.jsonl", base)
-    config = write_config(tmp_path, corpus, commit_every=7)
+    config = config_file(tmp_path, RULES_JOB, source=corpus, commit_every=7)
     first = run(spark, config)
     assert (first.refined, first.batches) == (20, 3)
     assert (first.new_documents, first.changed_documents) == (20, 0)
@@ -120,24 +122,25 @@ def test_source_changes_refine_and_delete_exactly_those_rows(spark, tmp_path):
     assert run(spark, config).refined == 0
 
 
-def test_keep_leaves_rows_of_deleted_documents(spark, tmp_path):
+def test_keep_leaves_rows_of_deleted_documents(config_file, spark, tmp_path):
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"id": "a", "text": doc(1)},
                                                 {"id": "b", "text": doc(2)}])
-    config = write_config(tmp_path, corpus, input={"on_source_delete": "keep"})
+    config = config_file(tmp_path, RULES_JOB, source=corpus, input={"on_source_delete": "keep"})
     run(spark, config)
     write_jsonl(corpus, [{"id": "a", "text": doc(1)}])
     assert run(spark, config).deleted == 0
     assert sorted(table(spark, tmp_path / "refined")) == ["a", "b"]
 
 
-def test_change_feed_source_reads_only_what_changed(spark, tmp_path):
+def test_change_feed_source_reads_only_what_changed(config_file, spark, tmp_path):
     from delta.tables import DeltaTable
 
     source = str(tmp_path / "source")
     rows = [(f"k{i:02d}", doc(i)) for i in range(20)]
     (spark.createDataFrame(rows, "id string, text string").write.format("delta")
      .option("delta.enableChangeDataFeed", "true").save(source))
-    config = write_config(tmp_path, source, fmt="delta", input={"change_feed": True})
+    config = config_file(tmp_path, RULES_JOB, source=source, fmt="delta",
+                         input={"change_feed": True})
     first = run(spark, config)
     assert (first.documents_in, first.refined) == (20, 20)
     before = table(spark, tmp_path / "refined")
@@ -162,20 +165,21 @@ def test_change_feed_source_reads_only_what_changed(spark, tmp_path):
     assert (third.documents_in, third.refined, third.deleted) == (0, 0, 0)
 
 
-def test_change_feed_must_be_enabled_on_the_source(spark, tmp_path):
+def test_change_feed_must_be_enabled_on_the_source(config_file, spark, tmp_path):
     from prox_spark.config import ConfigError
 
     source = str(tmp_path / "plain")
     spark.createDataFrame([("a", doc(1))], "id string, text string").write.format(
         "delta").save(source)
     with pytest.raises(ConfigError, match="enableChangeDataFeed"):
-        run(spark, write_config(tmp_path, source, fmt="delta", input={"change_feed": True}))
+        run(spark, config_file(tmp_path, RULES_JOB, source=source, fmt="delta",
+                               input={"change_feed": True}))
 
 
-def test_new_copies_of_refined_documents_are_the_ones_dropped(spark, tmp_path):
+def test_new_copies_of_refined_documents_are_the_ones_dropped(config_file, spark, tmp_path):
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"id": "m-old", "text": doc(1)},
                                                 {"id": "z-other", "text": doc(2)}])
-    config = write_config(tmp_path, corpus, stages=["exact_dedup", "near_dedup"])
+    config = config_file(tmp_path, RULES_JOB, source=corpus, stages=["exact_dedup", "near_dedup"])
     run(spark, config)
     before = table(spark, tmp_path / "refined")
     near = doc(1).replace("line 3:", "line three:")
@@ -191,18 +195,19 @@ def test_new_copies_of_refined_documents_are_the_ones_dropped(spark, tmp_path):
     assert after["m-old"] == before["m-old"]
 
 
-def test_duplicate_of_survives_exact_then_near_dedup(spark, tmp_path):
+def test_duplicate_of_survives_exact_then_near_dedup(config_file, spark, tmp_path):
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"id": "a", "text": doc(1)},
                                                 {"id": "b", "text": doc(1)}])
-    run(spark, write_config(tmp_path, corpus, stages=["exact_dedup", "near_dedup"]))
+    run(spark, config_file(tmp_path, RULES_JOB, source=corpus,
+                           stages=["exact_dedup", "near_dedup"]))
     assert table(spark, tmp_path / "refined")["b"].duplicate_of == "a"
 
 
-def test_stale_dedup_decisions_are_taken_again(spark, tmp_path):
+def test_stale_dedup_decisions_are_taken_again(config_file, spark, tmp_path):
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"id": "a", "text": doc(1)},
                                                 {"id": "b", "text": doc(1)},
                                                 {"id": "c", "text": doc(1)}])
-    config = write_config(tmp_path, corpus)
+    config = config_file(tmp_path, RULES_JOB, source=corpus)
     run(spark, config)
     rows = table(spark, tmp_path / "refined")
     assert (rows["b"].duplicate_of, rows["c"].duplicate_of) == ("a", "a")
@@ -222,10 +227,10 @@ def test_stale_dedup_decisions_are_taken_again(spark, tmp_path):
     assert (rows["c"].text, rows["c"].duplicate_of) == (doc(1), None)
 
 
-def test_limit_takes_pending_documents_so_a_schedule_moves_forward(spark, tmp_path):
+def test_limit_takes_pending_documents_so_a_schedule_moves_forward(config_file, spark, tmp_path):
     corpus = write_jsonl(tmp_path / "c.jsonl",
                          [{"id": f"k{i}", "text": doc(i)} for i in range(10)])
-    config = write_config(tmp_path, corpus)
+    config = config_file(tmp_path, RULES_JOB, source=corpus)
     runs = [run(spark, config, limit=4) for _ in range(4)]
     assert [r.refined for r in runs] == [4, 4, 2, 0]
     assert [r.already_refined for r in runs] == [0, 4, 8, 10]
@@ -233,26 +238,26 @@ def test_limit_takes_pending_documents_so_a_schedule_moves_forward(spark, tmp_pa
     assert len(table(spark, tmp_path / "refined")) == 10
 
 
-def test_empty_input_is_a_successful_run(spark, tmp_path):
+def test_empty_input_is_a_successful_run(config_file, spark, tmp_path):
     corpus = tmp_path / "empty.jsonl"
     corpus.write_text("")
-    summary = run(spark, write_config(tmp_path, corpus))
+    summary = run(spark, config_file(tmp_path, RULES_JOB, source=corpus))
     assert (summary.documents_in, summary.refined) == (0, 0)
     assert "holds no documents" in summary.render()
 
 
-def test_rules_only_runs_count_words(spark, tmp_path):
+def test_rules_only_runs_count_words(config_file, spark, tmp_path):
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"id": "a", "text": doc(1)},
                                                 {"id": "b", "text": doc(1)}])
-    summary = run(spark, write_config(tmp_path, corpus))
+    summary = run(spark, config_file(tmp_path, RULES_JOB, source=corpus))
     words = len(doc(1).split())
     assert (summary.words_before, summary.words_after) == (2 * words, words)
 
 
-def test_an_older_table_gains_new_columns_without_a_rewrite(spark, tmp_path):
+def test_an_older_table_gains_new_columns_without_a_rewrite(config_file, spark, tmp_path):
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"id": "a", "text": doc(1)},
                                                 {"id": "b", "text": doc(2)}])
-    config = write_config(tmp_path, corpus)
+    config = config_file(tmp_path, RULES_JOB, source=corpus)
     run(spark, config)
     out = str(tmp_path / "refined")
     old = read_table(spark, TableRef(path=out)).drop("dedup_hash", "minhash")
@@ -271,10 +276,10 @@ def test_an_older_table_gains_new_columns_without_a_rewrite(spark, tmp_path):
     assert files <= set(upgraded.inputFiles())  # the old rows' files were not rewritten
 
 
-def test_metrics_come_from_the_commits_exactly_once(spark, tmp_path):
+def test_metrics_come_from_the_commits_exactly_once(config_file, spark, tmp_path):
     corpus = write_jsonl(tmp_path / "c.jsonl",
                          [{"id": f"k{i}", "text": doc(i)} for i in range(9)])
-    config = write_config(tmp_path, corpus, commit_every=4)
+    config = config_file(tmp_path, RULES_JOB, source=corpus, commit_every=4)
     summary = run(spark, config)
     metrics = str(tmp_path / "refined_metrics")
     rows = spark.read.format("delta").load(metrics).collect()
@@ -293,9 +298,9 @@ def test_metrics_come_from_the_commits_exactly_once(spark, tmp_path):
     assert len([r for r in rows if r.kind == "batch"]) == 3
 
 
-def test_a_batch_merge_is_applied_once_per_app_id_and_version(spark, tmp_path):
+def test_a_batch_merge_is_applied_once_per_app_id_and_version(config_file, spark, tmp_path):
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"id": "a", "text": doc(1)}])
-    run(spark, write_config(tmp_path, corpus))
+    run(spark, config_file(tmp_path, RULES_JOB, source=corpus))
     ref = TableRef(path=str(tmp_path / "refined"))
     row = read_table(spark, ref)
     from pyspark.sql import functions as F
@@ -311,14 +316,15 @@ def test_a_batch_merge_is_applied_once_per_app_id_and_version(spark, tmp_path):
     assert read_table(spark, ref).collect()[0].text == "second"
 
 
-def test_typed_sources_check_ids_and_text_types_per_row(spark, tmp_path):
+def test_typed_sources_check_ids_and_text_types_per_row(config_file, spark, tmp_path):
     ints = str(tmp_path / "ints.parquet")
     spark.createDataFrame([(1, 12345), (2, 678)], "id long, text long").write.parquet(ints)
-    summary = run(spark, write_config(tmp_path, ints, fmt="parquet"))
+    summary = run(spark, config_file(tmp_path, RULES_JOB, source=ints, fmt="parquet"))
     rows = table(spark, tmp_path / "refined")
     assert sorted(rows) == ["1", "2"] and summary.invalid_rows == 2
     assert "text is a bigint, not a string" in rows["1"].error
-    cast = run(spark, write_config(tmp_path, ints, fmt="parquet", input={"cast_text": True},
+    cast = run(spark, config_file(tmp_path, RULES_JOB, source=ints, fmt="parquet",
+                                  input={"cast_text": True},
                                    output=tmp_path / "cast"))
     assert cast.invalid_rows == 0
     assert table(spark, tmp_path / "cast")["1"].text == "12345"
@@ -326,14 +332,14 @@ def test_typed_sources_check_ids_and_text_types_per_row(spark, tmp_path):
     nulls = str(tmp_path / "nulls.parquet")
     spark.createDataFrame([(None, doc(1)), ("", doc(2)), ("ok", doc(3))],
                           "id string, text string").write.parquet(nulls)
-    run(spark, write_config(tmp_path, nulls, fmt="parquet", output=tmp_path / "n"))
+    run(spark, config_file(tmp_path, RULES_JOB, source=nulls, fmt="parquet", output=tmp_path / "n"))
     rows = table(spark, tmp_path / "n")
     derived = sorted(i for i in rows if i.startswith("row:"))
     assert len(rows) == 3 and len(derived) == 2 and rows["ok"].error is None
     assert all("record has no id" in rows[i].error for i in derived)
 
 
-def test_copies_in_the_batch_after_one_being_committed_are_found(spark, tmp_path):
+def test_copies_in_the_batch_after_one_being_committed_are_found(config_file, spark, tmp_path):
     """Batch k is committed in the background while batch k+1 is refined;
     k+1's dedup must count k's rows as committed (exact and near copies of
     them, and of a batch two back, are dropped as in one batch)."""
@@ -343,8 +349,9 @@ def test_copies_in_the_batch_after_one_being_committed_are_found(spark, tmp_path
     rows[10]["text"] = doc(1)                                     # two batches back
     corpus = write_jsonl(tmp_path / "c.jsonl", rows)
     stages = ["exact_dedup", "near_dedup"]
-    batched = run(spark, write_config(tmp_path, corpus, stages=stages, commit_every=4))
-    one = run(spark, write_config(tmp_path, corpus, stages=stages,
+    batched = run(spark, config_file(tmp_path, RULES_JOB, source=corpus, stages=stages,
+                                     commit_every=4))
+    one = run(spark, config_file(tmp_path, RULES_JOB, source=corpus, stages=stages,
                                   output=tmp_path / "one", name="one.yaml"))
     assert (batched.batches, one.batches) == (3, 1)
     got, want = table(spark, tmp_path / "refined"), table(spark, tmp_path / "one")
@@ -354,13 +361,13 @@ def test_copies_in_the_batch_after_one_being_committed_are_found(spark, tmp_path
         "k05": "k02", "k09": "k06", "k10": "k01"}
 
 
-def test_a_failed_commit_stops_the_run_before_the_batches_after_it(spark, tmp_path):
+def test_a_failed_commit_stops_the_run_before_the_batches_after_it(config_file, spark, tmp_path):
     """A batch whose MERGE fails (here Delta refuses rows against a CHECK
     constraint) stops the run: the batch refined meanwhile is not committed,
     nothing is lost, and a run after the cause is fixed refines the rest."""
     corpus = write_jsonl(tmp_path / "c.jsonl",
                          [{"id": f"k{i:02d}", "text": doc(i)} for i in range(4)])
-    config = write_config(tmp_path, corpus, commit_every=4)
+    config = config_file(tmp_path, RULES_JOB, source=corpus, commit_every=4)
     run(spark, config)
     out = tmp_path / "refined"
     spark.sql(f"ALTER TABLE delta.`{out}` ADD CONSTRAINT before_k08 CHECK (id < 'k08')")

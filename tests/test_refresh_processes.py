@@ -15,7 +15,7 @@ import pytest
 from conftest import CLI
 from prox_spark.config import load_config
 from prox_spark.pipeline import run_pipeline
-from refresh_helpers import doc, table, write_config, write_jsonl
+from refresh_helpers import RULES_JOB, doc, table, write_jsonl
 
 pytestmark = pytest.mark.spark
 DOCS = 20
@@ -52,9 +52,9 @@ def corpus(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def expected(spark, corpus, tmp_path_factory) -> dict:
+def expected(config_file, spark, corpus, tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("uninterrupted")
-    config = write_config(tmp, corpus, commit_every=EVERY)
+    config = config_file(tmp, RULES_JOB, source=corpus, commit_every=EVERY)
     run_pipeline(load_config(config), spark)
     return {i: (r.text, r.status, r.duplicate_of) for i, r in table(spark, tmp / "refined").items()}
 
@@ -74,12 +74,13 @@ def run_until(config: Path, cwd: Path, pattern: str, delay: float) -> list[str]:
     pytest.fail(f"never saw {pattern!r}:\n{''.join(seen)[-3000:]}")
 
 
-def test_a_killed_refresh_resumes_without_loss_or_redone_batches(
+def test_a_killed_refresh_resumes_without_loss_or_redone_batches(config_file,
         spark, corpus, expected, tmp_path):
     """Three kills in a row, each followed by a run that resumes: after the
     first commit, during a MERGE, and after the last commit."""
     # A run killed mid-MERGE holds its batch's claim until the lease lapses.
-    config = write_config(tmp_path, corpus, commit_every=EVERY, claim_lease_seconds=LEASE)
+    config = config_file(tmp_path, RULES_JOB, source=corpus, commit_every=EVERY,
+                         claim_lease_seconds=LEASE)
     out = tmp_path / "refined"
     total = DOCS + 1
     moments = [(r"batch 1 of \d+ committed", 0.0),      # between two commits
@@ -108,10 +109,10 @@ def test_a_killed_refresh_resumes_without_loss_or_redone_batches(
     assert sum(r.refined for r in batch_rows) == total
 
 
-def test_two_runs_started_together_split_the_work(spark, corpus, expected, tmp_path):
+def test_two_runs_started_together_split_the_work(config_file, spark, corpus, expected, tmp_path):
     """Each run claims a batch before refining it (issue 19): together they
     refine every document once, and the table is one run's."""
-    config = write_config(tmp_path, corpus, commit_every=EVERY)
+    config = config_file(tmp_path, RULES_JOB, source=corpus, commit_every=EVERY)
     jobs = [start(config, tmp_path) for _ in range(2)]
     outputs = [job.communicate(timeout=900)[0] for job in jobs]
     codes = [job.returncode for job in jobs]
@@ -129,7 +130,7 @@ def test_two_runs_started_together_split_the_work(spark, corpus, expected, tmp_p
         assert sum(r.changed_documents + r.refreshed_documents for r in rows) == 0, kind
 
 
-def test_a_dead_runs_claim_blocks_its_batches_only_for_the_lease(
+def test_a_dead_runs_claim_blocks_its_batches_only_for_the_lease(config_file,
         spark, corpus, expected, tmp_path, caplog):
     """A run that died holding a claim left its row in the claims table and
     renews it no more: the next run takes the work once the lease lapses."""
@@ -137,7 +138,7 @@ def test_a_dead_runs_claim_blocks_its_batches_only_for_the_lease(
 
     from prox_spark.io.claims import claim, claims_ref
 
-    config = load_config(write_config(tmp_path, corpus, commit_every=EVERY,
+    config = load_config(config_file(tmp_path, RULES_JOB, source=corpus, commit_every=EVERY,
                                       claim_lease_seconds=LEASE))
     # The dead run had claimed every id ("" to the end) just before dying.
     assert claim(spark, claims_ref(config.output), "dead-batch", "", None, "dead-run", LEASE)
@@ -151,15 +152,15 @@ def test_a_dead_runs_claim_blocks_its_batches_only_for_the_lease(
     assert final == expected
 
 
-def test_without_dedup_a_run_takes_the_batches_no_one_holds_first(spark, corpus, tmp_path,
-                                                                   caplog):
+def test_without_dedup_a_run_takes_the_batches_no_one_holds_first(config_file, spark, corpus,
+                                                                  tmp_path, caplog):
     """No dedup stage: batch order does not matter, so the run refines what
     is free and waits at the end for the batch a dead run still holds."""
     import logging
 
     from prox_spark.io.claims import claim, claims_ref
 
-    config = load_config(write_config(tmp_path, corpus, commit_every=EVERY,
+    config = load_config(config_file(tmp_path, RULES_JOB, source=corpus, commit_every=EVERY,
                                       claim_lease_seconds=LEASE, stages=["c4_quality"]))
     # The dead run held the first batch (ids before k07).
     assert claim(spark, claims_ref(config.output), "dead-batch", "", "k07", "dead-run", LEASE)

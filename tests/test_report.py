@@ -13,7 +13,6 @@ from html import unescape
 from pathlib import Path
 
 import pytest
-import yaml
 
 from prox_spark.report.diff import highlight
 from prox_spark.report.page import ReportData, render
@@ -91,7 +90,7 @@ def test_no_two_labels_overlap_in_a_browser(tmp_path, width):
 
 
 @pytest.mark.spark
-def test_stages_in_run_order_and_every_drop_has_a_reason(spark, tmp_path):
+def test_stages_in_run_order_and_every_drop_has_a_reason(config_file, spark, tmp_path):
     from prox_spark.config import load_config
     from prox_spark.pipeline import run_pipeline
     from prox_spark.report.page import gather
@@ -102,10 +101,7 @@ def test_stages_in_run_order_and_every_drop_has_a_reason(spark, tmp_path):
             {"id": "d", "text": "Too short."}]
     corpus.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"id": "e", "text": 5}\n')
     stages = [{"gopher_quality": {"min_doc_words": 20}}, "c4_quality", "exact_dedup"]
-    config = tmp_path / "job.yaml"
-    config.write_text(yaml.safe_dump({"input": {"path": str(corpus), "format": "jsonl"},
-                                      "output": {"path": str(tmp_path / "refined")},
-                                      "stages": stages, "spark": {"partitions": 1}}))
+    config = config_file(tmp_path, source=corpus, stages=stages, spark={"partitions": 1})
     cfg = load_config(config)
     run_pipeline(cfg, spark)
     data = gather(spark, cfg.output, cfg.metrics, sample=5)

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from prox_spark.config import load_config
 from prox_spark.io.corpus import read_corpus
@@ -26,15 +25,14 @@ PROSE = "\n".join(
 )
 
 
-def write(tmp: Path, lines: list[str], **raw) -> Path:
+# The job of these tests, for the `config_file` fixture with `source=`.
+JOB = {"spark": {"partitions": 1}, "report": False}
+
+
+def write_corpus(tmp: Path, lines: list[str]) -> Path:
     corpus = tmp / "corpus.jsonl"
     corpus.write_text("".join(line + "\n" for line in lines))
-    config = {"input": {"path": str(corpus), "format": "jsonl"},
-              "output": {"path": str(tmp / "refined")}, "spark": {"partitions": 1},
-              "report": False, **raw}
-    path = tmp / "job.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return corpus
 
 
 def rows(*records: dict) -> list[str]:
@@ -56,13 +54,14 @@ def new_york():
     time.tzset()
 
 
-def test_every_drop_says_why_and_times_are_utc_instants(spark, tmp_path, new_york):
+def test_every_drop_says_why_and_times_are_utc_instants(config_file, spark, tmp_path, new_york):
     from pyspark.sql import functions as F
 
     lines = [*rows({"id": "a", "text": PROSE}, {"id": "b", "text": PROSE},
                    {"id": "d", "text": "Too short."}), '{"id": "e", "text": oops']
     stages = [{"gopher_quality": {"min_doc_words": 20}}, "exact_dedup"]
-    config = load_config(write(tmp_path, lines, stages=stages))
+    config = load_config(config_file(tmp_path, JOB, source=write_corpus(tmp_path, lines),
+                                     stages=stages))
     summary = run_pipeline(config, spark)
     table = {r.id: r for r in read_table(spark, config.output).collect()}
     assert table["a"].status == "kept" and table["a"].drop_reason is None
@@ -92,11 +91,12 @@ def _broken_model(tmp: Path) -> str:
     return str(broken)
 
 
-def test_failed_rows_are_not_kept_and_are_retried_up_to_max_attempts(spark, tmp_path):
+def test_failed_rows_are_not_kept_and_are_retried_up_to_max_attempts(config_file, spark, tmp_path):
     engine = {"model": _broken_model(tmp_path), "dtype": "float32", "kv_cache_gib": 0.25}
     lines = rows({"id": "a", "text": GOOD}, {"id": "b", "text": SPAM},
                  {"id": "c", "text": "   "})
-    config = load_config(write(tmp_path, lines, doc_model=engine, max_attempts=2))
+    config = load_config(config_file(tmp_path, JOB, source=write_corpus(tmp_path, lines),
+                                     doc_model=engine, max_attempts=2))
     first = run_pipeline(config, spark)
     table = {r.id: r for r in read_table(spark, config.output).collect()}
     for i, text in (("a", GOOD), ("b", SPAM)):
@@ -122,13 +122,14 @@ def test_failed_rows_are_not_kept_and_are_retried_up_to_max_attempts(spark, tmp_
                                                                               "dropped"}
 
 
-def test_max_failed_fraction_fails_the_run_and_keeps_earlier_batches(spark, tmp_path):
+def test_max_failed_fraction_fails_the_run_and_keeps_earlier_batches(config_file, spark, tmp_path):
     from prox_spark.cli import main
 
     engine = {"model": _broken_model(tmp_path), "dtype": "float32", "kv_cache_gib": 0.25}
     lines = rows({"id": "a1", "text": ""}, {"id": "a2", "text": " "},
                  {"id": "b1", "text": GOOD}, {"id": "b2", "text": SPAM})
-    path = write(tmp_path, lines, doc_model=engine, commit_every=2, max_failed_fraction=0.5)
+    path = config_file(tmp_path, JOB, source=write_corpus(tmp_path, lines), doc_model=engine,
+                       commit_every=2, max_failed_fraction=0.5)
     config = load_config(path)
     assert config.max_failed_fraction == 0.5 and config.max_attempts == 3
     with pytest.raises(TooManyFailed, match="batch 2 of 2: 2 of 2 documents failed"):
@@ -139,21 +140,23 @@ def test_max_failed_fraction_fails_the_run_and_keeps_earlier_batches(spark, tmp_
     assert sorted(r.id for r in read_table(spark, config.output).collect()) == ["a1", "a2"]
 
 
-def test_attempt_settings_are_checked(tmp_path):
+def test_attempt_settings_are_checked(config_file, tmp_path):
     from prox_spark.config import ConfigError
 
     for extra, field in (({"max_attempts": 0}, "max_attempts"),
                          ({"max_failed_fraction": 1.5}, "max_failed_fraction"),
                          ({"max_failed_fraction": "half"}, "max_failed_fraction")):
         with pytest.raises(ConfigError, match=field):
-            load_config(write(tmp_path, rows({"id": "a", "text": PROSE}),
-                              stages=["exact_dedup"], **extra))
+            load_config(config_file(tmp_path, JOB,
+                                    source=write_corpus(tmp_path, rows({"id": "a", "text": PROSE})),
+                                    stages=["exact_dedup"], **extra))
 
 
-def test_failed_rows_are_planned_again_until_max_attempts(spark, tmp_path):
+def test_failed_rows_are_planned_again_until_max_attempts(config_file, spark, tmp_path):
     lines = rows({"id": "a", "text": PROSE}, {"id": "b", "text": PROSE.replace("river", "road")},
                  {"id": "c", "text": PROSE.replace("river", "lane")})
-    config = load_config(write(tmp_path, lines, stages=["exact_dedup"], max_attempts=3))
+    config = load_config(config_file(tmp_path, JOB, source=write_corpus(tmp_path, lines),
+                                     stages=["exact_dedup"], max_attempts=3))
     assert run_pipeline(config, spark).refined == 3
     # As a run whose engine failed would have left them.
     spark.sql(f"UPDATE delta.`{config.output.path}` SET status = 'failed', text = NULL, "

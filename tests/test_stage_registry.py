@@ -67,10 +67,12 @@ def test_every_builtin_parameter_is_typed_documented_and_defaulted():
 @pytest.mark.parametrize(("stage", "field", "message"), [
     ({"gopher_quality": {"min_doc_words": "50"}}, "stages[0].gopher_quality",
      "min_doc_words: expected int or None, got '50'"),
-    ({"near_dedup": {"bands": 2.5}}, "stages[0].near_dedup", "bands: expected int"),
+    ({"near_dedup": {"bands": 2.5}}, "stages[0].near_dedup", "bands: expected int, got 2.5"),
     ({"c4_quality": {"filter_no_terminal_punct": "no"}}, "stages[0].c4_quality",
-     "filter_no_terminal_punct: expected bool"),
-    ({"near_dedup": {"threshold": "0.8"}}, "stages[0].near_dedup", "threshold: expected float"),
+     "filter_no_terminal_punct: expected bool, got 'no'"),
+    ({"near_dedup": {"threshold": "0.8"}}, "stages[0].near_dedup",
+     "threshold: expected float, got '0.8'"),
+    ({"near_dedup": {"threshold": 2}}, "stages[0].near_dedup", "threshold must be"),
     ({"gopher_quality": {"min_words": 3}}, "stages[0].gopher_quality",
      "unknown parameter 'min_words'"),
     ("gopher", "stages[0]", "unknown stage 'gopher'; expected one of prox_doc"),
@@ -82,10 +84,11 @@ def test_every_builtin_parameter_is_typed_documented_and_defaulted():
     ({"exact_dedup": {"priority": "bad name"}}, "stages[0].exact_dedup",
      "not a plain column name"),
     ("prox_doc", "stages[0]", "prox_doc needs a doc_model section"),
+    ([], "stages", "expected a non-empty list"),  # the whole list
 ])
 def test_wrong_stage_entries_are_refused_naming_the_field(stage, field, message):
     with pytest.raises(ConfigError) as err:
-        config([stage])
+        config(stage if isinstance(stage, list) else [stage])
     assert err.value.field == field
     assert message in str(err.value)
 

@@ -38,36 +38,21 @@ def models(trained_model, tmp_path_factory) -> tuple[str, str]:
             str(shutil.copytree(source, root / "chunk-model")))
 
 
-def make_config(tmp: Path, models: tuple[str, str], *, c4: dict | None = None,
-                policy: dict | None = None, chunk_new_tokens: int = 64,
-                output: str = "refined", commit_every: int | None = None,
-                lease: float | None = None):
-    engine = {"dtype": "float32", "kv_cache_gib": 0.25, "enforce_eager": True,
-              "max_num_seqs": 32}
+# The job of every run here, for the `config_file` fixture with `models=`:
+# one Python worker, so each engine is built once.
+REUSE = {"stages": [{"c4_quality": C4}, "prox_doc", "prox_chunk"],
+         "spark": {"partitions": 1}, "report": False}
+
+
+def write_corpus(tmp: Path) -> Path:
+    """The five documents of every run, unless `tmp` holds them (a copied base)."""
     corpus = tmp / "corpus.jsonl"
     if not corpus.exists():
         rows = [{"id": "spam", "text": SPAM}, {"id": "good", "text": GOOD},
                 {"id": "noisy", "text": NOISY}, {"id": "null", "text": None},
                 {"id": "empty", "text": "   "}]
         corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    raw = {
-        "input": {"path": str(corpus), "format": "jsonl"},
-        "output": {"path": str(tmp / output)},
-        "stages": [{"c4_quality": c4 or C4}, "prox_doc", "prox_chunk"],
-        "doc_model": {"model": models[0], **engine, "max_new_tokens": 16},
-        "chunk_model": {"model": models[1], **engine, "max_new_tokens": chunk_new_tokens},
-        "spark": {"partitions": 1},  # one Python worker: each engine is built once
-        "report": False,
-    }
-    if policy:
-        raw["policy"] = policy
-    if commit_every:
-        raw["commit_every"] = commit_every
-    if lease:
-        raw["claim_lease_seconds"] = lease
-    path = tmp / f"{output}.yaml"
-    path.write_text(json.dumps(raw))
-    return load_config(path)
+    return corpus
 
 
 def prompts_sent(model: str, since: float) -> int:
@@ -79,10 +64,11 @@ BASE_PROMPTS: list[int] = []
 
 
 @pytest.fixture(scope="module")
-def base(spark, models, tmp_path_factory) -> Path:
+def base(config_file, spark, models, tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("reuse-base")
     since = time.time()
-    summary = run_pipeline(make_config(tmp, models), spark)
+    config = load_config(config_file(tmp, REUSE, source=write_corpus(tmp), models=models))
+    summary = run_pipeline(config, spark)
     BASE_PROMPTS[:] = [prompts_sent(models[0], since), prompts_sent(models[1], since)]
     assert (summary.doc_recomputed, summary.chunk_recomputed) == (3, 2)
     assert summary.doc_prompt_tokens > 0 and summary.doc_generate_seconds > 0
@@ -103,8 +89,9 @@ def statuses(spark, config) -> dict[str, tuple]:
             for r in read_table(spark, config.output).collect()}
 
 
-def test_the_base_run_stores_what_each_model_stage_received(spark, models, base):
-    rows = {r.id: r for r in read_table(spark, make_config(base, models).output).collect()}
+def test_the_base_run_stores_what_each_model_stage_received(config_file, spark, models, base):
+    config = load_config(config_file(base, REUSE, source=write_corpus(base), models=models))
+    rows = {r.id: r for r in read_table(spark, config.output).collect()}
     assert set(rows["good"].stage_inputs) == {"prox_doc", "prox_chunk"}
     assert set(rows["spam"].stage_inputs) == {"prox_doc"}  # the doc model dropped it
     assert not rows["null"].stage_inputs and not rows["empty"].stage_inputs
@@ -112,8 +99,9 @@ def test_the_base_run_stores_what_each_model_stage_received(spark, models, base)
     assert all(r.reused == [] for r in rows.values())
 
 
-def test_a_policy_change_calls_no_model(spark, models, base, tmp_path):
-    config = make_config(copy_of(base, tmp_path), models, policy={"min_words": 30})
+def test_a_policy_change_calls_no_model(config_file, spark, models, base, tmp_path):
+    config = load_config(config_file(copy_of(base, tmp_path), REUSE, source=write_corpus(tmp_path),
+                                     models=models, policy={"min_words": 30}))
     plan = dry_run(config, spark)
     planned = {s.stage: s for s in plan.stages}
     assert (planned["prox_doc"].recompute, planned["prox_doc"].reuse) == (0, 3)
@@ -128,14 +116,17 @@ def test_a_policy_change_calls_no_model(spark, models, base, tmp_path):
     assert (summary.chunk_recomputed, summary.chunk_reused) == (0, 2)
     after = statuses(spark, config)
     assert after["noisy"][0] == "dropped" and after["noisy"][2] == "chunk_policy:min_words"
-    fresh = make_config(tmp_path, models, policy={"min_words": 30}, output="fresh")
+    fresh = load_config(config_file(tmp_path, REUSE, source=write_corpus(tmp_path), models=models,
+                                    policy={"min_words": 30}, output=tmp_path / "fresh",
+                                    name="fresh.yaml"))
     run_pipeline(fresh, spark)
     assert statuses(spark, fresh) == after
 
 
 def test_a_chunk_model_change_runs_only_the_chunk_model_on_kept_documents(
-        spark, models, base, tmp_path):
-    config = make_config(copy_of(base, tmp_path), models, chunk_new_tokens=80)
+        config_file, spark, models, base, tmp_path):
+    config = load_config(config_file(copy_of(base, tmp_path), REUSE, source=write_corpus(tmp_path),
+                                     models=models, new_tokens=(16, 80)))
     planned = {s.stage: s for s in dry_run(config, spark).stages}
     assert (planned["prox_doc"].recompute, planned["prox_doc"].reuse) == (0, 3)
     assert planned["prox_chunk"].recompute == planned["prox_chunk"].recompute_at_most == 2
@@ -154,9 +145,11 @@ def test_a_chunk_model_change_runs_only_the_chunk_model_on_kept_documents(
 
 
 def test_a_rule_change_reruns_the_models_only_where_their_input_changed(
-        spark, models, base, tmp_path):
+        config_file, spark, models, base, tmp_path):
     c4 = {**C4, "filter_no_terminal_punct": True}  # cuts noisy's menu lines and all of spam
-    config = make_config(copy_of(base, tmp_path), models, c4=c4)
+    config = load_config(config_file(copy_of(base, tmp_path), REUSE, source=write_corpus(tmp_path),
+                                     models=models,
+                                     stages=[{"c4_quality": c4}, "prox_doc", "prox_chunk"]))
     planned = {s.stage: s for s in dry_run(config, spark).stages}
     since = time.time()
     summary = run_pipeline(config, spark)
@@ -174,8 +167,9 @@ def test_a_rule_change_reruns_the_models_only_where_their_input_changed(
 
 
 def test_an_upgrade_that_changed_no_output_version_reruns_nothing(
-        spark, models, base, tmp_path, monkeypatch):
-    config = make_config(copy_of(base, tmp_path), models)
+        config_file, spark, models, base, tmp_path, monkeypatch):
+    config = load_config(config_file(copy_of(base, tmp_path), REUSE, source=write_corpus(tmp_path),
+                                     models=models))
     monkeypatch.setattr(prox_spark, "__version__", "99.0.0")
     plan = dry_run(config, spark)
     assert (plan.pending, plan.unchanged) == (0, 5)
@@ -185,7 +179,8 @@ def test_an_upgrade_that_changed_no_output_version_reruns_nothing(
     assert not engine_events("generate", since)
 
 
-def test_two_runs_started_together_send_each_prompt_once(spark, models, base, tmp_path):
+def test_two_runs_started_together_send_each_prompt_once(config_file, spark, models, base,
+                                                         tmp_path):
     """Two runs on one output at once, a batch per document (two threads of
     one driver; the claims are Delta rows, as between processes): together
     they refine each document once, each model gets each prompt once, and
@@ -195,7 +190,8 @@ def test_two_runs_started_together_send_each_prompt_once(spark, models, base, tm
     # A claim is renewed by a Spark job, which waits while both task slots of
     # this 2-core session run model tasks: a long lease keeps that wait from
     # lapsing it (what a lapse costs is tested in test_refresh_processes).
-    config = make_config(tmp_path, models, commit_every=1, lease=1800)
+    config = load_config(config_file(tmp_path, REUSE, source=write_corpus(tmp_path), models=models,
+                                     commit_every=1, claim_lease_seconds=1800))
     since = time.time()
     with ThreadPoolExecutor(2) as pool:
         # A session each: a run sets its commits' Delta options (txnAppId, ...)
@@ -205,4 +201,5 @@ def test_two_runs_started_together_send_each_prompt_once(spark, models, base, tm
     assert sum(s.refined for s in summaries) == 5
     assert BASE_PROMPTS[0] == 3  # spam, good, noisy (null and empty are never sent)
     assert [prompts_sent(models[0], since), prompts_sent(models[1], since)] == BASE_PROMPTS
-    assert statuses(spark, config) == statuses(spark, make_config(base, models))
+    assert statuses(spark, config) == statuses(spark, load_config(config_file(
+        base, REUSE, source=write_corpus(base), models=models)))

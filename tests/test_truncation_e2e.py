@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from conftest import engine_events
 from prox_spark.config import load_config
@@ -41,23 +40,17 @@ def model_dir(trained_model) -> str:
     return str(trained_model(pairs(), steps=400))
 
 
-def _run(spark, model_dir, tmp: Path, records: list[dict], chunk_new_tokens: int,
+def _run(config_file, spark, model_dir, tmp: Path, records: list[dict], chunk_new_tokens: int,
          policy: dict | None = None, plan: list | None = None) -> dict:
-    engine = {"model": model_dir, "dtype": "float32", "kv_cache_gib": 0.25,
-              "enforce_eager": True, "max_num_seqs": 32}
+    """Refine `records` in `tmp` (the doc model, the chunk model with
+    `chunk_new_tokens`, then exact dedup) and return the refined rows by id."""
     tmp.mkdir(parents=True, exist_ok=True)
     corpus = tmp / "corpus.jsonl"
     corpus.write_text("".join(json.dumps(r) + "\n" for r in records))
-    raw = {"input": {"path": str(corpus), "format": "jsonl"},
-           "output": {"path": str(tmp / "refined")}, "report": False,
-           "doc_model": {**engine, "max_new_tokens": 16},
-           "chunk_model": {**engine, "max_new_tokens": chunk_new_tokens},
-           "policy": policy or {"max_errors": 0, "min_words": 30},
-           "stages": ["prox_doc", "prox_chunk", "exact_dedup"],
-           "spark": {"partitions": 1}}
-    path = tmp / "job.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    config = load_config(path)
+    config = load_config(config_file(
+        tmp, source=corpus, models=model_dir, new_tokens=(16, chunk_new_tokens), report=False,
+        policy=policy or {"max_errors": 0, "min_words": 30},
+        stages=["prox_doc", "prox_chunk", "exact_dedup"], spark={"partitions": 1}))
     if plan is not None:
         plan.append(dry_run(config, spark))
     summary = run_pipeline(config, spark)
@@ -66,10 +59,11 @@ def _run(spark, model_dir, tmp: Path, records: list[dict], chunk_new_tokens: int
     return {r.id: r for r in read_table(spark, config.output).collect()}
 
 
-def test_a_cut_program_is_known_and_counted(spark, model_dir, tmp_path: Path):
+def test_a_cut_program_is_known_and_counted(config_file, spark, model_dir, tmp_path: Path):
     # 12 new tokens cut any program the model writes for the ads page (its
     # first call alone is longer), however well the tiny model learned it.
-    ads = _run(spark, model_dir, tmp_path / "cut", [{"id": "ads", "text": ADS}], 12)["ads"]
+    ads = _run(config_file, spark, model_dir, tmp_path / "cut",
+               [{"id": "ads", "text": ADS}], 12)["ads"]
     assert ads.truncated is True
     assert ads.chunk_programs[0].startswith("remove_lines(")
     assert len(ads.chunk_programs[0]) < len(ADS_PROGRAM)
@@ -78,7 +72,7 @@ def test_a_cut_program_is_known_and_counted(spark, model_dir, tmp_path: Path):
     # max_errors: 0 sees the cut program and ignores it.
     assert (ads.status, ads.text) == ("reverted", ADS)
 
-    table = _run(spark, model_dir, tmp_path / "whole", [
+    table = _run(config_file, spark, model_dir, tmp_path / "whole", [
         {"id": "spam", "text": SPAM}, {"id": "good", "text": GOOD},
         {"id": "good2", "text": GOOD}, {"id": "noisy", "text": NOISY}], 64)
 
@@ -93,18 +87,18 @@ def test_a_cut_program_is_known_and_counted(spark, model_dir, tmp_path: Path):
     assert (dup.words_after, dup.tokens_after) == (0, 0) and dup.tokens_before > 0
 
 
-def test_a_cut_answer_is_reused_and_stays_cut(spark, model_dir, tmp_path: Path):
+def test_a_cut_answer_is_reused_and_stays_cut(config_file, spark, model_dir, tmp_path: Path):
     """Issue 35, item 5: greedy decoding would cut the same answer again, so a
     policy change asks the models nothing for a row whose answer was cut; the
     row stays marked truncated, its cut still counts, the plan says so."""
     records = [{"id": "ads", "text": ADS}, {"id": "good", "text": GOOD}]
-    first = _run(spark, model_dir, tmp_path, records, 12)
+    first = _run(config_file, spark, model_dir, tmp_path, records, 12)
     assert first["ads"].truncated is True and first["ads"].chunk_truncated[0] is True
     assert first["good"].truncated is False and first["good"].doc_truncated is False
 
     since = time.time()
     steps: list = []
-    again = _run(spark, model_dir, tmp_path, records, 12,
+    again = _run(config_file, spark, model_dir, tmp_path, records, 12,
                  policy={"max_errors": 5, "min_words": 1}, plan=steps)
     plan, summary = steps
     assert not engine_events("generate", since)  # no model was asked anything

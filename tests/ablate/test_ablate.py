@@ -39,7 +39,7 @@ SETTINGS: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory, spark: Any) -> Path:
+def corpus(config_file: Any, tmp_path_factory: pytest.TempPathFactory, spark: Any) -> Path:
     """noisy.jsonl (40% boilerplate lines), clean.jsonl (the same documents),
     ref.jsonl (other clean documents), mc.jsonl, a shared tokenizer, and
     `rules/`: noisy.jsonl refined by the c4_quality rule stage."""
@@ -51,23 +51,20 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, spark: Any) -> Path:
     write_jsonl(prose_documents(40, seed=99, prefix="ref"), root / "ref.jsonl")
     write_jsonl(multiple_choice(20, seed=3), root / "mc.jsonl")
     build_tokenizer(root / "tokenizer", [d["text"] for d in clean + noisy], 1000)
-    job = {"input": {"path": str(root / "noisy.jsonl"), "format": "jsonl"},
-           "output": {"path": str(root / "rules")}, "stages": ["c4_quality"]}
-    (root / "rules.yaml").write_text(yaml.safe_dump(job))
-    run_pipeline(load_config(root / "rules.yaml"), spark)
+    job = config_file(root, name="rules.yaml", source=root / "noisy.jsonl",
+                      output=root / "rules", stages=["c4_quality"])
+    run_pipeline(load_config(job), spark)
     return root
 
 
-def ablate_yaml(root: Path, name: str, variants: list[dict[str, Any]], seeds: list[int],
-                **extra: Any) -> Path:
-    section = {"output": {"path": str(root / name / "results")}, "variants": variants,
-               "seeds": seeds, "tokenizer": str(root / "tokenizer"), **SETTINGS,
-               "eval": {"reference": {"path": str(root / "ref.jsonl"), "format": "jsonl"},
-                        "tasks": [], "task_files": [str(root / "mc.jsonl")], "limit": 40},
-               **extra}
-    path = root / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({"ablate": section}))
-    return path
+def ablate_section(root: Path, name: str, variants: list[dict[str, Any]], seeds: list[int],
+                   **extra: Any) -> dict[str, Any]:
+    """The `ablate` section of the ablation `name`, for the `config_file` fixture."""
+    return {"output": {"path": str(root / name / "results")}, "variants": variants,
+            "seeds": seeds, "tokenizer": str(root / "tokenizer"), **SETTINGS,
+            "eval": {"reference": {"path": str(root / "ref.jsonl"), "format": "jsonl"},
+                     "tasks": [], "task_files": [str(root / "mc.jsonl")], "limit": 40},
+            **extra}
 
 
 def source(root: Path, name: str) -> dict[str, Any]:
@@ -75,11 +72,12 @@ def source(root: Path, name: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def main_run(corpus: Path, spark: Any) -> tuple[Any, Any, Path]:
+def main_run(config_file: Any, corpus: Path, spark: Any) -> tuple[Any, Any, Path]:
     """The plan, then the run, of noisy vs clean vs rules-refined, two seeds."""
     variants = [source(corpus, "noisy"), source(corpus, "clean"),
                 {"name": "rules", "table": {"path": str(corpus / "rules")}}]
-    path = ablate_yaml(corpus, "main", variants, [0, 1])
+    path = config_file(corpus, name="main.yaml",
+                       ablate=ablate_section(corpus, "main", variants, [0, 1]))
     config = load_ablate_config(path)
     plan = plan_ablation(config, spark)
     assert not (corpus / "main").exists()  # the plan writes nothing
@@ -139,13 +137,15 @@ def _start(config: Path, cwd: Path) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def test_a_killed_ablation_resumes_to_the_uninterrupted_results(main_run, corpus: Path,
-                                                                spark) -> None:
+def test_a_killed_ablation_resumes_to_the_uninterrupted_results(config_file: Any, main_run,
+                                                                corpus: Path, spark) -> None:
     """kill -9 while the second proxy trains; run again: the first proxy is
     not trained again, the second resumes from its checkpoint, and every row
     equals the uninterrupted run's (same fingerprints), written once."""
     _, uninterrupted, _ = main_run
-    path = ablate_yaml(corpus, "killed", [source(corpus, "noisy"), source(corpus, "clean")], [0])
+    variants = [source(corpus, "noisy"), source(corpus, "clean")]
+    path = config_file(corpus, name="killed.yaml",
+                       ablate=ablate_section(corpus, "killed", variants, [0]))
     proxies = corpus / "killed" / "results_work" / "proxies"
     proc = _start(path, corpus)
     deadline = time.monotonic() + 600
@@ -181,11 +181,14 @@ def test_a_killed_ablation_resumes_to_the_uninterrupted_results(main_run, corpus
         assert row["value"] == pytest.approx(expected[tuple(row[k] for k in KEY)], rel=1e-4), row
 
 
-def test_plan_on_the_command_line_writes_nothing(main_run, corpus: Path, capsys) -> None:
+def test_plan_on_the_command_line_writes_nothing(config_file: Any, main_run, corpus: Path,
+                                                 capsys) -> None:
     from prox_spark import cli
 
-    path = ablate_yaml(corpus, "planned", [source(corpus, "noisy"), source(corpus, "clean")],
-                       [0, 1, 2], allow_repeat=True, tokens=100_000)
+    variants = [source(corpus, "noisy"), source(corpus, "clean")]
+    path = config_file(corpus, name="planned.yaml",
+                       ablate=ablate_section(corpus, "planned", variants, [0, 1, 2],
+                                             allow_repeat=True, tokens=100_000))
     assert cli.main(["ablate", str(path), "--plan"]) == 0
     out = capsys.readouterr().out
     assert "2 variants x 3 seeds" in out
@@ -215,7 +218,8 @@ def test_the_notebook_runs_the_ablation_and_shows_its_report(main_run, corpus: P
 
 
 @pytest.mark.parametrize("case", ["empty", "not_prox", "unknown_task", "short"])
-def test_bad_variants_and_tasks_stop_with_one_line_and_write_nothing(corpus: Path, case: str,
+def test_bad_variants_and_tasks_stop_with_one_line_and_write_nothing(config_file: Any,
+                                                                     corpus: Path, case: str,
                                                                      spark) -> None:
     from prox_spark import cli
 
@@ -236,7 +240,8 @@ def test_bad_variants_and_tasks_stop_with_one_line_and_write_nothing(corpus: Pat
     else:
         extra["tokens"] = 10_000_000
         expect = "ablate.tokens: variant 'noisy' holds"
-    path = ablate_yaml(corpus, f"bad-{case}", variants, [0], **extra)
+    path = config_file(corpus, name=f"bad-{case}.yaml",
+                       ablate=ablate_section(corpus, f"bad-{case}", variants, [0], **extra))
     err_file = corpus / f"bad-{case}.err"
     with err_file.open("w") as err, _stderr_to(err):
         code = cli.main(["ablate", str(path)])

@@ -367,22 +367,18 @@ def test_a_sample_without_text_is_refused(spark: Any, tmp_path: Path) -> None:
     assert not (tmp_path / "student").exists() and not (tmp_path / "sft").exists()
 
 
-def test_a_teacher_model_that_cannot_load_exits_2(tmp_path: Path, capsys: Any) -> None:
-    import yaml
-
+def test_a_teacher_model_that_cannot_load_exits_2(config_file: Any, tmp_path: Path,
+                                                  capsys: Any) -> None:
     from prox_spark.cli import main
 
     (tmp_path / "no-weights").mkdir()
     (tmp_path / "no-weights" / "config.json").write_text("{}")
     for model, why in [(tmp_path / "missing", "does not exist"),
                        (tmp_path / "no-weights", "holds no weights")]:
-        raw = {"input": {"path": str(SAMPLE), "format": "jsonl"},
-               "output": {"path": str(tmp_path / "refined")}, "stages": RULES,
-               "distill": {"teacher": {"kind": "llm", "model": str(model)},
-                           "sft_table": {"path": str(tmp_path / "sft")},
-                           "student": {"output_dir": str(tmp_path / "student")}}}
-        path = tmp_path / "annotate.yaml"
-        path.write_text(yaml.safe_dump(raw))
+        path = config_file(tmp_path, name="annotate.yaml", source=SAMPLE, stages=RULES,
+                           distill={"teacher": {"kind": "llm", "model": str(model)},
+                                    "sft_table": {"path": str(tmp_path / "sft")},
+                                    "student": {"output_dir": str(tmp_path / "student")}})
         assert main(["annotate", str(path)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "distill.teacher.model" in err[0] and why in err[0], err
