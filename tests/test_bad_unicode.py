@@ -11,7 +11,7 @@ import pytest
 
 from prox_spark.config import load_config
 from prox_spark.io.records import parse_line
-from prox_spark.pipeline import run_pipeline
+from prox_spark.run.job import run_pipeline
 from refresh_helpers import doc, table, write_config
 
 LONE = b'{"id": "a", "text": "coffee \\ud83d and a quiet place"}'

@@ -10,7 +10,7 @@ import yaml
 
 from prox_spark.config import load_config
 from prox_spark.io.records import content_id
-from prox_spark.pipeline import run_pipeline
+from prox_spark.run.job import run_pipeline
 from refresh_helpers import doc, table, write_config
 
 pytestmark = pytest.mark.spark

@@ -67,7 +67,7 @@ def _cli(args: list[str], tmp: Path) -> tuple[subprocess.CompletedProcess[str], 
 @pytest.mark.spark
 def test_report_takes_the_metrics_path_and_leaves_no_temp_folder(spark, tmp_path, capsys):
     from prox_spark.config import load_config
-    from prox_spark.pipeline import run_pipeline
+    from prox_spark.run.job import run_pipeline
 
     config = load_config(rules_config(tmp_path), {"output": str(tmp_path / "out")})
     run_pipeline(config, spark)
