@@ -1,4 +1,6 @@
-"""Prompt tokens the model stages would send, counted without an engine.
+"""Tokens counted with a model's tokenizer, without an engine: of texts
+(`token_counts_with`, the one token count every stage uses) and of the
+prompts the model stages would send (`PromptCounter`).
 
 `PromptCounter` builds the same prompts the engine's batches build
 (`batch.prepare_doc`, `batch.prepare_chunks`) and tokenizes them as the
@@ -11,19 +13,32 @@ counts match what a run sends. The dry run uses it on each executor.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from prox_spark.generation.engine import get_tokenizer
+from prox_spark.generation.engine import counting_tokenizer, get_tokenizer
 from prox_spark.generation.prompts import (
     TextEncoding,
     chunk_document,
     chunk_prompt,
     doc_prompt_ids,
     text_encoding,
+    token_counts,
 )
 
 Encode = Callable[[str], list[int]]
+
+
+def token_counts_with(tokenizer: str | None, texts: Sequence[str]) -> list[int] | None:
+    """Tokens of each text under `tokenizer` (a model directory or id), or
+    None when there is none to count with or it cannot be loaded (a
+    statistic never fails a task) or there is nothing to count."""
+    if tokenizer is None or not texts:
+        return None
+    tok = counting_tokenizer(tokenizer)
+    if tok is None:
+        return None
+    return list(token_counts(texts, tok))
 
 
 class PromptCounter:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from prox_spark.counts import token_counts_with
+from prox_spark.generation.counting import token_counts_with
 from prox_spark.program import (
     CORPUS_STATUSES,
     DEFAULT_CHUNK_POLICY,

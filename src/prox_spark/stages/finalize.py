@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from prox_spark.counts import token_counts_with, word_count
+from prox_spark.counts import word_count
+from prox_spark.generation.counting import token_counts_with
 from prox_spark.program import CORPUS_STATUSES, DROPPED, FAILED, ChunkPolicy
 from prox_spark.program.results import EMPTY_TEXT_REASON, INVALID_RECORD_REASON
 from prox_spark.schema import (

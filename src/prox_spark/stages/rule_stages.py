@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
-from prox_spark.counts import token_counts_with, word_count
+from prox_spark.counts import word_count
+from prox_spark.generation.counting import token_counts_with
 from prox_spark.params import check_params
 from prox_spark.program import run_chunk_program
 from prox_spark.rules import QUALITY_RULES, as_rule_result, our_spelling
