@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from workload import sentence
 
 from prox_spark.config import parse_config
-from prox_spark.pipeline import run_pipeline
+from prox_spark.run.job import run_pipeline
 from prox_spark.session import get_spark
 
 FILTERS = ["gopher_repetition", {"gopher_quality": {"min_doc_words": 50}}, "c4_quality",

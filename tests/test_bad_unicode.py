@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from prox_spark.config import load_config
-from prox_spark.pipeline import run_pipeline
+from prox_spark.run.job import run_pipeline
 from refresh_helpers import RULES_JOB, doc, table
 
 LONE = b'{"id": "a", "text": "coffee \\ud83d and a quiet place"}'

@@ -9,7 +9,7 @@ import pytest
 
 from prox_spark.config import load_config
 from prox_spark.io.records import content_id
-from prox_spark.pipeline import run_pipeline
+from prox_spark.run.job import run_pipeline
 from refresh_helpers import RULES_JOB, doc, table
 
 pytestmark = pytest.mark.spark

@@ -65,7 +65,7 @@ def _cli(args: list[str], tmp: Path) -> tuple[subprocess.CompletedProcess[str], 
 def test_report_takes_the_metrics_path_and_leaves_no_temp_folder(config_file, spark, tmp_path,
                                                                   capsys):
     from prox_spark.config import load_config
-    from prox_spark.pipeline import run_pipeline
+    from prox_spark.run.job import run_pipeline
 
     config = load_config(config_file(tmp_path, RULES, source=write_corpus(tmp_path)),
                          {"output": str(tmp_path / "out")})

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from prox_spark.config import load_config
-from prox_spark.pipeline import run_pipeline
+from prox_spark.run.job import run_pipeline
 from prox_spark.stages.dedup import clusters, dedup_hash, minhash_signature, simplify
 from refresh_helpers import RULES_JOB, doc, table, write_jsonl
 

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from prox_spark.config import parse_config
-from prox_spark.pipeline import fingerprint
+from prox_spark.fingerprint import fingerprint
 
 MODEL = {"model": "org/model", "dtype": "float32"}
 BASE = {

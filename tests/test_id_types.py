@@ -15,7 +15,7 @@ from prox_spark.config import load_config
 from prox_spark.errors import SourceError
 from prox_spark.io.delta import table_version
 from prox_spark.io.records import parse_line
-from prox_spark.pipeline import run_pipeline
+from prox_spark.run.job import run_pipeline
 from refresh_helpers import RULES_JOB, doc, table
 
 pytestmark = pytest.mark.spark

@@ -9,7 +9,7 @@ import pytest
 
 from prox_spark.config import load_config
 from prox_spark.io.delta import read_table
-from prox_spark.pipeline import run_pipeline
+from prox_spark.run.job import run_pipeline
 from refiner_cases import GOOD, NOISY, NOISY_REFINED, SPAM, training_pairs
 
 PROSE = "\n".join(

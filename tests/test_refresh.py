@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from prox_spark.config import load_config
-from prox_spark.dry_run import dry_run
+from prox_spark.errors import CommitFailed
 from prox_spark.io.delta import TableRef, merge_batch, read_table, table_version
-from prox_spark.pipeline import CommitFailed, _delete_gone, plan_work, run_pipeline
+from prox_spark.run.dry_run import dry_run
+from prox_spark.run.job import plan_work, run_pipeline
+from prox_spark.run.refined_table import RefinedTable
 from refresh_helpers import RULES_JOB, doc, table, write_jsonl
 
 pytestmark = pytest.mark.spark
@@ -117,7 +119,10 @@ def test_source_changes_refine_and_delete_exactly_those_rows(config_file, spark,
         assert after[f"k{i:02d}"].refined_at == before[f"k{i:02d}"].refined_at
     # A second run with the same plan deletes (and counts) nothing more.
     version = table_version(spark, TableRef(path=str(tmp_path / "refined")))
-    assert _delete_gone(spark, same_plan[0], same_plan[2], "other-run", same_plan[1]) == 0
+    cfg, fp, work = same_plan
+    assert RefinedTable(spark, cfg.output).delete_gone(
+        work.deleted, run_id="other-run", fp=fp, id_type=work.id_type,
+        retries=cfg.commit_retries) == 0
     assert table_version(spark, TableRef(path=str(tmp_path / "refined"))) == version
     assert run(spark, config).refined == 0
 

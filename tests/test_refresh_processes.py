@@ -14,7 +14,7 @@ import pytest
 
 from conftest import CLI
 from prox_spark.config import load_config
-from prox_spark.pipeline import run_pipeline
+from prox_spark.run.job import run_pipeline
 from refresh_helpers import RULES_JOB, doc, table, write_jsonl
 
 pytestmark = pytest.mark.spark

@@ -92,8 +92,8 @@ def test_no_two_labels_overlap_in_a_browser(tmp_path, width):
 @pytest.mark.spark
 def test_stages_in_run_order_and_every_drop_has_a_reason(config_file, spark, tmp_path):
     from prox_spark.config import load_config
-    from prox_spark.pipeline import run_pipeline
     from prox_spark.report.page import gather
+    from prox_spark.run.job import run_pipeline
 
     corpus = tmp_path / "corpus.jsonl"
     rows = [{"id": "a", "text": PROSE}, {"id": "b", "text": PROSE.upper()},

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from prox_spark.config import load_config
+from prox_spark.errors import TooManyFailed
 from prox_spark.io.corpus import read_corpus
 from prox_spark.io.delta import read_table
-from prox_spark.pipeline import TooManyFailed, run_pipeline
+from prox_spark.run.job import run_pipeline
 from refiner_cases import GOOD, SPAM
 
 pytestmark = pytest.mark.spark

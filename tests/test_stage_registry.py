@@ -192,7 +192,7 @@ def test_datatrove_filters_through_the_adapter_decide_as_datatrove_does():
 def test_user_and_datatrove_stages_run_from_yaml_and_a_failing_row_is_an_error(
         spark, tmp_path, monkeypatch):
     pytest.importorskip("datatrove")
-    from prox_spark.pipeline import refine
+    from prox_spark.run.refine import refine
 
     module = tmp_path / "my_filters.py"
     module.write_text(USER_MODULE)

@@ -18,9 +18,9 @@ import pytest
 import prox_spark
 from conftest import engine_events
 from prox_spark.config import load_config
-from prox_spark.dry_run import dry_run
 from prox_spark.io.delta import read_table
-from prox_spark.pipeline import run_pipeline
+from prox_spark.run.dry_run import dry_run
+from prox_spark.run.job import run_pipeline
 from refiner_cases import GOOD, NOISY, SPAM, training_pairs
 
 pytestmark = [pytest.mark.spark, pytest.mark.vllm]

@@ -16,8 +16,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC: dict[str, str] = {
-    "run_pipeline": "prox_spark.pipeline",
-    "dry_run": "prox_spark.dry_run",
+    "run_pipeline": "prox_spark.run.job",
+    "dry_run": "prox_spark.run.dry_run",
     "load_config": "prox_spark.config",
     "PipelineConfig": "prox_spark.config",
     "TableRef": "prox_spark.refs",

@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--commit-every", type=int, help="as for run (the batches line)")
     plan.add_argument("--prompt-tokens-per-second", type=float,
                       help="one GPU's prompt-token throughput for the GPU-hour figures "
-                           "(default: a stated 300,000; see prox_spark.dry_run)")
+                           "(default: a stated 300,000; see prox_spark.run.dry_run)")
     _spark_conf_option(plan)
     report = sub.add_parser("report", help="write the HTML report of a past run again")
     report.add_argument("output", help="the refined Delta table's path (metrics next to it), "
@@ -276,7 +276,7 @@ def _main(argv: Sequence[str] | None) -> int:
         config = load_config(args.config, overrides)
     except ConfigError as exc:
         return _failed("run", exc)
-    from prox_spark.pipeline import run_pipeline, session_for
+    from prox_spark.run.job import run_pipeline, session_for
 
     try:
         # A scheduler cancelling the job sends SIGTERM: the same clean end as
@@ -303,7 +303,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def plan_main(args: argparse.Namespace) -> int:
-    """`prox-spark plan CONFIG`: a dry run (see `prox_spark.dry_run`)."""
+    """`prox-spark plan CONFIG`: a dry run (see `prox_spark.run.dry_run`)."""
     overrides = _overrides(args)
     rate = args.prompt_tokens_per_second
     try:
@@ -311,7 +311,7 @@ def plan_main(args: argparse.Namespace) -> int:
             raise ConfigError("--prompt-tokens-per-second", "must be a positive, finite number")
         overrides["spark_conf"] = _spark_conf(args.spark_conf)
         config = load_config(args.config, overrides)
-        from prox_spark.dry_run import dry_run
+        from prox_spark.run.dry_run import dry_run
 
         print(dry_run(config, tokens_per_second=rate).render())
     except Exception as exc:

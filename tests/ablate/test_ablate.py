@@ -22,7 +22,7 @@ from prox_spark.ablate.proxy import DONE_FILE, POINT_FILE
 from prox_spark.ablate.results import KEY
 from prox_spark.config import load_config
 from prox_spark.distill.tokenizer import build_tokenizer
-from prox_spark.pipeline import run_pipeline
+from prox_spark.run.job import run_pipeline
 from prox_spark.testing.ablation_corpus import (
     multiple_choice,
     prose_documents,

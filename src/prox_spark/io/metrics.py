@@ -281,7 +281,7 @@ def _utc(value: str) -> datetime:
 
 
 # The key of a commit's metadata recording the source id column's type, which
-# the next run compares its source with (`refresh.recorded_id_type`).
+# the next run compares its source with (`run.refined_table.RefinedTable.recorded_id_type`).
 ID_TYPE = "id_type"
 
 

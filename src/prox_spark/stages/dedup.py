@@ -13,7 +13,8 @@ of the similar pairs (as datatrove's and NeMo Curator's MinHash dedup do),
 so a chain a~b~c keeps one document and names it for both others. Given
 `existing` (rows already refined, e.g. the refined table), documents are
 also compared with those, and an existing document always wins: a new copy
-of last week's page is the one dropped.
+of last week's page is the one dropped. In a run the stage is built once
+and `stages.chain.StageChain.apply` gives it each batch's `existing`.
 
 Dedup keeps the first document of each cluster among those that reach it:
 run it after the stages that drop documents (see conf/rules_only.yaml).

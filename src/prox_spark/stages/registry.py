@@ -4,8 +4,8 @@ A `StageSpec` is read off a stage's one declaration (see `stages.base.Stage`):
 a `Stage` class's attributes and fields, or a rule function's keyword
 parameters, each `Annotated` with its `Range` and `Doc`. `config` validates
 `stages:` with the rules here (`check_stage`, `check_stage_order`),
-`fingerprint` hashes what it says decides the output, `pipeline` builds from
-here and `scripts/stage_table.py` writes the README's parameter list.
+`fingerprint` hashes what it says decides the output, `stages.chain` builds
+from here and `scripts/stage_table.py` writes the README's parameter list.
 Adding a stage is one module and one line: a rule function in
 `rules.QUALITY_RULES`, or a `Stage` class in `STAGE_CLASSES`.
 

@@ -3,15 +3,16 @@ calling a model.
 
     >>> print(dry_run(load_config("conf/local.yaml")).render())  # doctest: +SKIP
 
-It reads the source and the refined table as a run would (`refresh.plan`),
-runs the stages before the first model stage on the pending documents (rules
-and dedup are CPU work), and asks `stages.reuse` which model answers are
-stored. Per model stage it counts the rows the model would answer now and
-the rows that would take stored output, and the prompt tokens it would send,
-tokenized with the model's own encoding. The run's summary and metrics
-carry the same counts (`new_documents`, `changed_documents`,
-`refreshed_documents`, `doc_recomputed`, `doc_reused`, `chunk_recomputed`,
-`chunk_reused`), so plan and actual can be compared.
+It reads the source and the refined table as a run would (`run.plan`),
+runs the stages before the first model stage on the pending documents
+(`StageChain.apply_prefix`: rules and dedup are CPU work), and asks
+`stages.reuse` which model answers are stored. Per model stage it counts
+the rows the model would answer now and the rows that would take stored
+output, and the prompt tokens it would send, tokenized with the model's own
+encoding (`generation.counting`). The run's summary and metrics carry the
+same counts (`new_documents`, `changed_documents`, `refreshed_documents`,
+`doc_recomputed`, `doc_reused`, `chunk_recomputed`, `chunk_reused`), so
+plan and actual can be compared.
 
 The doc stage's counts are exact. The chunk stage sees only documents the
 doc model keeps, so where the doc model must answer again its count is a
@@ -26,13 +27,16 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from prox_spark.config import PipelineConfig
+from prox_spark.config import ModelConfig, PipelineConfig
+from prox_spark.generation.batch import clean_text
+from prox_spark.generation.counting import PromptCounter
 from prox_spark.io.metrics import measured_rates
-from prox_spark.io.sources import SOURCE_ERROR
 from prox_spark.program import DROPPED, FAILED, KEPT, run_doc_program
+from prox_spark.run.job import plan_work, session_for
+from prox_spark.run.refine import chain_for
+from prox_spark.run.refined_table import RefinedTable
 from prox_spark.schema import STATUS, TEXT
-from prox_spark.stages.model_stages import model_stage_names
-from prox_spark.stages.reuse import REUSE, stored_outputs, with_reuse
+from prox_spark.stages.reuse import REUSE, with_reuse
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -146,17 +150,15 @@ def dry_run(config: PipelineConfig, spark: SparkSession | None = None,
     `DEFAULT_PROMPT_TOKENS_PER_SECOND` where none is recorded.
     Raises `ConfigError` as a run would (e.g. a session without Delta).
     """
-    from prox_spark.io.delta import read_table, table_exists
-    from prox_spark.pipeline import _existing, plan_work, session_for
-
     spark = spark or session_for(config)
     config, fp, work = plan_work(spark, config)
     try:
         pending = work.pending
+        table = RefinedTable(spark, config.output)
         existing = stored = None
-        if table_exists(spark, config.output):
-            existing = _existing(spark, config, pending)
-            stored = stored_outputs(read_table(spark, config.output))
+        if table.exists():
+            existing = table.dedup_keys(pending)
+            stored = table.stored_outputs()
         stages = _with_rates(_stage_plans(config, pending, existing, stored),
                              tokens_per_second, measured_rates(spark, config.metrics))
     finally:
@@ -194,25 +196,15 @@ def _stage_plans(config: PipelineConfig, pending: DataFrame, existing: DataFrame
     model stages would do (see `StagePlan`)."""
     from pyspark.sql import functions as F
 
-    from prox_spark.fingerprint import stage_fingerprints
-    from prox_spark.pipeline import build_stages
-
-    rows = pending
-    if SOURCE_ERROR in rows.columns:
-        rows = rows.where(F.col(SOURCE_ERROR).isNull())
-    rows = rows.withColumn("_original_text", F.col(TEXT))
-    models: tuple[str, ...] = ()
-    for stage in build_stages(config, existing):
-        models = model_stage_names(stage)
-        if models:
-            break
-        rows = rows.transform(stage)
+    chain = chain_for(config)
+    rows, models = chain.apply_prefix(pending, existing)
     if not models:
         return ()
-    rows = with_reuse(rows, stored, models, stage_fingerprints(config))
+    rows = with_reuse(rows, stored, models, dict(chain.fingerprints))
     if STATUS not in rows.columns:
         rows = rows.withColumn(STATUS, F.lit(KEPT))
-    counter = _counter(config, models)
+    counter = _counter(config.doc_model if "prox_doc" in models else None,
+                       config.chunk_model if "prox_chunk" in models else None)
     sums = (rows.select(TEXT, STATUS, *[REUSE[m] for m in models])
             .mapInPandas(counter, ", ".join(f"{c} long" for c in _COUNTS))
             .agg(*[F.sum(c).alias(c) for c in _COUNTS]).collect()[0])
@@ -233,78 +225,51 @@ def _stage_plans(config: PipelineConfig, pending: DataFrame, existing: DataFrame
     return tuple(out)
 
 
-def _counter(config: PipelineConfig, models: tuple[str, ...]) -> Any:
+def _counter(doc: ModelConfig | None, chunk: ModelConfig | None) -> Any:
     """The mapInPandas function counting, per partition, what the model
-    stages `models` would do with their rows (the `_COUNTS` columns)."""
-    doc = config.doc_model if "prox_doc" in models else None
-    chunk = config.chunk_model if "prox_chunk" in models else None
+    stages (`doc`, `chunk`: their sections, None when not run) would do
+    with their rows (the `_COUNTS` columns)."""
 
     def count(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        from prox_spark.generation.batch import clean_text
-        from prox_spark.generation.engine import get_tokenizer
-        from prox_spark.generation.prompts import (
-            chunk_document,
-            chunk_prompt,
-            doc_prompt_ids,
-            text_encoding,
-        )
-
         totals = dict.fromkeys(_COUNTS, 0)
-        encoders: dict[str, Any] = {}
-
-        def encoding(model: Any) -> tuple[Any, Any]:
-            name = model.engine.tokenizer_name
-            if name not in encoders:
-                tok = text_encoding(get_tokenizer(name))
-                bos = tok.bos_token_id
-
-                def encode(prompt: str, tok: Any = tok, bos: Any = bos) -> list[int]:
-                    ids = tok.encode(prompt, add_special_tokens=False)
-                    return ids if bos is None else [bos, *ids]
-
-                encoders[name] = (tok, encode)
-            return encoders[name]
-
-        def chunk_tokens(text: str) -> int:
-            assert chunk is not None
-            if len(text) > chunk.max_doc_chars:
-                return 0  # not sent: too large
-            tok, encode = encoding(chunk)
-            return sum(len(encode(chunk_prompt(c)))
-                       for c in chunk_document(text, tok, chunk.max_prompt_tokens))
-
+        prompts = PromptCounter()
         for frame in frames:
             none = [None] * len(frame)
             doc_reuse = frame[REUSE["prox_doc"]] if doc is not None else none
             chunk_reuse = frame[REUSE["prox_chunk"]] if chunk is not None else none
             for raw, status, program, stored in zip(frame[TEXT], frame[STATUS], doc_reuse,
                                                     chunk_reuse, strict=True):
-                text, _ = clean_text(raw)
-                if status in (DROPPED, FAILED) or text is None:
-                    continue
-                kept: bool | None = True
-                if doc is not None:
-                    totals["doc_reached"] += 1
-                    if program is not None:
-                        totals["doc_reuse"] += 1
-                        kept = run_doc_program(raw, program).status != DROPPED
-                    else:
-                        tok, encode = encoding(doc)
-                        totals["doc_tokens"] += len(doc_prompt_ids(
-                            text, tok, doc.max_prompt_tokens, encode))
-                        kept = None
-                if chunk is None or kept is False:
-                    continue
-                reuse = stored is not None
-                tokens = 0 if reuse else chunk_tokens(text)
-                if kept:
-                    totals["chunk_certain"] += 1
-                    totals["chunk_reuse"] += reuse
-                    totals["chunk_tokens"] += tokens
-                else:
-                    totals["chunk_unknown"] += 1
-                    totals["chunk_unknown_reuse"] += reuse
-                    totals["chunk_unknown_tokens"] += tokens
+                _count_row(totals, prompts, doc, chunk, raw, status, program, stored)
         yield pd.DataFrame({k: [v] for k, v in totals.items()})
 
     return count
+
+
+def _count_row(totals: dict[str, int], prompts: PromptCounter, doc: ModelConfig | None,
+               chunk: ModelConfig | None, raw: Any, status: Any, program: Any,
+               stored: Any) -> None:
+    """Add one row to `totals`: whether the doc model would answer it (or
+    take its stored `program`) and with how many prompt tokens, then whether
+    the chunk model certainly or maybe would (`stored`: its stored output)."""
+    text, _ = clean_text(raw)
+    if status in (DROPPED, FAILED) or text is None:
+        return
+    kept: bool | None = True
+    if doc is not None:
+        totals["doc_reached"] += 1
+        if program is not None:
+            totals["doc_reuse"] += 1
+            kept = run_doc_program(raw, program).status != DROPPED
+        else:
+            totals["doc_tokens"] += prompts.doc_tokens(
+                text, doc.engine.tokenizer_name, doc.max_prompt_tokens)
+            kept = None
+    if chunk is None or kept is False:
+        return
+    reuse = stored is not None
+    tokens = 0 if reuse else prompts.chunk_tokens(
+        text, chunk.engine.tokenizer_name, chunk.max_prompt_tokens, chunk.max_doc_chars)
+    part = "chunk" if kept else "chunk_unknown"
+    totals["chunk_certain" if kept else "chunk_unknown"] += 1
+    totals[f"{part}_reuse"] += reuse
+    totals[f"{part}_tokens"] += tokens

@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING
 
 from prox_spark.config import InputConfig, PipelineConfig
 from prox_spark.errors import SourceError, first_line
-from prox_spark.io.delta import committed_metadata, read_table, table_exists
-from prox_spark.io.metrics import ID_TYPE, last_source_version, new_and_changed
+from prox_spark.io.metrics import last_source_version, new_and_changed
 from prox_spark.io.sources import (
     COPIES,
     TEXTS,
@@ -31,12 +30,13 @@ from prox_spark.io.sources import (
     resolve_duplicate_ids,
     source_version,
 )
-from prox_spark.program.results import FAILED
+from prox_spark.run.refined_table import RefinedTable
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
+
 
 @dataclass
 class Plan:
@@ -102,34 +102,19 @@ def batch_bounds(ids: DataFrame, every: int) -> list[str]:
     return [r.id for r in rows]
 
 
-def _incremental_from(spark: SparkSession, config: PipelineConfig, fp: str) -> int | None:
+def _incremental_from(spark: SparkSession, config: PipelineConfig, table: RefinedTable,
+                      fp: str) -> int | None:
     """The source version to read changes after, or None for a full read."""
-    from pyspark.sql import functions as F
-
     inp = config.input
-    if not inp.change_feed or not table_exists(spark, config.output):
+    if not inp.change_feed or not table.exists():
         return None
     last = last_source_version(spark, config.metrics, fp)
     if last is None:
         return None
-    stale = read_table(spark, config.output).where(
-        F.col("fingerprint").isNull() | (F.col("fingerprint") != fp)).limit(1).count()
-    if stale:
+    if table.has_other_fingerprints(fp):
         log.info("some refined rows have another fingerprint: reading the whole source")
         return None
     return last
-
-
-def _retryable(table: DataFrame, fp: str, max_attempts: int) -> DataFrame:
-    """Ids of refined rows stored "failed" with this fingerprint that have
-    been tried fewer than `max_attempts` times: refined again this run."""
-    from pyspark.sql import functions as F
-
-    if "attempts" not in table.columns:
-        return table.where(F.lit(False)).select("id")
-    return table.where(
-        (F.col("fingerprint") == fp) & (F.col("status") == F.lit(FAILED))
-        & (F.coalesce(F.col("attempts"), F.lit(1)) < F.lit(max_attempts))).select("id")
 
 
 @dataclass
@@ -150,7 +135,7 @@ class _Read:
         return self.changes is None and not self.up_to_date
 
 
-def _read(spark: SparkSession, config: PipelineConfig, fp: str) -> _Read:
+def _read(spark: SparkSession, config: PipelineConfig, table: RefinedTable, fp: str) -> _Read:
     """The source, or only its changes since the last run when the change
     feed allows (the whole source when the changes cannot be read)."""
     inp = config.input
@@ -161,7 +146,7 @@ def _read(spark: SparkSession, config: PipelineConfig, fp: str) -> _Read:
                           "delta.enableChangeDataFeed=true; enable it on the source or "
                           "set change_feed: false")
     version = source_version(spark, inp.ref)
-    start = _incremental_from(spark, config, fp)
+    start = _incremental_from(spark, config, table, fp)
     if start is not None and start >= version:
         return _Read(read_source(spark, inp, version).limit(0),
                      f"change feed, nothing after version {version}", version, start,
@@ -182,42 +167,36 @@ def _snapshot(spark: SparkSession, inp: InputConfig, read: _Read) -> DataFrame:
     return resolve_duplicate_ids(read_source(spark, inp, read.version), inp)
 
 
-def _deleted(spark: SparkSession, inp: InputConfig, read: _Read, table: DataFrame,
+def _deleted(spark: SparkSession, inp: InputConfig, read: _Read, table: RefinedTable,
              source: DataFrame) -> DataFrame | None:
     """Ids of refined rows whose documents left the source (None: keep them)."""
     if inp.on_source_delete != "delete" or read.up_to_date:
         return None
     if read.changes is None:
-        return table.select("id").join(source.select("id"), "id", "left_anti")
-    deleted = read.changes.deleted_ids.join(table.select("id"), "id")
+        return table.ids().join(source.select("id"), "id", "left_anti")
+    deleted = read.changes.deleted_ids.join(table.ids(), "id")
     if inp.id_column is None:
         current = read_source(spark, inp, read.version).select("id")
         deleted = deleted.join(current, "id", "left_anti")
     return deleted
 
 
-def _pending(spark: SparkSession, config: PipelineConfig, fp: str, read: _Read,
-             source: DataFrame) -> tuple[DataFrame, DataFrame | None]:
+def _pending(spark: SparkSession, config: PipelineConfig, table: RefinedTable, fp: str,
+             read: _Read, source: DataFrame) -> tuple[DataFrame, DataFrame | None]:
     """(rows to refine, ids to delete) against the refined table: new or
     changed documents, failed ones to retry and duplicates whose keeper went."""
-    from pyspark.sql import functions as F
-
     inp = config.input
-    if not table_exists(spark, config.output):
+    if not table.exists():
         return source, None
-    table = read_table(spark, config.output)
-    retry = _retryable(table, fp, config.max_attempts)
-    done = (table.where(F.col("fingerprint") == fp).select("id", "content_hash")
-            .join(retry, "id", "left_anti"))
+    retry = table.retryable_ids(fp, config.max_attempts)
+    done = table.done(fp, retry)
     pending = source.join(done, on=["id", "content_hash"], how="left_anti")
     deleted = _deleted(spark, inp, read, table, source)
     gone = pending.select("id")
     if deleted is not None:
         gone = gone.unionByName(deleted.select("id"))
-    if "duplicate_of" in table.columns:
-        stale = (table.where(F.col("duplicate_of").isNotNull())
-                 .join(gone.select(F.col("id").alias("duplicate_of")), "duplicate_of")
-                 .select("id"))
+    stale = table.stale_duplicates(gone)
+    if stale is not None:
         rows = source if read.changes is None else _snapshot(spark, inp, read)
         pending = pending.unionByName(
             rows.join(stale, "id").join(pending.select("id"), "id", "left_anti"))
@@ -230,20 +209,23 @@ def _pending(spark: SparkSession, config: PipelineConfig, fp: str, read: _Read,
     return pending, deleted
 
 
-def plan(spark: SparkSession, config: PipelineConfig, fp: str) -> Plan:
-    """Read the source and decide what this run refines, deletes and commits."""
+def plan(spark: SparkSession, config: PipelineConfig, fp: str,
+         table: RefinedTable | None = None) -> Plan:
+    """Read the source and decide what this run refines, deletes and commits
+    against the refined `table` (default: `config.output`)."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    read = _read(spark, config, fp)
+    table = table or RefinedTable(spark, config.output)
+    read = _read(spark, config, table, fp)
     current_type = _source_id_type(spark, config.input, read.version)
     source = resolve_duplicate_ids(read.raw, config.input).persist(StorageLevel.MEMORY_AND_DISK)
     counts = source.agg(
         F.count(F.lit(1)).alias("ids"), F.sum(F.col(COPIES) - 1).alias("extra"),
         F.sum((F.col(TEXTS) > 1).cast("long")).alias("conflicts")).collect()[0]
     if not read.up_to_date:
-        _check_id_type(spark, config, read, source, current_type)
-    pending, deleted = _pending(spark, config, fp, read, source)
+        _check_id_type(spark, config, table, read, source, current_type)
+    pending, deleted = _pending(spark, config, table, fp, read, source)
     waiting = None
     if config.limit is not None:
         waiting = pending.count()
@@ -258,7 +240,7 @@ def plan(spark: SparkSession, config: PipelineConfig, fp: str) -> Plan:
         deleted = deleted.select("id").distinct().localCheckpoint(eager=True)
         deleted_count = deleted.count()
     bounds = batch_bounds(pending, config.commit_every) if pending_count else []
-    previous, new, changed = _previous(spark, config, pending, pending_count)
+    previous, new, changed = _previous(table, pending, pending_count)
     return Plan(source, pending, deleted if deleted_count else None, int(counts.ids or 0),
                 pending_count, pending_count if waiting is None else waiting, bounds,
                 int(counts.extra or 0), int(counts.conflicts or 0), deleted_count,
@@ -274,17 +256,8 @@ def _source_id_type(spark: SparkSession, inp: InputConfig, version: int | None) 
     return id_type(load_typed(spark, inp.ref, inp.format, version), inp.id_column)
 
 
-def recorded_id_type(spark: SparkSession, config: PipelineConfig) -> str | None:
-    """The source id type the refined table's latest commit that recorded one
-    was made from (None: no table, or written before ids were recorded)."""
-    for _, meta in reversed(committed_metadata(spark, config.output, -1)):
-        if isinstance(meta.get(ID_TYPE), str):
-            return str(meta[ID_TYPE])
-    return None
-
-
-def _check_id_type(spark: SparkSession, config: PipelineConfig, read: _Read,
-                   source: DataFrame, current: str | None) -> None:
+def _check_id_type(spark: SparkSession, config: PipelineConfig, table: RefinedTable,
+                   read: _Read, source: DataFrame, current: str | None) -> None:
     """Refuse a run whose source id column changed type in a way that changes
     stored ids (string "1.0" after bigint 1): it would delete those rows and
     refine their documents again as new, the whole model bill, and every id
@@ -295,13 +268,13 @@ def _check_id_type(spark: SparkSession, config: PipelineConfig, read: _Read,
     from pyspark.sql import functions as F
 
     inp = config.input
-    if current is None or not table_exists(spark, config.output):
+    if current is None or not table.exists():
         return
-    before = recorded_id_type(spark, config)
+    before = table.recorded_id_type()
     if before is None or before == current:
         return
     rows = source if read.whole_source else _snapshot(spark, inp, read)
-    lost = (read_table(spark, config.output).select("id")
+    lost = (table.ids()
             .where(~F.col("id").startswith("row:"))
             .join(rows.select("id"), "id", "left_anti"))
     examples = [r.id for r in lost.limit(3).collect()]
@@ -315,19 +288,14 @@ def _check_id_type(spark: SparkSession, config: PipelineConfig, read: _Read,
         f"{before} (or rebuild the refined table on purpose); nothing was written"))
 
 
-def _previous(spark: SparkSession, config: PipelineConfig, pending: DataFrame,
-              pending_count: int) -> tuple[DataFrame | None, int, int]:
+def _previous(table: RefinedTable, pending: DataFrame, pending_count: int
+              ) -> tuple[DataFrame | None, int, int]:
     """(the refined table's content hash of each pending id it holds,
     checkpointed; pending ids it lacks; pending ids whose hash differs): the
     plan's split of the work, and what each batch's rows are split against
     when counted (`io.metrics.batch_stats`). The rest are refreshed: the
     same text refined again."""
-    from pyspark.sql import functions as F
-
-    if not pending_count or not table_exists(spark, config.output):
+    if not pending_count or not table.exists():
         return None, pending_count, 0
-    previous = (read_table(spark, config.output)
-                .select("id", F.col("content_hash").alias("previous_content_hash"))
-                .join(pending.select("id"), "id", "left_semi")
-                .localCheckpoint(eager=True))
+    previous = table.previous_hashes(pending).localCheckpoint(eager=True)
     return previous, *new_and_changed(pending, previous)
