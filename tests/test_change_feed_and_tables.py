@@ -71,7 +71,8 @@ def test_content_ids_follow_updates_through_the_change_feed(config_file, spark, 
 
 
 def test_a_local_output_table_outlives_the_run(config_file, spark, tmp_path, monkeypatch):
-    from prox_spark.io.delta import TableRef, table_exists
+    from prox_spark.io.delta import table_exists
+    from prox_spark.refs import TableRef
 
     monkeypatch.chdir(tmp_path)
     corpus = tmp_path / "c.jsonl"

@@ -15,8 +15,9 @@ import pytest
 
 from conftest import CLI
 from prox_spark.config import load_config
-from prox_spark.io.delta import TableRef, read_table, table_version
+from prox_spark.io.delta import read_table, table_version
 from prox_spark.program import STATUSES
+from prox_spark.refs import TableRef
 from prox_spark.run.job import run_pipeline
 from refiner_cases import GOOD, NOISY, NOISY_REFINED, SPAM, training_pairs
 from report_browser import overlapping_labels

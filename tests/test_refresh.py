@@ -12,7 +12,8 @@ import pytest
 
 from prox_spark.config import load_config
 from prox_spark.errors import CommitFailed
-from prox_spark.io.delta import TableRef, merge_batch, read_table, table_version
+from prox_spark.io.delta import merge_batch, read_table, table_version
+from prox_spark.refs import TableRef
 from prox_spark.run.dry_run import dry_run
 from prox_spark.run.job import plan_work, run_pipeline
 from prox_spark.run.refined_table import RefinedTable

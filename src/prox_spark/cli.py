@@ -18,9 +18,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from prox_spark import __version__
+from prox_spark.ablate import load_ablate_config, plan_ablation, run_ablation
 from prox_spark.config import FORMATS, OVERRIDES, PipelineConfig, load_config
+from prox_spark.distill.annotate import annotate
+from prox_spark.distill.jobs import evaluate, train
 from prox_spark.distill.section import distill_config
 from prox_spark.errors import ConfigError, describe, exit_code
+from prox_spark.generation.logs import VERBOSE_ENV, route_library_output
+from prox_spark.io.delta import table_exists
+from prox_spark.refs import TableRef, is_delta_dir
+from prox_spark.report.page import NoRunError, write_report
+from prox_spark.run.dry_run import dry_run
+from prox_spark.run.job import run_pipeline, session_for
+from prox_spark.session import get_spark, persistent_ref
 
 
 def _job_options(cmd: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -40,14 +51,8 @@ def _spark_conf_option(cmd: argparse.ArgumentParser, more: str = "") -> None:
                      help=f"a Spark setting for a local session (repeatable{more})")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from prox_spark import __version__
-
-    parser = argparse.ArgumentParser(
-        prog="prox-spark", description="Refine a text corpus the ProX way on Spark."
-    )
-    parser.add_argument("--version", action="version", version=f"prox-spark {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _run_parsers(sub: Any) -> None:
+    """`run` and `plan`: the refinement job and its dry run."""
     run = _job_options(sub.add_parser("run", help="run the refinement job of a YAML config"))
     # --limit N and --all contradict each other: argparse refuses the pair
     # (exit 2, naming both) before anything is read or written.
@@ -72,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="one GPU's prompt-token throughput for the GPU-hour figures "
                            "(default: a stated 300,000; see prox_spark.run.dry_run)")
     _spark_conf_option(plan)
+
+
+def _report_parser(sub: Any) -> None:
+    """`report`: a past run's HTML report, from the tables alone."""
     report = sub.add_parser("report", help="write the HTML report of a past run again")
     report.add_argument("output", help="the refined Delta table's path (metrics next to it), "
                                        "or the path of its metrics table")
@@ -79,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--sample", type=int, default=3, help="documents shown per status")
     report.add_argument("--seed", type=int, default=0, help="seed of the document sample")
     report.add_argument("--out", help="the HTML file (default: <output>_reports/<run time>.html)")
+
+
+def _refiner_parsers(sub: Any) -> None:
+    """`annotate`, `train`, `evaluate` (making a refiner) and `ablate`."""
     for name, text in (
         ("annotate", "label a sample of the input with the distill teacher into the SFT table"),
         ("train", "fine-tune the student refiner on the SFT table (distill.student)"),
@@ -100,6 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print what would be trained (documents, tokens, parameters, "
                              "FLOPs, time), writing nothing")
     _spark_conf_option(ablate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `prox-spark` argument parser: one sub-command per job."""
+    parser = argparse.ArgumentParser(
+        prog="prox-spark", description="Refine a text corpus the ProX way on Spark."
+    )
+    parser.add_argument("--version", action="version", version=f"prox-spark {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _run_parsers(sub)
+    _report_parser(sub)
+    _refiner_parsers(sub)
     for cmd in sub.choices.values():
         cmd.add_argument("--verbose", action="store_true",
                          help="show what vLLM, torch, transformers and Spark say while they set "
@@ -111,8 +136,6 @@ def build_parser() -> argparse.ArgumentParser:
 def ablate_main(args: argparse.Namespace) -> int:
     """`prox-spark ablate CONFIG [--plan]`: proxy-model ablations."""
     try:
-        from prox_spark.ablate import load_ablate_config, plan_ablation, run_ablation
-
         config = load_ablate_config(args.config, spark_conf=_spark_conf(args.spark_conf))
         if args.plan:
             print(plan_ablation(config).render())
@@ -148,20 +171,14 @@ def distill_main(args: argparse.Namespace) -> int:
             raise ConfigError("distill", f"{args.config} has no `distill:` section")
         distill_config(config)  # its errors before a session starts
         if args.command == "annotate":
-            from prox_spark.distill.annotate import annotate
-
             print(annotate(config).render())
         elif args.command == "train":
-            from prox_spark.distill.jobs import train
-
             result = train(config)
             print(f"trained {result.model_dir}: {result.steps} steps, final loss "
                   f"{result.losses[-1][1] if result.losses else float('nan'):.4f}, "
                   f"{result.train_tokens:,} tokens in {result.seconds:.0f} s"
                   + (f" (resumed from {result.resumed_from})" if result.resumed_from else ""))
         else:
-            from prox_spark.distill.jobs import evaluate
-
             print(evaluate(config, model=args.model).render())
     except Exception as exc:
         return _failed(args.command, exc)
@@ -178,8 +195,6 @@ def refined_table_of(path: Path) -> Path:
 
     Raises ConfigError (field `output`) when neither is a Delta table.
     """
-    from prox_spark.refs import is_delta_dir
-
     path = path.expanduser().resolve()
     if is_delta_dir(path.with_name(path.name + METRICS_SUFFIX)):
         return path
@@ -196,10 +211,6 @@ def refined_table_of(path: Path) -> Path:
 
 def report_main(args: argparse.Namespace) -> int:
     """`prox-spark report OUTPUT`: the report of a run, from the tables alone."""
-    from prox_spark.refs import TableRef
-    from prox_spark.report.page import NoRunError, write_report
-    from prox_spark.session import get_spark
-
     try:
         output = str(refined_table_of(Path(args.output)))
     except ConfigError as exc:
@@ -251,8 +262,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    from prox_spark.generation.logs import VERBOSE_ENV, route_library_output
-
     if args.verbose:
         # Read in this process and in the processes it starts (the local
         # session's Python workers, training processes), which inherit it.
@@ -276,8 +285,6 @@ def _main(argv: Sequence[str] | None) -> int:
         config = load_config(args.config, overrides)
     except ConfigError as exc:
         return _failed("run", exc)
-    from prox_spark.run.job import run_pipeline, session_for
-
     try:
         # A scheduler cancelling the job sends SIGTERM: the same clean end as
         # Ctrl-C, from before the session starts (its temporary folder is
@@ -311,8 +318,6 @@ def plan_main(args: argparse.Namespace) -> int:
             raise ConfigError("--prompt-tokens-per-second", "must be a positive, finite number")
         overrides["spark_conf"] = _spark_conf(args.spark_conf)
         config = load_config(args.config, overrides)
-        from prox_spark.run.dry_run import dry_run
-
         print(dry_run(config, tokens_per_second=rate).render())
     except Exception as exc:
         return _failed("plan", exc)
@@ -352,9 +357,6 @@ def _restore_handlers() -> None:
 def _print_tables(config: PipelineConfig) -> None:
     """Where the run's tables are, naming only tables that exist."""
     from pyspark.sql import SparkSession
-
-    from prox_spark.io.delta import table_exists
-    from prox_spark.session import persistent_ref
 
     spark = SparkSession.getActiveSession()
     for what, ref in (("refined table", config.output), ("metrics table", config.metrics)):

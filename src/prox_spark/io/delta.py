@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from prox_spark.errors import CommitConflict, first_line
-from prox_spark.refs import TableRef, is_delta_dir  # noqa: F401  (old import path)
+from prox_spark.refs import TableRef
 from prox_spark.schema import REFINED_COLUMNS, columns
 
 if TYPE_CHECKING:

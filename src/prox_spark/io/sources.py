@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import pandas as pd
 
 from prox_spark.errors import SourceError, first_line
+from prox_spark.io.delta import table_properties, table_version
 from prox_spark.io.records import Record, line_id, parse_line
 from prox_spark.params import Doc
 from prox_spark.refs import TableRef
@@ -303,16 +304,12 @@ def read_changes(spark: SparkSession, inp: InputConfig, from_version: int, to_ve
 
 def has_change_feed(spark: SparkSession, ref: TableRef) -> bool:
     """True when a Delta source has `delta.enableChangeDataFeed=true`."""
-    from prox_spark.io.delta import table_properties
-
     value = table_properties(spark, ref).get("delta.enableChangeDataFeed", "false")
     return value.lower() == "true"
 
 
 def source_version(spark: SparkSession, ref: TableRef) -> int:
     """The latest version of a Delta source."""
-    from prox_spark.io.delta import table_version
-
     version = table_version(spark, ref)
     if version is None:
         raise SourceError("input", f"{ref} is not a Delta table")

@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from prox_spark.errors import NoRunError
 from prox_spark.io.delta import read_table, table_exists
+from prox_spark.io.sources import InputConfig, read_source
 from prox_spark.program import DROPPED, STATUSES
 from prox_spark.refs import TableRef
 from prox_spark.report.diff import highlight
 from prox_spark.report.svg import bar_chart
-from prox_spark.stages.registry import MODEL_STAGES
+from prox_spark.stages.registry import MODEL_STAGES, edit_name
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -95,8 +96,6 @@ def _stage_flow(names: list[str], removed_by: dict[str, float], total_in: float,
                 doc_cut: float, total_out: float) -> list[tuple[str, float, float]]:
     """(stage, units in, units out) per stage in run order. The chunk stage's
     cut is what no other stage accounts for."""
-    from prox_spark.stages.registry import edit_name
-
     cuts = {name: removed_by.get(edit_name(name), 0.0) for name in names}
     if "prox_doc" in cuts:
         cuts["prox_doc"] = doc_cut
@@ -127,9 +126,6 @@ def _run_rows(spark: SparkSession, output: TableRef, run: dict[str, Any]) -> Dat
 def _originals(spark: SparkSession, run: dict[str, Any], ids: list[str]) -> dict[str, str]:
     """Source texts of `ids`, read as the run read them (None where unknown)."""
     from pyspark.sql import functions as F
-
-    from prox_spark.config import InputConfig
-    from prox_spark.io.sources import read_source
 
     if not ids or not run.get("source"):
         return {}
