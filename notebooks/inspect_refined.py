@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from prox_spark.config import TableRef
 from prox_spark.io.delta import read_table
-from prox_spark.report import gather, render
+from prox_spark.report.page import gather, render
 
 value = dbutils.widgets.get("output")  # noqa: F821
 output = TableRef(path=value) if "/" in value else TableRef(table=value)

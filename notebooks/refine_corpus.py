@@ -30,7 +30,7 @@ dbutils.widgets.text("engine", "{}", "Extra engine settings (JSON)")  # noqa: F8
 import json
 
 from prox_spark.config import parse_config
-from prox_spark.report import gather, render
+from prox_spark.report.page import gather, render
 from prox_spark.run.job import run_pipeline
 
 w = dbutils.widgets.get  # noqa: F821

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,6 +27,16 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 os.environ.setdefault("PROX_SPARK_PYTHON", sys.executable)
 # The `prox-spark` command of this checkout (what `scripts/setup.sh` puts on PATH).
 CLI = str(ROOT / "bin" / "prox-spark")
+
+
+def start_cli(command: str, config: Path, cwd: Path) -> subprocess.Popen:
+    """`prox-spark COMMAND CONFIG` in a process of its own (its own session,
+    so a test can kill it mid-run), output and errors in one text pipe."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("PYSPARK_GATEWAY_PORT", None)
+    return subprocess.Popen([CLI, command, str(config)], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
 
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

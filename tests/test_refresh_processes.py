@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CLI
+from conftest import start_cli
 from prox_spark.config import load_config
 from prox_spark.run.job import run_pipeline
 from refresh_helpers import RULES_JOB, doc, table, write_jsonl
@@ -21,14 +21,6 @@ pytestmark = pytest.mark.spark
 DOCS = 20
 EVERY = 7  # 21 documents (one a duplicate) in 3 batches
 LEASE = 30  # seconds a dead run's claim on a batch blocks it
-
-
-def start(config: Path, cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("PYSPARK_GATEWAY_PORT", None)
-    return subprocess.Popen([CLI, "run", str(config)], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
 
 
 def kill_tree(proc: subprocess.Popen) -> None:
@@ -61,7 +53,7 @@ def expected(config_file, spark, corpus, tmp_path_factory) -> dict:
 
 def run_until(config: Path, cwd: Path, pattern: str, delay: float) -> list[str]:
     """Start the job, kill -9 it `delay` s after a log line matches `pattern`."""
-    proc = start(config, cwd)
+    proc = start_cli("run", config, cwd)
     seen = []
     assert proc.stdout is not None
     for out in proc.stdout:
@@ -97,7 +89,7 @@ def test_a_killed_refresh_resumes_without_loss_or_redone_batches(config_file,
         first = next(s for s in seen if "to refine in" in s)
         assert f"{total - before} to refine" in first, first
         before = after
-    rerun = start(config, tmp_path)
+    rerun = start_cli("run", config, tmp_path)
     output, _ = rerun.communicate(timeout=900)
     assert rerun.returncode == 0, output[-3000:]
     assert refined_count(output) == total - before
@@ -113,7 +105,7 @@ def test_two_runs_started_together_split_the_work(config_file, spark, corpus, ex
     """Each run claims a batch before refining it (issue 19): together they
     refine every document once, and the table is one run's."""
     config = config_file(tmp_path, RULES_JOB, source=corpus, commit_every=EVERY)
-    jobs = [start(config, tmp_path) for _ in range(2)]
+    jobs = [start_cli("run", config, tmp_path) for _ in range(2)]
     outputs = [job.communicate(timeout=900)[0] for job in jobs]
     codes = [job.returncode for job in jobs]
     assert codes == [0, 0], [o[-3000:] for o in outputs]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import CLI
+from conftest import start_cli
 from prox_spark.ablate import load_ablate_config, plan_ablation, run_ablation
 from prox_spark.ablate.proxy import DONE_FILE, POINT_FILE
 from prox_spark.ablate.results import KEY
@@ -129,12 +128,6 @@ def test_a_finished_ablation_run_again_trains_nothing(main_run, spark) -> None:
     assert again.plan.measured  # the rerun's plan uses the throughput measured here
 
 
-def _start(config: Path, cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("PYSPARK_GATEWAY_PORT", None)
-    return subprocess.Popen([CLI, "ablate", str(config)], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
 
 
 def test_a_killed_ablation_resumes_to_the_uninterrupted_results(config_file: Any, main_run,
@@ -147,7 +140,7 @@ def test_a_killed_ablation_resumes_to_the_uninterrupted_results(config_file: Any
     path = config_file(corpus, name="killed.yaml",
                        ablate=ablate_section(corpus, "killed", variants, [0]))
     proxies = corpus / "killed" / "results_work" / "proxies"
-    proc = _start(path, corpus)
+    proc = start_cli("ablate", path, corpus)
     deadline = time.monotonic() + 600
     try:
         while time.monotonic() < deadline and proc.poll() is None:
@@ -162,7 +155,7 @@ def test_a_killed_ablation_resumes_to_the_uninterrupted_results(config_file: Any
     stamp = first_done.stat().st_mtime_ns
     assert not list(proxies.glob(f"clean/*/{DONE_FILE}"))
 
-    rerun = _start(path, corpus)
+    rerun = start_cli("ablate", path, corpus)
     out, _ = rerun.communicate(timeout=900)
     assert rerun.returncode == 0, out
     assert "reused (finished before): noisy/seed 0" in out

@@ -44,8 +44,8 @@ _KEEP_ON_STRIP = ("model.safetensors", "config.json", "generation_config.json", 
 
 @dataclass(frozen=True)
 class ProxyJob:
-    """Everything a training process needs; plain values, so it pickles for
-    TorchDistributor's worker processes."""
+    """One proxy model to train: its folder, data, tokenizer and budget, as
+    plain values (TorchDistributor pickles it for its worker processes)."""
 
     folder: str
     data_path: str

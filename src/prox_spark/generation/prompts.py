@@ -376,20 +376,17 @@ def chunk_document(
     tokenizer = text_encoding(tokenizer)
     numbered = [number_line(i, line) for i, line in enumerate(text.split("\n"))]
     counts = _line_counter(tokenizer).counts(numbered)
-    chunks: list[str] = []
-    current: list[str] = []
+    chunks: list[list[str]] = [[]]
     total = 0
     for line, count in zip(numbered, counts, strict=True):
         if count > max_tokens:
             line, count = _shorten_line(line, tokenizer, max_tokens)
-        if current and total + count > max_tokens:
-            chunks.append("\n".join(current))
-            current, total = [], 0
-        current.append(line)
+        if chunks[-1] and total + count > max_tokens:
+            chunks.append([])
+            total = 0
+        chunks[-1].append(line)
         total += count
-    if current:
-        chunks.append("\n".join(current))
-    return chunks
+    return ["\n".join(lines) for lines in chunks]
 
 
 def chunk_prompt(chunk: str) -> str:

@@ -189,6 +189,13 @@ def _legend(series: Mapping[str, Sequence[tuple[float, float, float, float]]],
     return "".join(parts)
 
 
+def _labelled_ticks(bounds: tuple[float, float]) -> list[tuple[float, str]]:
+    """(value, label) of each tick of an axis spanning `bounds`."""
+    ticks, step = _ticks(*bounds)
+    top = max(abs(bounds[0]), abs(bounds[1]))
+    return [(value, _tick_label(value, step, top)) for value in ticks]
+
+
 def _axes(xs: tuple[float, float], ys: tuple[float, float], to_x: Callable[[float], float],
           to_y: Callable[[float], float], box: tuple[float, float, float, float]) -> str:
     """Both axes of the plot `box` (left, top, right, bottom), with ticks,
@@ -196,20 +203,16 @@ def _axes(xs: tuple[float, float], ys: tuple[float, float], to_x: Callable[[floa
     left, top, right, bottom = box
     parts = [f'<line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" stroke="#888"/>'
              f'<line x1="{left}" y1="{bottom}" x2="{right}" y2="{bottom}" stroke="#888"/>']
-    y_ticks, y_step = _ticks(*ys)
-    y_top = max(abs(ys[0]), abs(ys[1]))
-    for value in y_ticks:
+    for value, label in _labelled_ticks(ys):
         y = to_y(value)
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}" stroke="#eee"/>'
                      f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">'
-                     f"{_tick_label(value, y_step, y_top)}</text>")
-    x_ticks, x_step = _ticks(*xs)
-    x_top = max(abs(xs[0]), abs(xs[1]))
-    for value in x_ticks:
+                     f"{label}</text>")
+    for value, label in _labelled_ticks(xs):
         x = to_x(value)
         parts.append(f'<line x1="{x:.1f}" y1="{bottom}" x2="{x:.1f}" y2="{bottom + 4}" '
                      f'stroke="#888"/><text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle" '
-                     f'class="tick">{_tick_label(value, x_step, x_top)}</text>')
+                     f'class="tick">{label}</text>')
     return "".join(parts)
 
 
