@@ -29,9 +29,9 @@ import pandas as pd
 from prox_spark.ablate.config import AblateConfig, Variant
 from prox_spark.config import InputConfig
 from prox_spark.errors import ConfigError, SourceError, first_line
-from prox_spark.io.delta import read_table
 from prox_spark.io.sources import read_source, resolve_duplicate_ids
 from prox_spark.program.results import CORPUS_STATUSES
+from prox_spark.run.refined_table import RefinedTable
 from prox_spark.schema import SOURCE_ERROR
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def _table_documents(spark: SparkSession, variant: Variant, where: str
 
     assert variant.table is not None
     try:
-        df = read_table(spark, variant.table)
+        df = RefinedTable(spark, variant.table).read()
         columns = set(df.columns)
     except AnalysisException as exc:
         raise ConfigError(where, f"cannot read {variant.table} as a Delta table: "

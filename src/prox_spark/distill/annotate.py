@@ -50,8 +50,9 @@ from prox_spark.distill.teachers import TeacherLabel, rules_teacher, table_teach
 from prox_spark.distill.tokenizer import build_tokenizer, chars_per_token
 from prox_spark.generation.engine import get_tokenizer
 from prox_spark.generation.prompts import CHUNK_MAX_TOKENS, DEFAULT_MAX_DOC_CHARS, DOC_MAX_TOKENS
-from prox_spark.io.delta import overwrite_table, read_table, table_exists, table_version
+from prox_spark.io.delta import overwrite_table, read_table, table_version
 from prox_spark.io.sources import read_source, resolve_duplicate_ids
+from prox_spark.run.refined_table import RefinedTable
 from prox_spark.schema import SOURCE_ERROR
 from prox_spark.session import job_session
 from prox_spark.stages.registry import BuildContext, stage_spec
@@ -163,9 +164,10 @@ def _with_table_programs(spark: SparkSession, docs: DataFrame, teacher: TeacherC
     from pyspark.sql import functions as F
 
     assert teacher.table is not None
-    if not table_exists(spark, teacher.table):
+    table = RefinedTable(spark, teacher.table)
+    if not table.exists():
         raise ConfigError("distill.teacher.table", f"{teacher.table} is not a Delta table")
-    refined = read_table(spark, teacher.table)
+    refined = table.read()
     missing = set(_TABLE_COLUMNS) - set(refined.columns)
     if missing:
         raise ConfigError("distill.teacher.table", f"{teacher.table} lacks the column(s) "

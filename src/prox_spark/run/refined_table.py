@@ -7,7 +7,10 @@ in one place (as delta's `DeltaTable` is for one Delta table).
 The planner asks it what is done, failed, stale or gone; the batches ask it
 for dedup keys, stored model output, failed attempts and what other writers
 committed; and it deletes gone ids and merges each batch. Nothing else in
-`run/` reads or writes the refined table.
+`run/` reads or writes the refined table; the commands above the run
+(annotate's `table` teacher, ablation variants) read it through
+`read` and `exists`. The run report (`report/`, below `run/`) and a corpus
+consumer (`io.corpus`) read refined tables as any Delta table.
 """
 
 from __future__ import annotations
@@ -51,6 +54,11 @@ class RefinedTable:
 
     def _rows(self) -> DataFrame:
         return read_table(self.spark, self.ref)
+
+    def read(self) -> DataFrame:
+        """Every row, for a reader outside the run: a `table` teacher, an
+        ablation variant (AnalysisException when there is no table)."""
+        return self._rows()
 
     def exists(self) -> bool:
         """Whether the table has been created."""
