@@ -217,6 +217,15 @@ def test_malformed_config_gives_its_message_and_exit_code_2(config_file, case, t
     assert not (tmp_path / "out_metrics").exists()
 
 
+def test_run_and_plan_refuse_a_wrong_distill_key(config_file, tmp_path, base, capsys):
+    path = config_file(tmp_path, {**base, "distill": {"bogus": 1}})
+    for command in ("run", "plan"):
+        assert main([command, str(path)]) == 2
+        err = capsys.readouterr().err
+        assert "configuration error: distill.bogus: unknown key" in err, err
+    assert not (tmp_path / "out").exists()
+
+
 def test_invalid_yaml_and_missing_file(config_file, tmp_path, capsys):
     assert main(["run", str(config_file(tmp_path, text="input: [unclosed"))]) == 2
     err = capsys.readouterr().err

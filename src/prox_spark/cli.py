@@ -279,10 +279,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return plan_main(args)
     if args.command == "ablate":
         return ablate_main(args)
-    overrides = _overrides(args)
     try:
-        overrides["spark_conf"] = _spark_conf(args.spark_conf)
-        config = load_config(args.config, overrides)
+        config = _job_config(args)
     except ConfigError as exc:
         return _failed("run", exc)
     try:
@@ -309,15 +307,24 @@ def _main(argv: Sequence[str] | None) -> int:
     return 0
 
 
+def _job_config(args: argparse.Namespace) -> PipelineConfig:
+    """The config `run` and `plan` use: the file with the command line's
+    overrides. A `distill:` section is checked too (distill parses its own
+    section), so a typo there is refused now, not at the next `annotate`."""
+    overrides = {**_overrides(args), "spark_conf": _spark_conf(args.spark_conf)}
+    config = load_config(args.config, overrides)
+    if config.distill is not None:
+        distill_config(config)
+    return config
+
+
 def plan_main(args: argparse.Namespace) -> int:
     """`prox-spark plan CONFIG`: a dry run (see `prox_spark.run.dry_run`)."""
-    overrides = _overrides(args)
     rate = args.prompt_tokens_per_second
     try:
         if rate is not None and not 0 < rate < float("inf"):
             raise ConfigError("--prompt-tokens-per-second", "must be a positive, finite number")
-        overrides["spark_conf"] = _spark_conf(args.spark_conf)
-        config = load_config(args.config, overrides)
+        config = _job_config(args)
         print(dry_run(config, tokens_per_second=rate).render())
     except Exception as exc:
         return _failed("plan", exc)
