@@ -13,9 +13,8 @@ stage, which the dry run runs to count what the models would do.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from prox_spark.schema import SOURCE_ERROR, TEXT
@@ -38,9 +37,16 @@ def with_existing(stage: Stage, existing: DataFrame | None) -> Stage:
     (the dedup stages), else `stage` itself. A copy: the built chain is kept."""
     if EXISTING not in getattr(type(stage), "context_fields", ()):
         return stage
-    bound = copy.copy(stage)
-    object.__setattr__(bound, EXISTING, existing)
-    return bound
+    return replace(stage, **{EXISTING: existing})
+
+
+def _valid_rows(df: DataFrame) -> DataFrame:
+    """The rows of `df` without a `source_error`, their text kept as the
+    original text (what every stage and the final counts start from)."""
+    from pyspark.sql import functions as F
+
+    rows = df.where(F.col(SOURCE_ERROR).isNull()) if SOURCE_ERROR in df.columns else df
+    return rows.withColumn(ORIGINAL_TEXT, F.col(TEXT))
 
 
 @dataclass(frozen=True)
@@ -84,9 +90,7 @@ class StageChain:
         are unchanged."""
         from pyspark.sql import functions as F
 
-        has_errors = SOURCE_ERROR in df.columns
-        valid = df.where(F.col(SOURCE_ERROR).isNull()) if has_errors else df
-        valid = valid.withColumn(ORIGINAL_TEXT, F.col(TEXT))
+        valid = _valid_rows(df)
         fps = dict(self.fingerprints)
         # The interpreter counts the words and tokens of what it leaves; they
         # are counted again only when a stage after it changed the text.
@@ -98,17 +102,14 @@ class StageChain:
             valid = valid.transform(with_existing(stage, existing))
             counted = "prox_chunk" in models
         valid = finish_reuse(valid, fps)
-        invalid = df.where(F.col(SOURCE_ERROR).isNotNull()) if has_errors else None
+        invalid = df.where(F.col(SOURCE_ERROR).isNotNull()) if SOURCE_ERROR in df.columns else None
         return finish_rows(valid, invalid, self.policy, self.tokenizer, counted=counted)
 
     def apply_prefix(self, df: DataFrame, existing: DataFrame | None = None
                      ) -> tuple[DataFrame, tuple[str, ...]]:
         """(the valid rows of `df` through the stages before the first model
         stage, that stage's model names): what the dry run counts."""
-        from pyspark.sql import functions as F
-
-        rows = df.where(F.col(SOURCE_ERROR).isNull()) if SOURCE_ERROR in df.columns else df
-        rows = rows.withColumn(ORIGINAL_TEXT, F.col(TEXT))
+        rows = _valid_rows(df)
         stages, models = self.prefix()
         for stage in stages:
             rows = rows.transform(with_existing(stage, existing))
